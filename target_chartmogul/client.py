@@ -1,0 +1,311 @@
+"""The one HTTP client every sink shares: connection pooling, pacing, retries.
+
+Layering follows `requests`: sinks call `ChartMogulClient.request` (or a verb helper),
+which paces each attempt through `Pacer`, retries transient failures with `backoff`
+(exponential, jittered, honouring Retry-After) and turns refusals into `APIError`.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import logging
+import random
+import time
+import typing as t
+
+import backoff
+import requests
+from requests.adapters import HTTPAdapter
+
+from target_chartmogul import __version__
+from target_chartmogul.encoding import dumps
+from target_chartmogul.errors import (
+    APIError,
+    AuthenticationError,
+    FatalError,
+    RetriesExhaustedError,
+    parse_error_body,
+)
+from target_chartmogul.pacing import Pacer
+
+LOGGER = logging.getLogger("target_chartmogul.client")
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 520, 524})
+MAX_BACKOFF_SECONDS = 60.0
+MAX_RETRY_AFTER_SECONDS = 120.0
+
+
+@dataclasses.dataclass
+class Response:
+    """A successful answer: status, parsed JSON body (None for 202/204) and attempts made."""
+
+    status: int
+    body: t.Any
+    attempts: int
+
+
+@dataclasses.dataclass
+class Attempt:
+    """One HTTP attempt, as handed to observers (request log, counters). Never holds the key."""
+
+    method: str
+    path: str
+    params: dict[str, t.Any] | None
+    body: t.Any
+    attempt: int
+    status: int | None
+    duration: float
+    response_text: str | None
+    error: str | None
+
+
+class _Transient(Exception):
+    """An attempt that may succeed if repeated; carries the server's Retry-After."""
+
+    def __init__(self, description: str, retry_after: float | None = None) -> None:
+        super().__init__(description)
+        self.description = description
+        self.retry_after = retry_after
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return min(max(float(value), 0.0), MAX_RETRY_AFTER_SECONDS)
+    except ValueError:
+        return None
+
+
+def _wait_gen(base: float, cap: float) -> t.Generator[float, t.Any, None]:
+    """Full-jitter exponential waits, never shorter than the server's Retry-After.
+
+    backoff sends the failed attempt's exception into the generator, which is how
+    Retry-After reaches it; jitter is applied here so it cannot undercut Retry-After.
+    """
+    exc = yield 0.0
+    n = 0
+    while True:
+        ceiling = min(cap, base * (2**n))
+        wait = random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not crypto
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            wait = max(wait, retry_after)
+        n += 1
+        exc = yield wait
+
+
+class ChartMogulClient:
+    """Thread-safe ChartMogul REST client shared by all sinks of a run."""
+
+    def __init__(
+        self,
+        api_url: str,
+        api_key: str,
+        *,
+        max_requests_per_second: float | None = 40,
+        max_concurrency: int = 10,
+        timeout: float = 30.0,
+        max_retries: int = 8,
+        backoff_base: float = 0.5,
+        observers: t.Sequence[t.Callable[[Attempt], None]] = (),
+    ) -> None:
+        self.base_url = api_url.rstrip("/")
+        self.timeout = timeout
+        self.max_retries = max(0, int(max_retries))
+        self.backoff_base = backoff_base
+        self.pacer = Pacer(max_requests_per_second, max_concurrency)
+        self.observers = list(observers)
+        self.session = requests.Session()
+        pool = self.pacer.max_concurrency
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool, pool_block=True, max_retries=0)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        token = base64.b64encode(f"{api_key}:".encode()).decode("ascii")
+        # Set on the session, never on a request object we log or raise with.
+        self.session.headers.update(
+            {
+                "Authorization": f"Basic {token}",
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+                "User-Agent": f"target-chartmogul/{__version__}",
+            },
+        )
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        self.session.close()
+
+    # Verb helpers -----------------------------------------------------------------
+    def get(self, path: str, params: dict[str, t.Any] | None = None) -> Response:
+        """GET `path` (relative to the API URL)."""
+        return self.request("GET", path, params=params)
+
+    def post(self, path: str, body: t.Any, params: dict[str, t.Any] | None = None) -> Response:
+        """POST a JSON body."""
+        return self.request("POST", path, body=body, params=params)
+
+    def patch(self, path: str, body: t.Any) -> Response:
+        """PATCH a JSON body."""
+        return self.request("PATCH", path, body=body)
+
+    def put(self, path: str, body: t.Any) -> Response:
+        """PUT a JSON body."""
+        return self.request("PUT", path, body=body)
+
+    def delete(self, path: str, body: t.Any = None) -> Response:
+        """DELETE, with an optional JSON body (custom attributes and tags take one)."""
+        return self.request("DELETE", path, body=body)
+
+    def paginate(
+        self,
+        path: str,
+        root_key: str,
+        params: dict[str, t.Any] | None = None,
+    ) -> t.Iterator[dict[str, t.Any]]:
+        """Yield every entry of a cursor-paginated list (`cursor` may end as null or a string)."""
+        query = dict(params or {})
+        query.setdefault("per_page", 200)
+        while True:
+            page = self.get(path, query).body or {}
+            yield from page.get(root_key) or []
+            cursor = page.get("cursor")
+            if not page.get("has_more") or not cursor:
+                return
+            query["cursor"] = cursor
+
+    # Core -------------------------------------------------------------------------
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, t.Any] | None = None,
+        body: t.Any = None,
+    ) -> Response:
+        """Send one logical request, retrying transient failures.
+
+        Raises APIError for a refusal, AuthenticationError for 401/403, and
+        RetriesExhaustedError when transient failures outlast `max_retries`.
+        """
+        data = dumps(body).encode("utf-8") if body is not None else None
+        attempts = 0
+
+        def attempt() -> Response:
+            nonlocal attempts
+            attempts += 1
+            return self._attempt(method, path, params, body, data, attempts)
+
+        def give_up(details: t.Any) -> None:
+            LOGGER.warning(
+                "%s %s gave up after %d attempts: %s",
+                method,
+                path,
+                details["tries"],
+                details["exception"].description,
+            )
+
+        def log_retry(details: t.Any) -> None:
+            LOGGER.info(
+                "%s %s attempt %d failed (%s); retrying in %.1fs",
+                method,
+                path,
+                details["tries"],
+                details["exception"].description,
+                details["wait"],
+            )
+
+        retrying = backoff.on_exception(
+            _wait_gen,
+            _Transient,
+            max_tries=self.max_retries + 1,
+            jitter=None,
+            on_backoff=log_retry,
+            on_giveup=give_up,
+            base=self.backoff_base,
+            cap=MAX_BACKOFF_SECONDS,
+        )(attempt)
+        try:
+            return retrying()
+        except _Transient as exc:
+            msg = (
+                f"ChartMogul did not answer {method} {path} after {attempts} attempts "
+                f"(last: {exc.description}); stopping so that nothing is marked done that was not written"
+            )
+            raise RetriesExhaustedError(msg) from None
+
+    def _attempt(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, t.Any] | None,
+        body: t.Any,
+        data: bytes | None,
+        number: int,
+    ) -> Response:
+        url = f"{self.base_url}/{path.lstrip('/')}"
+        started = time.monotonic()
+        status: int | None = None
+        text: str | None = None
+        error: str | None = None
+        try:
+            with self.pacer.slot():
+                started = time.monotonic()
+                response = self.session.request(
+                    method,
+                    url,
+                    params=params,
+                    data=data,
+                    timeout=self.timeout,
+                )
+                status = response.status_code
+                text = response.text
+        except requests.Timeout:
+            error = f"no answer within {self.timeout:g}s"
+            raise _Transient(error) from None
+        except requests.ConnectionError as exc:
+            error = f"connection failed: {type(exc).__name__}"
+            raise _Transient(error) from None
+        except requests.RequestException as exc:
+            error = f"request failed: {type(exc).__name__}"
+            raise FatalError(f"{method} {path}: {error}") from None
+        finally:
+            self._notify(
+                Attempt(method, path, params, body, number, status, time.monotonic() - started, text, error),
+            )
+
+        if status in RETRY_STATUSES:
+            raise _Transient(f"HTTP {status}", _retry_after(response))
+        if 200 <= status < 300:
+            parsed: t.Any = None
+            if text and status not in (202, 204):
+                try:
+                    parsed = response.json()
+                except ValueError:
+                    parsed = None
+            return Response(status, parsed, number)
+        message, fields, parsed_body = parse_error_body(status, text or "")
+        if status in (401, 403):
+            msg = (
+                f"ChartMogul refused the API key (HTTP {status}: {message}). "
+                "Check the api_key setting; nothing was written."
+            )
+            raise AuthenticationError(msg)
+        raise APIError(
+            status,
+            message,
+            fields=fields,
+            body=parsed_body,
+            method=method,
+            path=path,
+            attempts=number,
+        )
+
+    def _notify(self, attempt: Attempt) -> None:
+        for observer in self.observers:
+            try:
+                observer(attempt)
+            except Exception:  # an observer must never break a write
+                LOGGER.exception("request observer failed")

@@ -1,0 +1,1 @@
+"""Record-to-payload mapping, one module per ChartMogul object."""

@@ -1,0 +1,58 @@
+"""Mapping helpers shared by every object: reading columns, data sources, once-only notes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import typing as t
+
+from target_chartmogul.errors import RecordRejected
+from target_chartmogul.values import is_blank, text
+
+
+def required_text(record: t.Mapping[str, t.Any], field: str, why: str = "") -> str:
+    """A non-blank string column, else the record is rejected naming the field."""
+    value = record.get(field)
+    if is_blank(value):
+        suffix = f" ({why})" if why else ""
+        raise RecordRejected(f"field '{field}' is required{suffix}", field=field)
+    return text(value, field).strip()
+
+
+def optional_text(record: t.Mapping[str, t.Any], field: str) -> str | None:
+    """A string column, None when absent or blank."""
+    value = record.get(field)
+    return None if is_blank(value) else text(value, field).strip()
+
+
+def data_source(record: t.Mapping[str, t.Any], default: str | None) -> str | None:
+    """The record's own data source, else the configured one."""
+    return optional_text(record, "data_source_uuid") or default
+
+
+def json_value(value: t.Any, field: str) -> t.Any:
+    """A jsonb column arrives as an object; a json/text column as a string holding one."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            raise RecordRejected(f"field '{field}' is not valid JSON: {value[:60]!r}", field=field) from None
+    return value
+
+
+class OnceLogger:
+    """Logs a note about a stream once per run (e.g. which columns are ignored)."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger = logger
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()
+
+    def info(self, key: str, message: str, *args: t.Any) -> None:
+        """Log `message` the first time `key` is seen."""
+        with self._lock:
+            if key in self._seen:
+                return
+            self._seen.add(key)
+        self.logger.info(message, *args)

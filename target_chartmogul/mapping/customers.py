@@ -1,0 +1,210 @@
+"""Customer records to ChartMogul customer payloads.
+
+Column names that equal ChartMogul customer fields map to them; `tags` and typed
+custom attributes are gathered separately because ChartMogul writes them through
+their own endpoints when a customer already exists.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import typing as t
+
+from target_chartmogul.attributes import CustomAttribute, check_key, coerce, type_from_schema, type_from_value
+from target_chartmogul.errors import RecordRejected
+from target_chartmogul.mapping.common import OnceLogger, data_source, json_value, optional_text
+from target_chartmogul.settings import StreamSettings
+from target_chartmogul.values import country, is_blank, text, timestamp_text
+
+TEXT_FIELDS = ("name", "email", "company", "state", "city", "zip", "website_url", "owner")
+DATE_FIELDS = ("lead_created_at", "free_trial_started_at")
+CONTACT_FIELDS = ("first_name", "last_name", "email", "title", "phone", "linked_in", "twitter", "notes")
+STANDARD_FIELDS = frozenset(
+    {
+        "external_id",
+        "uuid",
+        "data_source_uuid",
+        "country",
+        "primary_contact",
+        "tags",
+        "attributes",
+        *TEXT_FIELDS,
+        *DATE_FIELDS,
+    },
+)
+
+
+@dataclasses.dataclass
+class CustomerPayload:
+    """What one record asks ChartMogul to hold for one customer."""
+
+    external_id: str | None
+    uuid: str | None
+    data_source_uuid: str | None
+    fields: dict[str, t.Any]
+    custom: dict[str, CustomAttribute]
+    tags: list[str] | None
+
+    @property
+    def email(self) -> str | None:
+        """The email, used as a matching key."""
+        return self.fields.get("email")
+
+    def create_body(self) -> dict[str, t.Any]:
+        """Body of POST /customers: fields, custom attributes as a typed array, tags."""
+        body: dict[str, t.Any] = {
+            "data_source_uuid": self.data_source_uuid,
+            "external_id": self.external_id,
+            **{k: v for k, v in self.fields.items() if v is not None},
+        }
+        attributes: dict[str, t.Any] = {}
+        custom = [
+            {"type": a.type, "key": a.key, "value": a.value, "source": "API"}
+            for a in self.custom.values()
+            if a.value is not None
+        ]
+        if custom:
+            attributes["custom"] = custom
+        if self.tags:
+            attributes["tags"] = self.tags
+        if attributes:
+            body["attributes"] = attributes
+        return body
+
+    def patch_body(self) -> dict[str, t.Any]:
+        """Body of PATCH /customers/{uuid}: the standard fields only (nulls clear them)."""
+        return dict(self.fields)
+
+
+def _tags(value: t.Any, field: str) -> list[str]:
+    if value is None:
+        return []
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list):
+        raise RecordRejected(f"field '{field}' must be an array of strings or a comma-separated string", field=field)
+    tags: list[str] = []
+    for item in items:
+        tag = text(item, field).strip().lower()
+        if tag and tag not in tags:
+            tags.append(tag)
+    return tags
+
+
+def _contact(value: t.Any) -> dict[str, t.Any] | None:
+    if value is None:
+        return None
+    contact = json_value(value, "primary_contact")
+    if not isinstance(contact, dict):
+        raise RecordRejected("field 'primary_contact' must be an object", field="primary_contact")
+    return {k: text(contact[k], f"primary_contact.{k}") for k in CONTACT_FIELDS if not is_blank(contact.get(k))}
+
+
+class CustomerMapper:
+    """Maps one stream's records; knows its schema (for attribute types) and options."""
+
+    def __init__(
+        self,
+        settings: StreamSettings,
+        schema: dict[str, t.Any],
+        default_data_source_uuid: str | None,
+        logger: logging.Logger,
+    ) -> None:
+        self.settings = settings
+        self.properties: dict[str, t.Any] = schema.get("properties") or {}
+        self.default_data_source_uuid = default_data_source_uuid
+        self.notes = OnceLogger(logger)
+        nested = self.properties.get("attributes", {}).get("properties", {}).get("custom", {})
+        self.nested_custom_properties: dict[str, t.Any] = nested.get("properties") or {}
+
+    def _custom_columns(self, record: t.Mapping[str, t.Any]) -> list[str]:
+        wanted = self.settings.custom_attributes
+        if wanted == "*":
+            return [c for c in record if c not in STANDARD_FIELDS and not c.startswith("_sdc_")]
+        return [c for c in wanted if c in record]
+
+    def _attribute(self, key: str, value: t.Any, schema: t.Any, field: str) -> CustomAttribute:
+        check_key(key, field)
+        kind = type_from_schema(schema if isinstance(schema, dict) else None)
+        if kind is None:
+            kind = type_from_value(value) if value is not None else "String"
+        return CustomAttribute(key, kind, coerce(kind, value, field))
+
+    def map(self, record: t.Mapping[str, t.Any]) -> CustomerPayload:
+        """Build the payload, or raise RecordRejected naming the field at fault."""
+        fields: dict[str, t.Any] = {}
+        for name in TEXT_FIELDS:
+            if name in record:
+                fields[name] = optional_text(record, name)
+        for name in DATE_FIELDS:
+            if name in record:
+                fields[name] = None if is_blank(record[name]) else timestamp_text(record[name], name)
+        if "country" in record:
+            fields["country"] = None if is_blank(record["country"]) else country(record["country"])
+        if "primary_contact" in record:
+            fields["primary_contact"] = _contact(record["primary_contact"])
+
+        custom: dict[str, CustomAttribute] = {}
+        for column in self._custom_columns(record):
+            custom[column] = self._attribute(column, record[column], self.properties.get(column), column)
+
+        tags: list[str] | None = _tags(record["tags"], "tags") if "tags" in record else None
+        nested = record.get("attributes")
+        if nested is not None:
+            nested = json_value(nested, "attributes")
+            if not isinstance(nested, dict):
+                raise RecordRejected(
+                    "field 'attributes' must be an object {custom: {...}, tags: [...]}", field="attributes"
+                )
+            nested_custom = nested.get("custom") or {}
+            if not isinstance(nested_custom, dict):
+                raise RecordRejected(
+                    "field 'attributes.custom' must be an object of key: value", field="attributes.custom"
+                )
+            for key, value in nested_custom.items():
+                field = f"attributes.custom.{key}"
+                custom[key] = self._attribute(key, value, self.nested_custom_properties.get(key), field)
+            if tags is None and "tags" in nested:
+                tags = _tags(nested["tags"], "attributes.tags")
+
+        ignored = sorted(
+            c for c in record if c not in STANDARD_FIELDS and c not in custom and not c.startswith("_sdc_")
+        )
+        if ignored:
+            self.notes.info(
+                "ignored",
+                "Stream '%s': columns %s are not ChartMogul customer fields and are ignored "
+                "(list them in streams.%s.custom_attributes to send them as custom attributes)",
+                self.settings.stream_name,
+                ", ".join(ignored),
+                self.settings.stream_name,
+            )
+
+        payload = CustomerPayload(
+            external_id=optional_text(record, "external_id"),
+            uuid=optional_text(record, "uuid"),
+            data_source_uuid=data_source(record, self.default_data_source_uuid),
+            fields=fields,
+            custom=custom,
+            tags=tags,
+        )
+        self._check_required(payload)
+        return payload
+
+    def _check_required(self, payload: CustomerPayload) -> None:
+        mode, match_by = self.settings.mode, self.settings.match_by
+        if not payload.fields.get("name"):
+            raise RecordRejected("field 'name' is required", field="name")
+        if mode == "update" and match_by == "uuid":
+            if not payload.uuid:
+                raise RecordRejected("field 'uuid' is required to update by uuid", field="uuid")
+            return
+        if not payload.external_id:
+            raise RecordRejected("field 'external_id' is required", field="external_id")
+        if not payload.data_source_uuid:
+            raise RecordRejected(
+                "no data source: set data_source_uuid in the record or in the target's settings",
+                field="data_source_uuid",
+            )
+        if match_by == "email" and not payload.email:
+            raise RecordRejected("field 'email' is required to match by email", field="email")

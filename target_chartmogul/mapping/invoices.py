@@ -1,0 +1,137 @@
+"""Invoice records (with line items and nested transactions) to ChartMogul import payloads.
+
+Line items arrive as an array (a jsonb column, a json_agg view) or as a JSON string.
+Plan references may be given by `plan_external_id`; the sink resolves them to
+`plan_uuid`, which is why the mapped line item keeps both for now.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing as t
+
+from target_chartmogul.errors import RecordRejected
+from target_chartmogul.mapping.common import data_source, json_value, optional_text, required_text
+from target_chartmogul.mapping.transactions import map_transaction
+from target_chartmogul.values import cents, choice, currency, integer, is_blank, text, timestamp_text
+
+LINE_ITEM_TYPES = ("subscription", "one_time", "trial")
+PRORATION_TYPES = ("differential", "differential_mrr", "full")
+CENT_FIELDS = ("amount_in_cents", "discount_amount_in_cents", "tax_amount_in_cents", "transaction_fees_in_cents")
+DATE_FIELDS = ("service_period_start", "service_period_end", "cancelled_at")
+TEXT_FIELDS = (
+    "subscription_external_id", "subscription_set_external_id", "discount_code", "discount_description",
+    "account_code", "external_id", "description",
+)
+
+
+@dataclasses.dataclass
+class InvoicePayload:
+    """One invoice, its customer reference, and its line items awaiting plan resolution."""
+
+    data_source_uuid: str
+    external_id: str
+    customer_uuid: str | None
+    customer_external_id: str | None
+    body: dict[str, t.Any]
+    plan_refs: list[tuple[int, str]]  # (line item index, plan_external_id) to resolve
+
+    @property
+    def transactions(self) -> list[dict[str, t.Any]]:
+        """The nested transactions' bodies."""
+        return list(self.body.get("transactions") or [])
+
+
+def _line_item(item: t.Any, index: int) -> tuple[dict[str, t.Any], str | None]:
+    prefix = f"line_items[{index}]."
+    if not isinstance(item, dict):
+        raise RecordRejected(f"field 'line_items[{index}]' must be an object", field=f"line_items[{index}]")
+    if is_blank(item.get("type")):
+        raise RecordRejected(f"field '{prefix}type' is required", field=f"{prefix}type")
+    kind = choice(item["type"], f"{prefix}type", LINE_ITEM_TYPES)
+    body: dict[str, t.Any] = {"type": kind}
+    for name in CENT_FIELDS:
+        if item.get(name) is not None:
+            body[name] = cents(item[name], prefix + name)
+    for name in DATE_FIELDS:
+        if not is_blank(item.get(name)):
+            body[name] = timestamp_text(item[name], prefix + name)
+    for name in TEXT_FIELDS:
+        if not is_blank(item.get(name)):
+            body[name] = text(item[name], prefix + name).strip()
+    if item.get("quantity") is not None:
+        body["quantity"] = integer(item["quantity"], prefix + "quantity")
+    if item.get("event_order") is not None:
+        body["event_order"] = integer(item["event_order"], prefix + "event_order")
+    if item.get("prorated") is not None:
+        body["prorated"] = bool(item["prorated"])
+    if not is_blank(item.get("proration_type")):
+        body["proration_type"] = choice(item["proration_type"], prefix + "proration_type", PRORATION_TYPES)
+    if not is_blank(item.get("transaction_fees_currency")):
+        body["transaction_fees_currency"] = currency(item["transaction_fees_currency"], prefix + "transaction_fees_currency")
+    if "account_code" in body and len(body["account_code"]) > 30:
+        raise RecordRejected(f"field '{prefix}account_code' is longer than 30 characters", field=prefix + "account_code")
+    plan_external_id: str | None = None
+    if kind in ("subscription", "trial"):
+        if "subscription_external_id" not in body:
+            msg = f"field '{prefix}subscription_external_id' is required for a {kind} line item"
+            raise RecordRejected(msg, field=prefix + "subscription_external_id")
+        if not is_blank(item.get("plan_uuid")):
+            body["plan_uuid"] = text(item["plan_uuid"], prefix + "plan_uuid").strip()
+        elif not is_blank(item.get("plan_external_id")):
+            plan_external_id = text(item["plan_external_id"], prefix + "plan_external_id").strip()
+        else:
+            msg = f"field '{prefix}plan_uuid' or '{prefix}plan_external_id' is required for a {kind} line item"
+            raise RecordRejected(msg, field=prefix + "plan_uuid")
+    return body, plan_external_id
+
+
+def map_invoice(record: t.Mapping[str, t.Any], default_data_source_uuid: str | None) -> InvoicePayload:
+    """Build the payload, or raise RecordRejected naming the field."""
+    ds = data_source(record, default_data_source_uuid)
+    if not ds:
+        msg = "no data source: set data_source_uuid in the record or in the target's settings"
+        raise RecordRejected(msg, field="data_source_uuid")
+    external_id = required_text(record, "external_id")
+    if is_blank(record.get("date")):
+        raise RecordRejected("field 'date' is required", field="date")
+    if is_blank(record.get("currency")):
+        raise RecordRejected("field 'currency' is required", field="currency")
+    body: dict[str, t.Any] = {
+        "external_id": external_id,
+        "date": timestamp_text(record["date"], "date"),
+        "currency": currency(record["currency"]),
+        "data_source_uuid": ds,
+    }
+    if not is_blank(record.get("due_date")):
+        body["due_date"] = timestamp_text(record["due_date"], "due_date")
+    if not is_blank(record.get("collection_method")):
+        body["collection_method"] = choice(record["collection_method"], "collection_method", ("automatic", "manual"))
+    customer_uuid = optional_text(record, "customer_uuid")
+    customer_external_id = optional_text(record, "customer_external_id")
+    if not customer_uuid and not customer_external_id:
+        raise RecordRejected("field 'customer_uuid' or 'customer_external_id' is required", field="customer_external_id")
+    if customer_external_id:
+        body["customer_external_id"] = customer_external_id
+
+    items = json_value(record.get("line_items"), "line_items")
+    if not isinstance(items, list) or not items:
+        raise RecordRejected("field 'line_items' must hold at least one line item", field="line_items")
+    line_items: list[dict[str, t.Any]] = []
+    plan_refs: list[tuple[int, str]] = []
+    for index, item in enumerate(items):
+        line, plan_external_id = _line_item(item, index)
+        line_items.append(line)
+        if plan_external_id:
+            plan_refs.append((index, plan_external_id))
+    body["line_items"] = line_items
+
+    nested = json_value(record.get("transactions"), "transactions")
+    if nested:
+        if not isinstance(nested, list):
+            raise RecordRejected("field 'transactions' must be an array", field="transactions")
+        body["transactions"] = [
+            map_transaction(tr if isinstance(tr, dict) else {}, f"transactions[{i}].", require_external_id=False)
+            for i, tr in enumerate(nested)
+        ]
+    return InvoicePayload(ds, external_id, customer_uuid, customer_external_id, body, plan_refs)

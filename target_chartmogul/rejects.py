@@ -1,0 +1,51 @@
+"""The rejects file: one JSON line per refused record, with the reason.
+
+Users read it to fix their source data; a later run retries from it. It holds the
+record and the reason only: never a header or the API key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import pathlib
+import threading
+import typing as t
+
+from target_chartmogul.encoding import dumps
+
+
+class RejectsFile:
+    """Thread-safe appender; the file is created on the first reject only."""
+
+    def __init__(self, path: str | pathlib.Path) -> None:
+        self.path = pathlib.Path(path)
+        self._lock = threading.Lock()
+        self.count = 0
+
+    def write(
+        self,
+        *,
+        stream: str,
+        key: dict[str, t.Any],
+        record: dict[str, t.Any],
+        reason: str,
+        field: str | None = None,
+        status: int | None = None,
+    ) -> None:
+        """Append one reject line and flush it, so a crash later cannot lose it."""
+        line = dumps(
+            {
+                "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                "stream": stream,
+                "key": key,
+                "field": field,
+                "reason": reason,
+                "status": status,
+                "record": record,
+            },
+        )
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8") as handle:
+                handle.write(line + "\n")
+            self.count += 1

@@ -1,0 +1,1 @@
+"""One sink per ChartMogul object, plus the sink that skips unknown streams."""

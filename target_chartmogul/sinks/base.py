@@ -1,0 +1,179 @@
+"""What every ChartMogul sink shares: validation into rejects, de-duplication, concurrency.
+
+A batch is written completely (or the run stops) inside `process_batch`, so the STATE
+the SDK emits after a drain only ever covers records that are in ChartMogul or in the
+rejects file.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+import typing as t
+
+from singer_sdk.sinks import BatchSink
+
+from target_chartmogul.errors import APIError, FatalError, RecordRejected
+from target_chartmogul.validation import RecordChecker
+
+if t.TYPE_CHECKING:
+    from target_chartmogul.client import ChartMogulClient
+    from target_chartmogul.settings import StreamSettings
+    from target_chartmogul.target import TargetChartMogul
+
+INVALID = "__target_chartmogul_invalid__"
+T = t.TypeVar("T")
+
+
+class ChartMogulSink(BatchSink):
+    """Base for the object sinks; subclasses implement `write_records`."""
+
+    object_name: t.ClassVar[str] = ""
+    MAX_SIZE_DEFAULT = 1000
+
+    def __init__(
+        self,
+        target: TargetChartMogul,
+        stream_name: str,
+        schema: dict[str, t.Any],
+        key_properties: t.Sequence[str] | None,
+    ) -> None:
+        self.owner = target
+        super().__init__(target, stream_name, schema, key_properties)
+        self.settings: StreamSettings = target.stream_settings(stream_name)
+        self.checker = RecordChecker(stream_name, schema, validate=self.validate_schema)
+        self.summary = target.summary
+        self.summary.objects[stream_name] = self.object_name
+
+    # SDK hooks --------------------------------------------------------------------
+    def get_validator(self) -> None:
+        """Turn the SDK's raise-or-pass validation off; `RecordChecker` rejects per record."""
+        return None
+
+    def _validate_and_parse(self, record: dict[str, t.Any]) -> dict[str, t.Any]:
+        problem = self.checker.check(record)
+        if problem is not None:
+            record[INVALID] = problem
+        return record
+
+    def _singer_validate_message(self, record: dict[str, t.Any]) -> None:
+        missing = [k for k in self.key_properties if k not in record]
+        if missing and INVALID not in record:
+            record[INVALID] = (missing[0], f"key property '{missing[0]}' is missing from the record")
+
+    def process_record(self, record: dict[str, t.Any], context: dict[str, t.Any]) -> None:
+        """Stage the record; every write happens in `process_batch`."""
+        self.summary.add(self.stream_name, "received")
+        context.setdefault("records", []).append(record)
+
+    def process_batch(self, context: dict[str, t.Any]) -> None:
+        """Reject invalid records, keep the last of each key, write the rest."""
+        records: list[dict[str, t.Any]] = context.get("records", [])
+        valid: dict[t.Hashable, dict[str, t.Any]] = {}
+        for record in records:
+            problem = record.pop(INVALID, None)
+            if problem is not None:
+                field, reason = problem
+                self.reject(record, reason, field=field)
+                continue
+            key = self.dedupe_key(record)
+            if key in valid:
+                self.summary.add(self.stream_name, "superseded")
+                del valid[key]  # re-insert so the batch keeps arrival order of the last copies
+            valid[key] = record
+        if valid:
+            self.owner.before_write(self)
+            self.write_records(list(valid.values()))
+
+    # For subclasses ---------------------------------------------------------------
+    @property
+    def client(self) -> ChartMogulClient:
+        """The HTTP client shared by every sink of the run."""
+        return self.owner.client
+
+    def dedupe_key(self, record: dict[str, t.Any]) -> t.Hashable:
+        """Records with equal keys in one batch are one write: the last wins."""
+        if self.key_properties:
+            return tuple(str(record.get(k)) for k in self.key_properties)
+        return (str(record.get("data_source_uuid")), str(record.get("external_id")), id(record))
+
+    def record_key(self, record: dict[str, t.Any]) -> dict[str, t.Any]:
+        """The record's identity for reject lines and messages."""
+        keys = list(self.key_properties) or [k for k in ("external_id", "uuid", "email") if k in record]
+        return {k: record.get(k) for k in keys}
+
+    def write_records(self, records: list[dict[str, t.Any]]) -> None:
+        """Write one de-duplicated batch; must not return before every call is done."""
+        raise NotImplementedError
+
+    def reject(
+        self,
+        record: dict[str, t.Any],
+        reason: str,
+        *,
+        field: str | None = None,
+        status: int | None = None,
+    ) -> None:
+        """Record a refused record in the rejects file and the summary."""
+        key = self.record_key(record)
+        self.logger.warning("Rejected %s record %s: %s", self.stream_name, key, reason)
+        self.owner.rejects.write(
+            stream=self.stream_name,
+            key=key,
+            record=record,
+            reason=reason,
+            field=field,
+            status=status,
+        )
+        self.summary.add(self.stream_name, "rejected")
+
+    def count(self, outcome: str, n: int = 1) -> None:
+        """Count records of this stream with an outcome."""
+        self.summary.add(self.stream_name, outcome, n)
+
+    def run_each(
+        self, items: t.Sequence[T], write: t.Callable[[T], str | None], record_of: t.Callable[[T], dict[str, t.Any]]
+    ) -> None:
+        """Write items concurrently (up to the client's concurrency), one outcome each.
+
+        A refused item becomes a reject; a fatal error stops new writes, waits for the
+        ones in flight and is raised, so the batch never counts as done.
+        """
+        stop = threading.Event()
+
+        def guarded(item: T) -> None:
+            if stop.is_set():
+                return
+            try:
+                outcome = write(item)
+            except RecordRejected as exc:
+                self.reject(record_of(item), exc.reason, field=exc.field, status=exc.status)
+                return
+            except APIError as exc:
+                field = next(iter(exc.fields), None)
+                self.reject(record_of(item), f"ChartMogul refused it: {exc.message}", field=field, status=exc.status)
+                return
+            except FatalError:
+                stop.set()
+                raise
+            except Exception as exc:  # a bug met on odd input must not sink the good rows
+                self.logger.exception("Unexpected error writing a %s record", self.stream_name)
+                self.reject(record_of(item), f"unexpected error in target-chartmogul: {type(exc).__name__}: {exc}")
+                return
+            if outcome:
+                self.count(outcome)
+
+        workers = self.client.pacer.max_concurrency
+        if workers == 1 or len(items) == 1:
+            for item in items:
+                guarded(item)
+            return
+        with concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix=self.object_name) as pool:
+            futures = [pool.submit(guarded, item) for item in items]
+            first_error: BaseException | None = None
+            for future in concurrent.futures.as_completed(futures):
+                error = future.exception()
+                if error is not None and first_error is None:
+                    first_error = error
+        if first_error is not None:
+            raise first_error

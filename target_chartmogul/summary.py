@@ -1,0 +1,47 @@
+"""Per-stream counts of what happened to each record, logged as a table at the end."""
+
+from __future__ import annotations
+
+import collections
+import threading
+import typing as t
+
+OUTCOMES = ("created", "updated", "unchanged", "already_present", "superseded", "rejected", "skipped")
+
+
+class RunSummary:
+    """Thread-safe counters: received plus one outcome per record."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.counts: dict[str, collections.Counter[str]] = {}
+        self.objects: dict[str, str] = {}
+
+    def add(self, stream: str, outcome: str, n: int = 1) -> None:
+        """Count `n` records of `stream` with `outcome` (or `received`)."""
+        with self._lock:
+            self.counts.setdefault(stream, collections.Counter())[outcome] += n
+
+    def get(self, stream: str, outcome: str) -> int:
+        """One counter's value."""
+        with self._lock:
+            return self.counts.get(stream, collections.Counter())[outcome]
+
+    def total(self, outcome: str) -> int:
+        """One outcome summed over all streams."""
+        with self._lock:
+            return sum(c[outcome] for c in self.counts.values())
+
+    def as_dict(self) -> dict[str, dict[str, int]]:
+        """Plain copy, for tests and machine-readable output."""
+        with self._lock:
+            return {s: {k: c[k] for k in ("received", *OUTCOMES)} for s, c in self.counts.items()}
+
+    def table(self) -> str:
+        """The counts as a fixed-width text table."""
+        columns = ("received", *OUTCOMES)
+        rows: list[t.Sequence[str]] = [("stream", "object", *columns)]
+        for stream, counts in sorted(self.as_dict().items()):
+            rows.append((stream, self.objects.get(stream, "-"), *(str(counts[c]) for c in columns)))
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows)

@@ -1,0 +1,143 @@
+"""TargetChartMogul: routes streams to object sinks, orders writes, owns the shared pieces.
+
+Owns the one HTTP client, the rejects file and the run summary; drains sinks in
+dependency order (plans, customers, invoices, transactions); writes STATE with an
+encoder that survives Decimal; turns fatal errors into one clear line and exit 1.
+"""
+
+from __future__ import annotations
+
+import logging
+import pathlib
+import sys
+import threading
+import typing as t
+
+from singer_sdk import Target
+from singer_sdk.sinks import Sink
+
+from target_chartmogul.client import ChartMogulClient
+from target_chartmogul.encoding import dumps
+from target_chartmogul.errors import FatalError
+from target_chartmogul.rejects import RejectsFile
+from target_chartmogul.settings import CONFIG_SCHEMA, OBJECTS, StreamSettings, stream_settings
+from target_chartmogul.sinks.base import ChartMogulSink
+from target_chartmogul.sinks.customers import CustomersSink
+from target_chartmogul.sinks.skip import SkipSink
+from target_chartmogul.summary import RunSummary
+
+SINK_CLASSES: dict[str, type[ChartMogulSink]] = {"customers": CustomersSink}
+DRAIN_ORDER = {name: rank for rank, name in enumerate(OBJECTS)}
+
+
+class TargetChartMogul(Target):
+    """Singer target for ChartMogul."""
+
+    name = "target-chartmogul"
+    config_jsonschema = CONFIG_SCHEMA
+    default_sink_class = SkipSink
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Streams share one rate limit and writes must follow dependency order.
+        self.max_parallelism = 1
+        self.summary = RunSummary()
+        self.rejects = RejectsFile(pathlib.Path(self.config.get("rejects_path") or ".target-chartmogul/rejects.jsonl"))
+        self._settings: dict[str, StreamSettings] = {}
+        self._client: ChartMogulClient | None = None
+        self._client_lock = threading.Lock()
+        self._customers: dict[tuple[str, str], dict[str, t.Any]] = {}
+        self._customers_lock = threading.Lock()
+        for stream_name in self.config.get("streams") or {}:
+            self.stream_settings(stream_name)  # a bad option fails before any input is read
+
+    # Shared pieces ------------------------------------------------------------------
+    @property
+    def client(self) -> ChartMogulClient:
+        """The one HTTP client of the run, built on first use."""
+        with self._client_lock:
+            if self._client is None:
+                self._client = ChartMogulClient(
+                    self.config.get("api_url") or "https://api.chartmogul.com/v1",
+                    self.config["api_key"],
+                    max_requests_per_second=self.config.get("max_requests_per_second", 40),
+                    max_concurrency=self.config.get("max_concurrency", 10),
+                    timeout=float(self.config.get("request_timeout", 30)),
+                    max_retries=int(self.config.get("max_retries", 8)),
+                )
+            return self._client
+
+    def stream_settings(self, stream_name: str) -> StreamSettings:
+        """Resolved options of one stream (cached)."""
+        if stream_name not in self._settings:
+            self._settings[stream_name] = stream_settings(stream_name, self.config.get("streams"))
+        return self._settings[stream_name]
+
+    def remember_customer(self, data_source_uuid: str | None, external_id: str | None, customer: t.Any) -> None:
+        """Keep a written customer's uuid for invoices later in the run."""
+        if data_source_uuid and external_id and isinstance(customer, dict) and customer.get("uuid"):
+            with self._customers_lock:
+                self._customers[(data_source_uuid, external_id)] = customer
+
+    def known_customer(self, data_source_uuid: str, external_id: str) -> dict[str, t.Any] | None:
+        """A customer written or found earlier in this run."""
+        with self._customers_lock:
+            return self._customers.get((data_source_uuid, external_id))
+
+    # Routing and ordering -------------------------------------------------------------
+    def get_sink_class(self, stream_name: str) -> type[Sink]:
+        """The sink of the stream's ChartMogul object, or the skipping sink."""
+        obj = self.stream_settings(stream_name).object
+        if obj is None:
+            return SkipSink
+        if obj not in SINK_CLASSES:
+            msg = f"Stream '{stream_name}': object '{obj}' is not supported yet"
+            raise FatalError(msg)
+        return SINK_CLASSES[obj]
+
+    def _drain_all(self, sink_list: t.Iterable[Sink], parallelism: int) -> None:
+        ordered = sorted(sink_list, key=self._drain_rank)
+        super()._drain_all(ordered, 1)
+
+    def _drain_rank(self, sink: Sink) -> int:
+        return DRAIN_ORDER.get(getattr(sink, "object_name", ""), len(DRAIN_ORDER))
+
+    def before_write(self, sink: ChartMogulSink) -> None:
+        """Drain the sinks a batch depends on (plans and customers before invoices) first."""
+        rank = self._drain_rank(sink)
+        for other in list(self._sinks_active.values()):
+            if other is not sink and self._drain_rank(other) < rank:
+                self.drain_one(other)
+
+    # STATE and the end of the run ----------------------------------------------------
+    def _write_state_message(self, state: dict) -> None:
+        """Emit STATE with an encoder that accepts Decimal (meltano/sdk#3787)."""
+        sys.stdout.write(dumps(state) + "\n")
+        sys.stdout.flush()
+
+    def process_endofpipe(self) -> None:
+        """Drain everything, log the summary, then apply `on_reject: fail`."""
+        try:
+            super().process_endofpipe()
+        finally:
+            self.log_summary()
+        rejected = self.summary.total("rejected")
+        if rejected and self.config.get("on_reject") == "fail":
+            msg = f"{rejected} record(s) were rejected (see {self.rejects.path}); on_reject is 'fail'"
+            raise FatalError(msg)
+
+    def log_summary(self) -> None:
+        """Log the per-stream counts as a table."""
+        if self.summary.counts:
+            self.logger.info("Summary of this run:\n%s", self.summary.table())
+        if self.rejects.count:
+            self.logger.warning("%d record(s) rejected; reasons in %s", self.rejects.count, self.rejects.path)
+
+    @classmethod
+    def invoke(cls, *args: t.Any, **kwargs: t.Any) -> None:
+        """Run the target; a fatal error ends it with one clear line and exit code 1."""
+        try:
+            super().invoke(*args, **kwargs)
+        except FatalError as exc:
+            logging.getLogger(cls.name).error("target-chartmogul stopped: %s", exc)
+            sys.exit(1)

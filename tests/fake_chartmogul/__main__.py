@@ -1,0 +1,70 @@
+"""Run the fake ChartMogul API in the foreground (used by the README demo).
+
+Prints ``FAKE_CHARTMOGUL_URL=<url>`` on one stdout line so scripts can pick the
+URL up, then serves until SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+from .server import FakeChartMogul
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options; ``--port 0`` picks a free port."""
+    parser = argparse.ArgumentParser(prog="python -m tests.fake_chartmogul", description=__doc__)
+    parser.add_argument("--port", type=int, default=8089)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--api-key", required=True)
+    parser.add_argument("--data-source-uuid", help="pre-create a data source with this uuid")
+    parser.add_argument("--data-source-name", default="demo")
+    parser.add_argument("--rate-limit", type=int, default=None, help="requests per second")
+    parser.add_argument("--max-connections", type=int, default=20)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to each request")
+    parser.add_argument("--invoice-batch-mode", choices=("save_valid", "save_none"), default="save_valid")
+    parser.add_argument("--dump", type=Path, help="write the state as JSON here on shutdown")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start the server, announce its URL, wait for a signal, stop, dump."""
+    args = parse_args(argv)
+    fake = FakeChartMogul(
+        api_key=args.api_key,
+        rate_limit=args.rate_limit,
+        max_connections=args.max_connections,
+        latency=args.latency,
+        invoice_batch_mode=args.invoice_batch_mode,
+        host=args.host,
+        port=args.port,
+    )
+    if args.data_source_uuid:
+        fake.add_data_source(args.data_source_name, uuid=args.data_source_uuid)
+    done = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        done.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    url = fake.start()
+    print(f"FAKE_CHARTMOGUL_URL={url}", flush=True)
+    try:
+        while not done.wait(0.5):
+            pass
+    finally:
+        fake.stop()
+        if args.dump is not None:
+            args.dump.write_text(json.dumps(fake.dump_state(), indent=2, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,750 @@
+"""HTTP layer of the fake ChartMogul API: a real server on 127.0.0.1.
+
+A real socket server (rather than mocking ``requests``) lets tests exercise the
+target's HTTP client for real: keep-alive, timeouts, dropped connections,
+throttling and parallel requests. Domain rules live in ``store.py``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import socket
+import threading
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, cast
+from urllib.parse import parse_qs, urlsplit
+
+from .faults import Fault, FaultBook
+from .store import JSON, ApiError, Page, Store, bad_parameter, paginate
+
+API_PREFIX = "/v1"
+WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+RATE_LIMIT_BODY: JSON = {
+    "code": 429,
+    "message": "Your request rate has exceeded our rate limit.",
+    "param": None,
+}
+UNAUTHORIZED_BODY: JSON = {"code": 401, "message": "No valid API key provided", "param": None}
+NOT_FOUND_BODY: JSON = {"code": 404, "message": "Not found", "param": None}
+INVALID_JSON_BODY: JSON = {"code": 400, "message": "Invalid JSON", "param": None}
+
+
+@dataclass
+class RequestRecord:
+    """One request as the server saw it, for assertions in tests.
+
+    ``status`` is what the client received (0 when the connection was dropped);
+    ``applied_status`` is what the handler produced when a fault hid it.
+    """
+
+    method: str
+    path: str
+    query: dict[str, str]
+    status: int
+    body: Any
+    authorized: bool
+    time: float
+    full_path: str = ""
+    fault: str | None = None
+    applied_status: int | None = None
+
+
+@dataclass
+class Reply:
+    """What to send back; ``drop`` closes the socket without answering."""
+
+    status: int
+    body: bytes = b""
+    content_type: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    drop: bool = False
+
+
+def json_reply(status: int, payload: Any, headers: dict[str, str] | None = None) -> Reply:
+    """JSON reply; 204 carries no body."""
+    if status == 204 or payload is None:
+        return Reply(status, headers=headers or {})
+    data = json.dumps(payload).encode()
+    return Reply(status, data, "application/json", headers or {})
+
+
+def text_reply(status: int) -> Reply:
+    """text/plain reply like ChartMogul's 5xx pages, e.g. ``502 Bad Gateway``."""
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "Error"
+    return Reply(status, f"{status} {phrase}".encode(), "text/plain; charset=utf-8")
+
+
+def drop_reply() -> Reply:
+    """Close the connection with no answer at all."""
+    return Reply(0, drop=True)
+
+
+# ---------------------------------------------------------------------- routes
+
+Result = tuple[int, Any]
+Handler = Callable[[Store, "re.Match[str]", dict[str, str], JSON], Result]
+
+
+def _page_args(query: dict[str, str]) -> tuple[str | None, str | None]:
+    """Cursor paging arguments; ``page`` is refused as deprecated."""
+    if "page" in query:
+        raise bad_parameter("page", 'Parameter "page" is deprecated')
+    return query.get("cursor"), query.get("per_page")
+
+
+def _paged(items: list[JSON], query: dict[str, str], key: str, extra: JSON | None = None) -> Result:
+    cursor, per_page = _page_args(query)
+    page: Page = paginate(items, cursor, per_page)
+    body: JSON = dict(extra or {})
+    body.update({key: page.items, "cursor": page.cursor, "has_more": page.has_more})
+    return 200, body
+
+
+def _ping(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:
+    return 200, {"data": "pong!"}
+
+
+def _create_data_source(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:
+    return 201, store.add_data_source(b.get("name"))
+
+
+def _list_data_sources(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:
+    return 200, {"data_sources": store.list_data_sources(q.get("name"), q.get("system"))}
+
+
+def _get_data_source(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:
+    return 200, store.get_data_source(m["id"])
+
+
+def _delete_data_source(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:
+    store.delete_data_source(m["id"])
+    return 204, None
+
+
+def _create_customer(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:
+    return 201, store.create_customer(b)
+
+
+def _list_customers(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:
+    items = store.list_customers(q.get("data_source_uuid"), q.get("external_id"), q.get("status"))
+    return _paged(items, q, "entries")
+
+
+def _search_customers(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:
+    return _paged(store.search_customers(q.get("email")), q, "entries")
+
+
+def _get_customer(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:
+    return 200, store.get_customer(m["id"])
+
+
+def _update_customer(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:
+    return 200, store.update_customer(m["id"], b)
+
+
+def _delete_customer(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:
+    store.delete_customer(m["id"])
+    return 204, None
+
+
+def _get_attributes(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:
+    return 200, store.get_attributes(m["id"])
+
+
+def _add_custom(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:
+    return 200, store.add_custom_attributes(m["id"], b.get("custom"))
+
+
+def _update_custom(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:
+    return 200, store.update_custom_attributes(m["id"], b.get("custom"))
+
+
+def _remove_custom(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:
+    store.remove_custom_attributes(m["id"], b.get("custom"))
+    return 204, None
+
+
+def _add_tags(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:
+    return 200, store.add_tags(m["id"], b.get("tags"))
+
+
+def _remove_tags(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:
+    return 200, store.remove_tags(m["id"], b.get("tags"))
+
+
+def _create_plan(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:
+    return 201, store.create_plan(b)
+
+
+def _list_plans(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:
+    return _paged(store.list_plans(q.get("data_source_uuid"), q.get("external_id")), q, "plans")
+
+
+def _get_plan(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:
+    return 200, store.get_plan(m["id"])
+
+
+def _update_plan(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:
+    return 202, store.update_plan(m["id"], b)
+
+
+def _delete_plan(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:
+    store.delete_plan(m["id"])
+    return 204, None
+
+
+def _import_invoices(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:
+    return store.import_invoices(m["id"], b.get("invoices"))
+
+
+def _list_customer_invoices(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:
+    items = store.list_customer_invoices(m["id"])
+    return _paged(items, q, "invoices", {"customer_uuid": m["id"]})
+
+
+def _list_invoices(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:
+    items = store.list_invoices(q.get("data_source_uuid"), q.get("external_id"), q.get("customer_uuid"))
+    return _paged(items, q, "invoices")
+
+
+def _get_invoice(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:
+    return 200, store.get_invoice(m["id"])
+
+
+def _delete_invoice(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:
+    store.delete_invoice(m["id"])
+    return 204, None
+
+
+def _create_transaction(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:
+    return 201, store.create_transaction(m["id"], b)
+
+
+def _get_transaction(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:
+    return 200, store.get_transaction(m["id"])
+
+
+def _delete_transaction(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:
+    store.delete_transaction(m["id"])
+    return 204, None
+
+
+_ID = r"(?P<id>[^/]+)"
+_ROUTE_TABLE: list[tuple[str, str, Handler]] = [
+    ("GET", r"/ping", _ping),
+    ("POST", r"/data_sources", _create_data_source),
+    ("GET", r"/data_sources", _list_data_sources),
+    ("GET", rf"/data_sources/{_ID}", _get_data_source),
+    ("DELETE", rf"/data_sources/{_ID}", _delete_data_source),
+    ("POST", r"/customers", _create_customer),
+    ("GET", r"/customers", _list_customers),
+    ("GET", r"/customers/search", _search_customers),
+    ("GET", rf"/customers/{_ID}", _get_customer),
+    ("PATCH", rf"/customers/{_ID}", _update_customer),
+    ("DELETE", rf"/customers/{_ID}", _delete_customer),
+    ("GET", rf"/customers/{_ID}/attributes", _get_attributes),
+    ("POST", rf"/customers/{_ID}/attributes/custom", _add_custom),
+    ("PUT", rf"/customers/{_ID}/attributes/custom", _update_custom),
+    ("DELETE", rf"/customers/{_ID}/attributes/custom", _remove_custom),
+    ("POST", rf"/customers/{_ID}/attributes/tags", _add_tags),
+    ("DELETE", rf"/customers/{_ID}/attributes/tags", _remove_tags),
+    ("POST", r"/plans", _create_plan),
+    ("GET", r"/plans", _list_plans),
+    ("GET", rf"/plans/{_ID}", _get_plan),
+    ("PATCH", rf"/plans/{_ID}", _update_plan),
+    ("DELETE", rf"/plans/{_ID}", _delete_plan),
+    ("POST", rf"/import/customers/{_ID}/invoices", _import_invoices),
+    ("GET", rf"/import/customers/{_ID}/invoices", _list_customer_invoices),
+    ("GET", r"/invoices", _list_invoices),
+    ("GET", rf"/invoices/{_ID}", _get_invoice),
+    ("DELETE", rf"/invoices/{_ID}", _delete_invoice),
+    ("POST", rf"/import/invoices/{_ID}/transactions", _create_transaction),
+    ("GET", rf"/transactions/{_ID}", _get_transaction),
+    ("DELETE", rf"/transactions/{_ID}", _delete_transaction),
+]
+ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
+    (method, re.compile(f"^{pattern}$"), handler) for method, pattern, handler in _ROUTE_TABLE
+]
+
+
+def route(method: str, path: str) -> tuple[Handler, re.Match[str]] | None:
+    """Find the handler for a path below /v1 (first match wins)."""
+    for route_method, pattern, handler in ROUTES:
+        if route_method == method:
+            match = pattern.match(path)
+            if match is not None:
+                return handler, match
+    return None
+
+
+# ---------------------------------------------------------------------- sockets
+
+
+class _Server(ThreadingHTTPServer):
+    """Threaded server whose worker threads never block shutdown."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], fake: FakeChartMogul) -> None:
+        self.fake = fake
+        super().__init__(address, _RequestHandler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Clients vanishing mid-request is normal here; stay quiet."""
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    """Reads one request at a time on a keep-alive connection and answers it."""
+
+    protocol_version = "HTTP/1.1"
+    timeout = 5  # idle keep-alive sockets give up after this, so stop() never hangs
+
+    @property
+    def fake(self) -> FakeChartMogul:
+        return cast(_Server, self.server).fake
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body go out in separate writes; without NODELAY, Nagle plus
+        # delayed ACKs add ~40 ms to every keep-alive response.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.fake._track(self.connection)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.fake._untrack(self.connection)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silence the default one-line-per-request stderr log."""
+
+    def do_GET(self) -> None:
+        self._handle()
+
+    def do_POST(self) -> None:
+        self._handle()
+
+    def do_PUT(self) -> None:
+        self._handle()
+
+    def do_PATCH(self) -> None:
+        self._handle()
+
+    def do_DELETE(self) -> None:
+        self._handle()
+
+    def _handle(self) -> None:
+        raw = self._read_body()
+        with self.fake._in_flight() as in_flight:
+            reply = self.fake._serve(self.command, self.path, self.headers.get("Authorization"), raw, in_flight)
+            self._send(reply)
+
+    def _read_body(self) -> bytes:
+        """Read the whole body so the keep-alive stream stays in sync."""
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks: list[bytes] = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _send(self, reply: Reply) -> None:
+        if reply.drop:
+            self.close_connection = True
+            with suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        self.send_response(reply.status)
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        if reply.status != 204:
+            if reply.content_type:
+                self.send_header("Content-Type", reply.content_type)
+            self.send_header("Content-Length", str(len(reply.body)))
+        self.end_headers()
+        if reply.body and reply.status != 204:
+            self.wfile.write(reply.body)
+
+
+# ---------------------------------------------------------------------- facade
+
+
+class FakeChartMogul:
+    """A fake ChartMogul API server for tests; see the module docstring."""
+
+    def __init__(
+        self,
+        api_key: str = "test-key",
+        rate_limit: int | None = None,
+        max_connections: int = 20,
+        latency: float = 0.0,
+        invoice_batch_mode: str = "save_valid",
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.api_key = api_key
+        self.max_connections = max_connections
+        self.host = host
+        self.port = port
+        self.url: str | None = None
+        self.store = Store(invoice_batch_mode)
+        self.faults = FaultBook()
+        self._rate_limit = rate_limit
+        self._latency = latency
+        self._meta = threading.Lock()
+        self._requests: list[RequestRecord] = []
+        self._window: deque[float] = deque()
+        self._in_flight_now = 0
+        self._max_concurrent_seen = 0
+        self._rate_limited_count = 0
+        self._connections: set[socket.socket] = set()
+        self._connections_opened = 0
+        self._stopping = threading.Event()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle
+
+    def start(self) -> str:
+        """Bind, serve in a daemon thread, and return ``http://127.0.0.1:<port>/v1``."""
+        if self._server is not None:
+            raise RuntimeError("fake ChartMogul is already running")
+        self._stopping.clear()
+        self._server = _Server((self.host, self.port), self)
+        port = self._server.server_address[1]
+        self.url = f"http://{self.host}:{port}{API_PREFIX}"
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="fake-chartmogul",
+            daemon=True,
+        )
+        self._thread.start()
+        return self.url
+
+    def stop(self) -> None:
+        """Stop promptly: close the listener and every open connection."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        self._stopping.set()
+        server.shutdown()
+        server.server_close()
+        with self._meta:
+            connections = list(self._connections)
+        for conn in connections:
+            with suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> FakeChartMogul:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- state access for tests
+
+    @property
+    def lock(self) -> threading.RLock:
+        """Hold this while reading the state dicts below."""
+        return self.store.lock
+
+    @property
+    def data_sources(self) -> dict[str, JSON]:
+        return self.store.data_sources
+
+    @property
+    def customers(self) -> dict[str, JSON]:
+        return self.store.customers
+
+    @property
+    def plans(self) -> dict[str, JSON]:
+        return self.store.plans
+
+    @property
+    def invoices(self) -> dict[str, JSON]:
+        return self.store.invoices
+
+    @property
+    def transactions(self) -> dict[str, JSON]:
+        return self.store.transactions
+
+    @property
+    def invoice_batch_mode(self) -> str:
+        return self.store.invoice_batch_mode
+
+    @invoice_batch_mode.setter
+    def invoice_batch_mode(self, mode: str) -> None:
+        self.store.invoice_batch_mode = mode
+
+    def add_data_source(self, name: str, uuid: str | None = None) -> JSON:
+        """Create a data source directly (no HTTP)."""
+        return self.store.add_data_source(name, uuid)
+
+    def find_customers(self, data_source_uuid: str, external_id: str) -> list[JSON]:
+        return self.store.find_customers(data_source_uuid, external_id)
+
+    def find_invoice(self, data_source_uuid: str, external_id: str) -> JSON | None:
+        return self.store.find_invoice(data_source_uuid, external_id)
+
+    def find_plan(self, data_source_uuid: str, external_id: str) -> JSON | None:
+        return self.store.find_plan(data_source_uuid, external_id)
+
+    def custom_attribute_types(self, customer_uuid: str) -> dict[str, str]:
+        return self.store.custom_attribute_types(customer_uuid)
+
+    def dump_state(self) -> JSON:
+        """All stored objects as JSON-ready data."""
+        return self.store.snapshot()
+
+    # -- request log and counters
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        with self._meta:
+            return list(self._requests)
+
+    def clear_requests(self) -> None:
+        with self._meta:
+            self._requests.clear()
+
+    def reset_stats(self) -> None:
+        """Zero ``max_concurrent_seen`` and ``rate_limited_count``."""
+        with self._meta:
+            self._max_concurrent_seen = 0
+            self._rate_limited_count = 0
+
+    def count(self, method: str | None = None, path_regex: str | None = None, status: int | None = None) -> int:
+        """Count logged requests; path_regex is searched in the path with or without /v1."""
+        pattern = re.compile(path_regex) if path_regex else None
+        return sum(
+            1
+            for r in self.requests
+            if (method is None or r.method == method.upper())
+            and (status is None or r.status == status)
+            and (pattern is None or bool(pattern.search(r.path) or pattern.search(r.full_path)))
+        )
+
+    def writes(self) -> list[RequestRecord]:
+        """Successful (2xx) POST/PUT/PATCH/DELETE requests as the client saw them."""
+        return [r for r in self.requests if r.method in WRITE_METHODS and 200 <= r.status < 300]
+
+    @property
+    def max_concurrent_seen(self) -> int:
+        with self._meta:
+            return self._max_concurrent_seen
+
+    @property
+    def connections_opened(self) -> int:
+        """TCP connections accepted so far (shows whether clients keep them alive)."""
+        with self._meta:
+            return self._connections_opened
+
+    @property
+    def rate_limited_count(self) -> int:
+        with self._meta:
+            return self._rate_limited_count
+
+    # -- knobs
+
+    def inject(self, fault: Fault) -> None:
+        self.faults.inject(fault)
+
+    def clear_faults(self) -> None:
+        self.faults.clear()
+
+    def random_faults(
+        self,
+        rate: float = 0.3,
+        kinds: Iterable[str] = ("error_before", "error_after", "drop_after", "status_429"),
+        seed: int = 1,
+        methods: Iterable[str] = ("POST", "PUT", "PATCH", "DELETE", "GET"),
+        path_regex: str | None = None,
+        delay: float = 0.5,
+    ) -> None:
+        """Fail a seeded-random fraction of matching requests (``delay`` is for ``latency``)."""
+        self.faults.set_random(rate, kinds, seed, methods, path_regex, delay)
+
+    def set_latency(self, seconds: float) -> None:
+        self._latency = seconds
+
+    def set_rate_limit(self, per_second: int | None) -> None:
+        with self._meta:
+            self._rate_limit = per_second
+            self._window.clear()
+
+    # -- internals used by the request handler
+
+    def _track(self, conn: socket.socket) -> None:
+        with self._meta:
+            self._connections.add(conn)
+            self._connections_opened += 1
+
+    def _untrack(self, conn: socket.socket) -> None:
+        with self._meta:
+            self._connections.discard(conn)
+
+    @contextmanager
+    def _in_flight(self) -> Iterator[int]:
+        """Count a request as in flight while it is handled and answered."""
+        with self._meta:
+            self._in_flight_now += 1
+            current = self._in_flight_now
+            self._max_concurrent_seen = max(self._max_concurrent_seen, current)
+        try:
+            yield current
+        finally:
+            with self._meta:
+                self._in_flight_now -= 1
+
+    def _admit_rate(self) -> bool:
+        """Sliding one-second window over admitted request arrivals."""
+        now = time.monotonic()
+        with self._meta:
+            if self._rate_limit is None:
+                return True
+            while self._window and self._window[0] <= now - 1.0:
+                self._window.popleft()
+            if len(self._window) >= self._rate_limit:
+                self._rate_limited_count += 1
+                return False
+            self._window.append(now)
+            return True
+
+    def _authorized(self, header: str | None) -> bool:
+        """Basic auth with the key as username (or as password)."""
+        if not header or not header.lower().startswith("basic "):
+            return False
+        try:
+            decoded = base64.b64decode(header[6:].strip(), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        user, _, password = decoded.partition(":")
+        return self.api_key in (user, password)
+
+    def _serve(self, method: str, raw_path: str, auth: str | None, raw_body: bytes, in_flight: int) -> Reply:
+        """Decide the reply for one request and log it."""
+        arrived = time.time()
+        parts = urlsplit(raw_path)
+        full_path = parts.path.rstrip("/") or "/"
+        query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        api_path: str | None = None
+        if full_path == API_PREFIX or full_path.startswith(API_PREFIX + "/"):
+            api_path = full_path[len(API_PREFIX) :] or "/"
+        body: Any = None
+        bad_json = False
+        if raw_body.strip():
+            try:
+                body = json.loads(raw_body)
+            except (ValueError, UnicodeDecodeError):
+                bad_json = True
+        authorized = self._authorized(auth)
+        record = RequestRecord(
+            method=method,
+            path=api_path if api_path is not None else full_path,
+            query=query,
+            status=0,
+            body=body,
+            authorized=authorized,
+            time=arrived,
+            full_path=full_path,
+        )
+
+        if in_flight > self.max_connections:
+            reply = text_reply(503)
+        elif not self._admit_rate():
+            reply = json_reply(429, RATE_LIMIT_BODY, {"Retry-After": "1"})
+        else:
+            if self._latency > 0:
+                self._stopping.wait(self._latency)
+            if self._stopping.is_set():
+                reply = drop_reply()  # stopped while sleeping: behave like a dead server
+            elif not authorized:
+                reply = json_reply(401, UNAUTHORIZED_BODY)
+            else:
+                fault = self.faults.take(method, record.path)
+                reply = self._apply(fault, method, api_path, query, body, bad_json, record)
+
+        record.status = reply.status
+        with self._meta:
+            self._requests.append(record)
+        return reply
+
+    def _apply(
+        self,
+        fault: Fault | None,
+        method: str,
+        api_path: str | None,
+        query: dict[str, str],
+        body: Any,
+        bad_json: bool,
+        record: RequestRecord,
+    ) -> Reply:
+        """Run the request through a fault (if any) and the router."""
+        if fault is None:
+            return self._dispatch(method, api_path, query, body, bad_json)
+        record.fault = fault.kind
+        if fault.kind == "latency":
+            if self._stopping.wait(fault.delay):
+                return drop_reply()
+            return self._dispatch(method, api_path, query, body, bad_json)
+        if fault.kind == "error_before" or fault.kind == "status_503":
+            return text_reply(fault.effective_status)
+        if fault.kind == "drop_before":
+            return drop_reply()
+        if fault.kind == "status_429":
+            return json_reply(429, RATE_LIMIT_BODY, {"Retry-After": str(fault.retry_after)})
+        applied = self._dispatch(method, api_path, query, body, bad_json)
+        record.applied_status = applied.status
+        if fault.kind == "error_after":
+            return text_reply(fault.effective_status)
+        return drop_reply()
+
+    def _dispatch(self, method: str, api_path: str | None, query: dict[str, str], body: Any, bad_json: bool) -> Reply:
+        """Route to a handler and turn ApiError into the documented error reply."""
+        found = route(method, api_path) if api_path is not None else None
+        if found is None:
+            return json_reply(404, NOT_FOUND_BODY)
+        if bad_json:
+            return json_reply(400, INVALID_JSON_BODY)
+        handler, match = found
+        try:
+            status, payload = handler(self.store, match, query, body if isinstance(body, dict) else {})
+        except ApiError as exc:
+            return json_reply(exc.status, exc.body)
+        except Exception:  # a bug in the fake: say so loudly rather than drop the connection
+            traceback.print_exc()
+            return text_reply(500)
+        return json_reply(status, payload)
