@@ -19,14 +19,23 @@ from singer_sdk.sinks import Sink
 from target_chartmogul.client import ChartMogulClient
 from target_chartmogul.encoding import dumps
 from target_chartmogul.errors import FatalError
+from target_chartmogul.references import References
 from target_chartmogul.rejects import RejectsFile
 from target_chartmogul.settings import CONFIG_SCHEMA, OBJECTS, StreamSettings, stream_settings
 from target_chartmogul.sinks.base import ChartMogulSink
 from target_chartmogul.sinks.customers import CustomersSink
+from target_chartmogul.sinks.invoices import InvoicesSink
+from target_chartmogul.sinks.plans import PlansSink
 from target_chartmogul.sinks.skip import SkipSink
+from target_chartmogul.sinks.transactions import TransactionsSink
 from target_chartmogul.summary import RunSummary
 
-SINK_CLASSES: dict[str, type[ChartMogulSink]] = {"customers": CustomersSink}
+SINK_CLASSES: dict[str, type[ChartMogulSink]] = {
+    "plans": PlansSink,
+    "customers": CustomersSink,
+    "invoices": InvoicesSink,
+    "transactions": TransactionsSink,
+}
 DRAIN_ORDER = {name: rank for rank, name in enumerate(OBJECTS)}
 
 
@@ -46,8 +55,9 @@ class TargetChartMogul(Target):
         self._settings: dict[str, StreamSettings] = {}
         self._client: ChartMogulClient | None = None
         self._client_lock = threading.Lock()
-        self._customers: dict[tuple[str, str], dict[str, t.Any]] = {}
-        self._customers_lock = threading.Lock()
+        self.refs = References(lambda: self.client)
+        self._all_sinks: list[ChartMogulSink] = []
+        self._final_pass = False
         for stream_name in self.config.get("streams") or {}:
             self.stream_settings(stream_name)  # a bad option fails before any input is read
 
@@ -73,16 +83,14 @@ class TargetChartMogul(Target):
             self._settings[stream_name] = stream_settings(stream_name, self.config.get("streams"))
         return self._settings[stream_name]
 
-    def remember_customer(self, data_source_uuid: str | None, external_id: str | None, customer: t.Any) -> None:
-        """Keep a written customer's uuid for invoices later in the run."""
-        if data_source_uuid and external_id and isinstance(customer, dict) and customer.get("uuid"):
-            with self._customers_lock:
-                self._customers[(data_source_uuid, external_id)] = customer
+    def track_sink(self, sink: ChartMogulSink) -> None:
+        """Keep every object sink, retired ones too, so deferred records are never forgotten."""
+        self._all_sinks.append(sink)
 
-    def known_customer(self, data_source_uuid: str, external_id: str) -> dict[str, t.Any] | None:
-        """A customer written or found earlier in this run."""
-        with self._customers_lock:
-            return self._customers.get((data_source_uuid, external_id))
+    @property
+    def final_pass(self) -> bool:
+        """True once input has ended: an unresolved reference is then rejected, not deferred."""
+        return self._final_pass
 
     # Routing and ordering -------------------------------------------------------------
     def get_sink_class(self, stream_name: str) -> type[Sink]:
@@ -96,8 +104,27 @@ class TargetChartMogul(Target):
         return SINK_CLASSES[obj]
 
     def _drain_all(self, sink_list: t.Iterable[Sink], parallelism: int) -> None:
+        """Drain in dependency order; on the final pass, retry deferred records after their rank.
+
+        drain_all() calls this first for retired sinks (schema changes), then for the
+        active ones; deferred records are retried in the second call, each rank's right
+        after that rank's own drain, so a deferred invoice lands before the transactions
+        that need it.
+        """
         ordered = sorted(sink_list, key=self._drain_rank)
-        super()._drain_all(ordered, 1)
+        retry = self._final_pass and sink_list is not self._sinks_to_clear
+        for sink in ordered:
+            self.drain_one(sink)
+            if retry:
+                for waiting in self._deferring_sinks():
+                    if self._drain_rank(waiting) == self._drain_rank(sink):
+                        waiting.retry_deferred()
+        if retry:
+            for waiting in self._deferring_sinks():
+                waiting.retry_deferred()
+
+    def _deferring_sinks(self) -> list[ChartMogulSink]:
+        return [s for s in self._all_sinks if isinstance(s, ChartMogulSink) and s.deferred]
 
     def _drain_rank(self, sink: Sink) -> int:
         return DRAIN_ORDER.get(getattr(sink, "object_name", ""), len(DRAIN_ORDER))
@@ -111,12 +138,21 @@ class TargetChartMogul(Target):
 
     # STATE and the end of the run ----------------------------------------------------
     def _write_state_message(self, state: dict) -> None:
-        """Emit STATE with an encoder that accepts Decimal (meltano/sdk#3787)."""
+        """Emit STATE with an encoder that accepts Decimal (meltano/sdk#3787).
+
+        Withheld while records wait for a reference (deferred): they are neither
+        written nor rejected yet.
+        """
+        waiting = sum(len(s.deferred) for s in self._deferring_sinks())
+        if waiting:
+            self.logger.info("STATE held back: %d record(s) wait for objects later in the input", waiting)
+            return
         sys.stdout.write(dumps(state) + "\n")
         sys.stdout.flush()
 
     def process_endofpipe(self) -> None:
         """Drain everything, log the summary, then apply `on_reject: fail`."""
+        self._final_pass = True
         try:
             super().process_endofpipe()
         finally:

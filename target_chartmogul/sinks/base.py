@@ -14,6 +14,7 @@ import typing as t
 from singer_sdk.sinks import BatchSink
 
 from target_chartmogul.errors import APIError, FatalError, RecordRejected
+from target_chartmogul.references import Unresolved
 from target_chartmogul.validation import RecordChecker
 
 if t.TYPE_CHECKING:
@@ -44,6 +45,9 @@ class ChartMogulSink(BatchSink):
         self.checker = RecordChecker(stream_name, schema, validate=self.validate_schema)
         self.summary = target.summary
         self.summary.objects[stream_name] = self.object_name
+        self.deferred: list[dict[str, t.Any]] = []
+        self._deferred_lock = threading.Lock()
+        target.track_sink(self)
 
     # SDK hooks --------------------------------------------------------------------
     def get_validator(self) -> None:
@@ -131,13 +135,33 @@ class ChartMogulSink(BatchSink):
         """Count records of this stream with an outcome."""
         self.summary.add(self.stream_name, outcome, n)
 
-    def run_each(
-        self, items: t.Sequence[T], write: t.Callable[[T], str | None], record_of: t.Callable[[T], dict[str, t.Any]]
-    ) -> None:
-        """Write items concurrently (up to the client's concurrency), one outcome each.
+    def defer_or_reject(self, record: dict[str, t.Any], exc: RecordRejected) -> None:
+        """An unresolved reference waits for the end of input; anything else is rejected."""
+        if isinstance(exc, Unresolved) and not self.owner.final_pass:
+            with self._deferred_lock:
+                self.deferred.append(record)
+            return
+        self.reject(record, exc.reason, field=exc.field, status=exc.status)
 
-        A refused item becomes a reject; a fatal error stops new writes, waits for the
-        ones in flight and is raised, so the batch never counts as done.
+    def retry_deferred(self) -> None:
+        """Write the records that waited for a reference (called on the final pass)."""
+        with self._deferred_lock:
+            records, self.deferred = self.deferred, []
+        if records:
+            self.logger.info("Retrying %d %s record(s) that waited for a reference", len(records), self.stream_name)
+            self.write_records(records)
+
+    def run_each(
+        self,
+        items: t.Sequence[T],
+        write: t.Callable[[T], str | None],
+        records_of: t.Callable[[T], list[dict[str, t.Any]]],
+    ) -> None:
+        """Write items concurrently (up to the client's concurrency).
+
+        `write` returns the outcome to count, or None when it counted itself. A refused
+        item rejects (or defers) its records; a fatal error stops new writes, waits for
+        the ones in flight and is raised, so the batch never counts as done.
         """
         stop = threading.Event()
 
@@ -147,18 +171,21 @@ class ChartMogulSink(BatchSink):
             try:
                 outcome = write(item)
             except RecordRejected as exc:
-                self.reject(record_of(item), exc.reason, field=exc.field, status=exc.status)
+                for record in records_of(item):
+                    self.defer_or_reject(record, exc)
                 return
             except APIError as exc:
                 field = next(iter(exc.fields), None)
-                self.reject(record_of(item), f"ChartMogul refused it: {exc.message}", field=field, status=exc.status)
+                for record in records_of(item):
+                    self.reject(record, f"ChartMogul refused it: {exc.message}", field=field, status=exc.status)
                 return
             except FatalError:
                 stop.set()
                 raise
             except Exception as exc:  # a bug met on odd input must not sink the good rows
                 self.logger.exception("Unexpected error writing a %s record", self.stream_name)
-                self.reject(record_of(item), f"unexpected error in target-chartmogul: {type(exc).__name__}: {exc}")
+                for record in records_of(item):
+                    self.reject(record, f"unexpected error in target-chartmogul: {type(exc).__name__}: {exc}")
                 return
             if outcome:
                 self.count(outcome)

@@ -12,6 +12,7 @@ import typing as t
 from target_chartmogul import attributes as attrs
 from target_chartmogul.errors import APIError, RecordRejected, is_already_exists
 from target_chartmogul.mapping.customers import DATE_FIELDS, CustomerMapper, CustomerPayload
+from target_chartmogul.references import matches
 from target_chartmogul.sinks.base import ChartMogulSink
 from target_chartmogul.values import timestamp
 
@@ -49,7 +50,7 @@ class CustomersSink(ChartMogulSink):
                 items.append((record, self.mapper.map(record)))
             except RecordRejected as exc:
                 self.reject(record, exc.reason, field=exc.field)
-        self.run_each(items, lambda item: self.write_one(item[1]), record_of=lambda item: item[0])
+        self.run_each(items, lambda item: self.write_one(item[1]), records_of=lambda item: [item[0]])
 
     # One customer ---------------------------------------------------------------
     def write_one(self, payload: CustomerPayload) -> str:
@@ -84,7 +85,7 @@ class CustomersSink(ChartMogulSink):
                 raise RecordRejected(msg, field="external_id", status=exc.status) from None
             changed = self.apply(existing, payload)
             return "created" if ours else ("updated" if changed else "unchanged")
-        self.owner.remember_customer(payload.data_source_uuid, payload.external_id, response.body)
+        self.owner.refs.remember("customer", payload.data_source_uuid, payload.external_id, response.body)
         return "created"
 
     def apply(self, existing: Record, payload: CustomerPayload) -> bool:
@@ -97,7 +98,7 @@ class CustomersSink(ChartMogulSink):
             changed = True
         changed |= self._sync_custom(uuid, existing, payload)
         changed |= self._sync_tags(uuid, existing, payload)
-        self.owner.remember_customer(payload.data_source_uuid, payload.external_id, existing)
+        self.owner.refs.remember("customer", payload.data_source_uuid, payload.external_id, existing)
         return changed
 
     def _sync_custom(self, uuid: str, existing: Record, payload: CustomerPayload) -> bool:
@@ -139,12 +140,10 @@ class CustomersSink(ChartMogulSink):
     def find_by_external_id(self, payload: CustomerPayload) -> Record | None:
         """The customer with this external_id in the payload's data source."""
         ds, ext = payload.data_source_uuid, payload.external_id
-        for customer in self.client.paginate("customers", "entries", {"data_source_uuid": ds, "external_id": ext}):
-            ids = customer.get("external_ids") or [customer.get("external_id")]
-            sources = customer.get("data_source_uuids") or [customer.get("data_source_uuid")]
-            if ext in ids and ds in sources:
-                return customer
-        return None
+        if not ds or not ext:
+            return None
+        params = {"data_source_uuid": ds, "external_id": ext}
+        return next((c for c in self.client.paginate("customers", "entries", params) if matches(c, ds, ext)), None)
 
     def find_by_uuid(self, uuid: str | None) -> Record | None:
         """The customer with this uuid, or None on 404."""

@@ -1,0 +1,79 @@
+"""Finding ChartMogul objects by external id, remembered for the rest of the run.
+
+Invoices need their customer's uuid and their plans' uuids, transactions their
+invoice's uuid. Each is looked up once (external ids are unique only within a data
+source, so the data source is always part of the key) and kept; a miss is not kept,
+because the object may be written later in the same run.
+"""
+
+from __future__ import annotations
+
+import threading
+import typing as t
+
+from target_chartmogul.errors import RecordRejected
+
+if t.TYPE_CHECKING:
+    from target_chartmogul.client import ChartMogulClient
+
+Obj = dict[str, t.Any]
+
+# kind -> (list path, root key of the list answer)
+LISTS = {"customer": ("customers", "entries"), "plan": ("plans", "plans"), "invoice": ("invoices", "invoices")}
+
+
+class Unresolved(RecordRejected):
+    """A reference nothing written so far satisfies; it may be satisfied later in the run."""
+
+
+def matches(obj: Obj, data_source_uuid: str, external_id: str) -> bool:
+    """Whether a listed object really is (data source, external id); merged customers carry several."""
+    ids = obj.get("external_ids") or [obj.get("external_id")]
+    sources = obj.get("data_source_uuids") or [obj.get("data_source_uuid")]
+    return external_id in ids and data_source_uuid in sources
+
+
+class References:
+    """Thread-safe cache of (kind, data source, external id) -> object, filled by lookups."""
+
+    def __init__(self, client: t.Callable[[], ChartMogulClient]) -> None:
+        self._client = client
+        self._known: dict[tuple[str, str, str], Obj] = {}
+        self._lock = threading.Lock()
+
+    def remember(self, kind: str, data_source_uuid: str | None, external_id: str | None, obj: t.Any) -> None:
+        """Keep an object just written or found."""
+        if data_source_uuid and external_id and isinstance(obj, dict) and obj.get("uuid"):
+            with self._lock:
+                self._known[(kind, data_source_uuid, external_id)] = obj
+
+    def forget(self, kind: str, data_source_uuid: str, external_id: str) -> None:
+        """Drop a cached object (it was found missing in ChartMogul)."""
+        with self._lock:
+            self._known.pop((kind, data_source_uuid, external_id), None)
+
+    def cached(self, kind: str, data_source_uuid: str, external_id: str) -> Obj | None:
+        """The cached object, without a lookup."""
+        with self._lock:
+            return self._known.get((kind, data_source_uuid, external_id))
+
+    def find(self, kind: str, data_source_uuid: str, external_id: str) -> Obj | None:
+        """The object, from the cache or from ChartMogul; None if ChartMogul has none."""
+        found = self.cached(kind, data_source_uuid, external_id)
+        if found is not None:
+            return found
+        path, root = LISTS[kind]
+        params = {"data_source_uuid": data_source_uuid, "external_id": external_id}
+        for obj in self._client().paginate(path, root, params):
+            if matches(obj, data_source_uuid, external_id):
+                self.remember(kind, data_source_uuid, external_id, obj)
+                return obj
+        return None
+
+    def require(self, kind: str, data_source_uuid: str, external_id: str, field: str) -> Obj:
+        """The object, or `Unresolved` with the reason users see in the rejects file."""
+        found = self.find(kind, data_source_uuid, external_id)
+        if found is None:
+            msg = f'no {kind} with external_id "{external_id}" in data source {data_source_uuid}'
+            raise Unresolved(msg, field=field)
+        return found

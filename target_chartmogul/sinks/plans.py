@@ -1,0 +1,55 @@
+"""Plans: upsert by external_id within the data source (or insert only)."""
+
+from __future__ import annotations
+
+import typing as t
+
+from target_chartmogul.errors import APIError, RecordRejected, is_already_exists
+from target_chartmogul.mapping.plans import PlanPayload, map_plan
+from target_chartmogul.sinks.base import ChartMogulSink
+
+Record = dict[str, t.Any]
+
+
+class PlansSink(ChartMogulSink):
+    """Writes a stream into ChartMogul plans, which subscription line items reference."""
+
+    object_name = "plans"
+
+    def dedupe_key(self, record: Record) -> t.Hashable:
+        """One plan per (data source, external_id) in a batch."""
+        ds = record.get("data_source_uuid") or self.config.get("data_source_uuid")
+        return (str(ds), str(record.get("external_id")))
+
+    def write_records(self, records: list[Record]) -> None:
+        """Map, then write concurrently."""
+        items: list[tuple[Record, PlanPayload]] = []
+        for record in records:
+            try:
+                items.append((record, map_plan(record, self.config.get("data_source_uuid"))))
+            except RecordRejected as exc:
+                self.reject(record, exc.reason, field=exc.field)
+        self.run_each(items, lambda item: self.write_one(item[1]), records_of=lambda item: [item[0]])
+
+    def write_one(self, plan: PlanPayload) -> str:
+        """Create the plan; when it exists, bring name and interval in line."""
+        try:
+            response = self.client.post("plans", plan.body())
+        except APIError as exc:
+            if not is_already_exists(exc):
+                raise
+            ours = exc.attempts > 1
+            if self.settings.mode == "insert":
+                return "created" if ours else "already_present"
+            self.owner.refs.forget("plan", plan.data_source_uuid, plan.external_id)
+            held = self.owner.refs.find("plan", plan.data_source_uuid, plan.external_id)
+            if held is None:
+                msg = f"ChartMogul says plan {plan.external_id!r} exists but no such plan was found"
+                raise RecordRejected(msg, field="external_id", status=exc.status) from None
+            changes = plan.differs_from(held)
+            if changes:
+                self.client.patch(f"plans/{held['uuid']}", changes)
+                self.owner.refs.remember("plan", plan.data_source_uuid, plan.external_id, {**held, **changes})
+            return "created" if ours else ("updated" if changes else "unchanged")
+        self.owner.refs.remember("plan", plan.data_source_uuid, plan.external_id, response.body)
+        return "created"

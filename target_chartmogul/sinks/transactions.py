@@ -1,0 +1,60 @@
+"""Transactions (payments and refunds) of invoices: insert, safe to replay by external_id."""
+
+from __future__ import annotations
+
+import typing as t
+
+from target_chartmogul.errors import APIError, RecordRejected, is_already_exists
+from target_chartmogul.mapping.common import data_source, optional_text
+from target_chartmogul.mapping.transactions import map_transaction
+from target_chartmogul.sinks.base import ChartMogulSink
+
+Record = dict[str, t.Any]
+
+
+class TransactionsSink(ChartMogulSink):
+    """Writes a stream into ChartMogul transactions, found by their invoice."""
+
+    object_name = "transactions"
+
+    def dedupe_key(self, record: Record) -> t.Hashable:
+        """One transaction per (data source, external_id) in a batch."""
+        ds = record.get("data_source_uuid") or self.config.get("data_source_uuid")
+        return (str(ds), str(record.get("external_id")))
+
+    def write_records(self, records: list[Record]) -> None:
+        """Write concurrently; references are resolved per record."""
+        self.run_each(records, self.write_one, records_of=lambda record: [record])
+
+    def invoice_uuid(self, record: Record) -> tuple[str, bool]:
+        """The invoice's uuid, and whether it came from a lookup by external id."""
+        given = optional_text(record, "invoice_uuid")
+        if given:
+            return given, False
+        external_id = optional_text(record, "invoice_external_id")
+        if not external_id:
+            raise RecordRejected("field 'invoice_uuid' or 'invoice_external_id' is required", field="invoice_external_id")
+        ds = data_source(record, self.config.get("data_source_uuid"))
+        if not ds:
+            msg = "no data source: set data_source_uuid in the record or in the target's settings"
+            raise RecordRejected(msg, field="data_source_uuid")
+        invoice = self.owner.refs.require("invoice", ds, external_id, field="invoice_external_id")
+        return str(invoice["uuid"]), True
+
+    def write_one(self, record: Record) -> str:
+        """POST the transaction; 'has already been taken' means it is already there."""
+        body = map_transaction(record)
+        uuid, looked_up = self.invoice_uuid(record)
+        try:
+            self.client.post(f"import/invoices/{uuid}/transactions", body)
+        except APIError as exc:
+            if is_already_exists(exc):
+                return "created" if exc.attempts > 1 else "already_present"
+            if exc.status == 404:
+                if looked_up:
+                    ds = data_source(record, self.config.get("data_source_uuid")) or ""
+                    self.owner.refs.forget("invoice", ds, str(record.get("invoice_external_id")))
+                field = "invoice_external_id" if looked_up else "invoice_uuid"
+                raise RecordRejected(f"invoice {uuid} does not exist in ChartMogul", field=field, status=404) from None
+            raise
+        return "created"
