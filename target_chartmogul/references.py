@@ -15,6 +15,7 @@ from target_chartmogul.errors import RecordRejected
 
 if t.TYPE_CHECKING:
     from target_chartmogul.client import ChartMogulClient
+    from target_chartmogul.ledger import Ledger
 
 Obj = dict[str, t.Any]
 
@@ -36,8 +37,9 @@ def matches(obj: Obj, data_source_uuid: str, external_id: str) -> bool:
 class References:
     """Thread-safe cache of (kind, data source, external id) -> object, filled by lookups."""
 
-    def __init__(self, client: t.Callable[[], ChartMogulClient]) -> None:
+    def __init__(self, client: t.Callable[[], ChartMogulClient], ledger: Ledger | None = None) -> None:
         self._client = client
+        self._ledger = ledger
         self._known: dict[tuple[str, str, str], Obj] = {}
         self._lock = threading.Lock()
 
@@ -47,10 +49,12 @@ class References:
             with self._lock:
                 self._known[(kind, data_source_uuid, external_id)] = obj
 
-    def forget(self, kind: str, data_source_uuid: str, external_id: str) -> None:
-        """Drop a cached object (it was found missing in ChartMogul)."""
+    def forget(self, kind: str, data_source_uuid: str, external_id: str, *, gone: bool = False) -> None:
+        """Drop a cached object; `gone` when ChartMogul no longer has it (the memory forgets too)."""
         with self._lock:
             self._known.pop((kind, data_source_uuid, external_id), None)
+        if gone and self._ledger is not None:
+            self._ledger.deleted(f"{kind}s", data_source_uuid, external_id)
 
     def cached(self, kind: str, data_source_uuid: str, external_id: str) -> Obj | None:
         """The cached object, without a lookup."""
@@ -62,6 +66,12 @@ class References:
         found = self.cached(kind, data_source_uuid, external_id)
         if found is not None:
             return found
+        if self._ledger is not None:
+            entry = self._ledger.get(f"{kind}s", data_source_uuid, external_id)
+            if entry is not None and entry.uuid:
+                known = {"uuid": entry.uuid, "external_id": external_id, "data_source_uuid": data_source_uuid}
+                self.remember(kind, data_source_uuid, external_id, known)
+                return known
         path, root = LISTS[kind]
         params = {"data_source_uuid": data_source_uuid, "external_id": external_id}
         for obj in self._client().paginate(path, root, params):

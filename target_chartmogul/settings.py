@@ -17,6 +17,7 @@ from target_chartmogul.errors import FatalError
 OBJECTS = ("plans", "customers", "invoices", "transactions")
 DEFAULT_API_URL = "https://api.chartmogul.com/v1"
 DEFAULT_REJECTS_PATH = ".target-chartmogul/rejects.jsonl"
+DEFAULT_LEDGER_URL = "sqlite:///.target-chartmogul/ledger.db"
 
 MODES: dict[str, dict[str, tuple[str, ...]]] = {
     # object -> mode -> allowed match_by (first is the default)
@@ -109,6 +110,12 @@ CONFIG_SCHEMA = th.PropertiesList(
         default="continue",
         description="continue: log and go on; fail: still write every good record, then exit non-zero if any was rejected.",
     ),
+    th.Property(
+        "ledger_url",
+        th.StringType,
+        default=DEFAULT_LEDGER_URL,
+        description="SQLAlchemy URL of the sync memory (sqlite:///… or postgresql://…); holds no secrets.",
+    ),
 ).to_dict()
 
 
@@ -123,6 +130,8 @@ class StreamSettings:
     custom_attributes: tuple[str, ...] | t.Literal["*"] = ()
     remove_null_custom_attributes: bool = False
     invoices_per_request: int = 50
+    delete_missing: bool = False
+    max_delete_fraction: float = 0.2
     options: t.Mapping[str, t.Any] = dataclasses.field(default_factory=dict)
 
 
@@ -169,6 +178,12 @@ def stream_settings(stream_name: str, streams_config: t.Mapping[str, t.Any] | No
     per_request = entry.get("invoices_per_request", 50)
     if not isinstance(per_request, int) or per_request < 1:
         _fail(stream_name, "invoices_per_request", "expected a positive integer")
+    delete_missing = bool(entry.get("delete_missing", False))
+    if delete_missing and (obj != "customers" or match_by != "external_id"):
+        _fail(stream_name, "delete_missing", "only customers matched by external_id can be deleted")
+    fraction = entry.get("max_delete_fraction", 0.2)
+    if not isinstance(fraction, (int, float)) or not 0 <= fraction <= 1:
+        _fail(stream_name, "max_delete_fraction", "expected a number from 0 to 1")
     return StreamSettings(
         stream_name=stream_name,
         object=obj,
@@ -177,5 +192,7 @@ def stream_settings(stream_name: str, streams_config: t.Mapping[str, t.Any] | No
         custom_attributes=custom,
         remove_null_custom_attributes=bool(entry.get("remove_null_custom_attributes", False)),
         invoices_per_request=per_request,
+        delete_missing=delete_missing,
+        max_delete_fraction=fraction,
         options=entry,
     )

@@ -6,7 +6,10 @@ import collections
 import threading
 import typing as t
 
-OUTCOMES = ("created", "updated", "unchanged", "already_present", "superseded", "rejected", "skipped")
+OUTCOMES = (
+    "created", "updated", "unchanged", "already_present", "deleted", "superseded", "rejected", "skipped",
+    "retried", "retry_refused",
+)
 
 
 class RunSummary:

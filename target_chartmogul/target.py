@@ -19,9 +19,10 @@ from singer_sdk.sinks import Sink
 from target_chartmogul.client import ChartMogulClient
 from target_chartmogul.encoding import dumps
 from target_chartmogul.errors import FatalError
+from target_chartmogul.ledger import Ledger
 from target_chartmogul.references import References
 from target_chartmogul.rejects import RejectsFile
-from target_chartmogul.settings import CONFIG_SCHEMA, OBJECTS, StreamSettings, stream_settings
+from target_chartmogul.settings import CONFIG_SCHEMA, DEFAULT_LEDGER_URL, OBJECTS, StreamSettings, stream_settings
 from target_chartmogul.sinks.base import ChartMogulSink
 from target_chartmogul.sinks.customers import CustomersSink
 from target_chartmogul.sinks.invoices import InvoicesSink
@@ -55,7 +56,9 @@ class TargetChartMogul(Target):
         self._settings: dict[str, StreamSettings] = {}
         self._client: ChartMogulClient | None = None
         self._client_lock = threading.Lock()
-        self.refs = References(lambda: self.client)
+        self.ledger = Ledger(self.config.get("ledger_url") or DEFAULT_LEDGER_URL)
+        self.refs = References(lambda: self.client, self.ledger)
+        self._rejected_now: set[tuple[str, str]] = set()
         self._all_sinks: list[ChartMogulSink] = []
         self._final_pass = False
         for stream_name in self.config.get("streams") or {}:
@@ -82,6 +85,10 @@ class TargetChartMogul(Target):
         if stream_name not in self._settings:
             self._settings[stream_name] = stream_settings(stream_name, self.config.get("streams"))
         return self._settings[stream_name]
+
+    def note_rejected(self, stream: str, reject_key: str) -> None:
+        """Records refused in this run are not retried again in this run."""
+        self._rejected_now.add((stream, reject_key))
 
     def track_sink(self, sink: ChartMogulSink) -> None:
         """Keep every object sink, retired ones too, so deferred records are never forgotten."""
@@ -122,6 +129,36 @@ class TargetChartMogul(Target):
         if retry:
             for waiting in self._deferring_sinks():
                 waiting.retry_deferred()
+            self.retry_remembered_rejects()
+
+    def retry_remembered_rejects(self) -> None:
+        """Retry records refused in earlier runs, after this run's own records.
+
+        A refused invoice whose plan arrived since then lands without the tap sending
+        it again. Streams absent from this run get a sink built from their saved schema.
+        """
+        self.ledger.flush()
+        waiting: dict[str, list[dict[str, t.Any]]] = {}
+        for remembered in self.ledger.remembered_rejects():
+            if (remembered.stream, remembered.key) not in self._rejected_now:
+                waiting.setdefault(remembered.stream, []).append(remembered.record)
+        for stream_name in sorted(waiting, key=lambda name: DRAIN_ORDER.get(self.stream_settings(name).object or "", 9)):
+            sink = self._sinks_active.get(stream_name)
+            if not isinstance(sink, ChartMogulSink):
+                saved = self.ledger.schema(stream_name)
+                if saved is None or self.stream_settings(stream_name).object not in SINK_CLASSES:
+                    continue
+                sink = t.cast("ChartMogulSink", self.add_sink(stream_name, saved[0], saved[1]))
+            records = waiting[stream_name]
+            rejected_before = self.summary.get(stream_name, "rejected")
+            sink.retry_records(records)
+            still = self.summary.get(stream_name, "rejected") - rejected_before
+            self.summary.add(stream_name, "retried", len(records))
+            self.summary.add(stream_name, "retry_refused", still)
+            self.logger.info(
+                "Retried %d record(s) of '%s' refused in earlier runs: %d landed, %d still refused",
+                len(records), stream_name, len(records) - still, still,
+            )
 
     def _deferring_sinks(self) -> list[ChartMogulSink]:
         return [s for s in self._all_sinks if isinstance(s, ChartMogulSink) and s.deferred]
@@ -156,6 +193,7 @@ class TargetChartMogul(Target):
         try:
             super().process_endofpipe()
         finally:
+            self.ledger.close()
             self.log_summary()
         rejected = self.summary.total("rejected")
         if rejected and self.config.get("on_reject") == "fail":

@@ -40,6 +40,7 @@ def base_config(fake: FakeChartMogul, ds: str, tmp_path: pathlib.Path) -> dict[s
         "api_url": fake.url,
         "data_source_uuid": ds,
         "rejects_path": str(tmp_path / "rejects.jsonl"),
+        "ledger_url": f"sqlite:///{tmp_path / 'ledger.db'}",
         "request_timeout": 5,
         "max_retries": 6,
     }

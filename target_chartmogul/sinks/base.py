@@ -13,7 +13,9 @@ import typing as t
 
 from singer_sdk.sinks import BatchSink
 
+from target_chartmogul.encoding import dumps
 from target_chartmogul.errors import APIError, FatalError, RecordRejected
+from target_chartmogul.ledger import Entry, payload_hash
 from target_chartmogul.references import Unresolved
 from target_chartmogul.validation import RecordChecker
 
@@ -40,14 +42,15 @@ class ChartMogulSink(BatchSink):
         key_properties: t.Sequence[str] | None,
     ) -> None:
         self.owner = target
-        super().__init__(target, stream_name, schema, key_properties)
         self.settings: StreamSettings = target.stream_settings(stream_name)
+        super().__init__(target, stream_name, schema, key_properties)
         self.checker = RecordChecker(stream_name, schema, validate=self.validate_schema)
         self.summary = target.summary
         self.summary.objects[stream_name] = self.object_name
         self.deferred: list[dict[str, t.Any]] = []
         self._deferred_lock = threading.Lock()
         target.track_sink(self)
+        target.ledger.save_schema(stream_name, schema, key_properties or [])
 
     # SDK hooks --------------------------------------------------------------------
     def get_validator(self) -> None:
@@ -71,10 +74,21 @@ class ChartMogulSink(BatchSink):
         context.setdefault("records", []).append(record)
 
     def process_batch(self, context: dict[str, t.Any]) -> None:
-        """Reject invalid records, keep the last of each key, write the rest."""
-        records: list[dict[str, t.Any]] = context.get("records", [])
+        """Reject invalid records, keep the last of each key, write the rest.
+
+        The sync memory is committed before this returns, and so before the SDK can
+        emit a STATE that covers these records.
+        """
+        try:
+            self._process_records(context.get("records", []))
+        finally:
+            self.owner.ledger.flush()
+
+    def _process_records(self, records: list[dict[str, t.Any]]) -> None:
         valid: dict[t.Hashable, dict[str, t.Any]] = {}
         for record in records:
+            # A newer record replaces a refused one remembered from an earlier run.
+            self.owner.ledger.forget_reject(self.stream_name, self.reject_key(record))
             problem = record.pop(INVALID, None)
             if problem is not None:
                 field, reason = problem
@@ -106,6 +120,33 @@ class ChartMogulSink(BatchSink):
         keys = list(self.key_properties) or [k for k in ("external_id", "uuid", "email") if k in record]
         return {k: record.get(k) for k in keys}
 
+    def reject_key(self, record: dict[str, t.Any]) -> str:
+        """The identity under which a refused record is remembered for a retry."""
+        return dumps(self.record_key(record), sort_keys=True)
+
+    def memory_lookup(self, keys: t.Iterable[tuple[str, str]]) -> dict[tuple[str, str], Entry]:
+        """Sync-memory entries for (data source, external id) keys, one query per data source."""
+        by_source: dict[str, list[str]] = {}
+        for ds, ext in keys:
+            by_source.setdefault(ds, []).append(ext)
+        known: dict[tuple[str, str], Entry] = {}
+        for ds, ids in by_source.items():
+            entries = self.owner.ledger.lookup(self.object_name, ds, ids)
+            known.update({(ds, ext): entry for ext, entry in entries.items()})
+        return known
+
+    @staticmethod
+    def is_current(entry: Entry | None, fingerprint: t.Any) -> bool:
+        """Whether the memory says ChartMogul already holds exactly this payload."""
+        return entry is not None and entry.payload_hash is not None and entry.payload_hash == payload_hash(fingerprint)
+
+    def remember(self, data_source_uuid: str, external_id: str, *, uuid: str | None, payload: t.Any) -> None:
+        """Note a confirmed write in the sync memory; `payload` None when ChartMogul holds other data."""
+        digest = payload_hash(payload) if payload is not None else None
+        self.owner.ledger.written(
+            self.object_name, data_source_uuid, external_id, uuid=uuid, payload=digest, stream=self.stream_name,
+        )
+
     def write_records(self, records: list[dict[str, t.Any]]) -> None:
         """Write one de-duplicated batch; must not return before every call is done."""
         raise NotImplementedError
@@ -129,6 +170,9 @@ class ChartMogulSink(BatchSink):
             field=field,
             status=status,
         )
+        reject_key = self.reject_key(record)
+        self.owner.note_rejected(self.stream_name, reject_key)
+        self.owner.ledger.remember_reject(self.stream_name, reject_key, record, reason, field, status)
         self.summary.add(self.stream_name, "rejected")
 
     def count(self, outcome: str, n: int = 1) -> None:
@@ -149,7 +193,15 @@ class ChartMogulSink(BatchSink):
             records, self.deferred = self.deferred, []
         if records:
             self.logger.info("Retrying %d %s record(s) that waited for a reference", len(records), self.stream_name)
-            self.write_records(records)
+            self.process_batch({"records": records})
+
+    def retry_records(self, records: list[dict[str, t.Any]]) -> None:
+        """Write records remembered from an earlier run (read back from JSON: dates are parsed again)."""
+        for record in records:
+            problem = self.checker.check(record)
+            if problem is not None:
+                record[INVALID] = problem
+        self.process_batch({"records": records})
 
     def run_each(
         self,

@@ -11,6 +11,7 @@ import typing as t
 
 from target_chartmogul import attributes as attrs
 from target_chartmogul.errors import APIError, RecordRejected, is_already_exists
+from target_chartmogul.ledger import Entry
 from target_chartmogul.mapping.customers import DATE_FIELDS, CustomerMapper, CustomerPayload
 from target_chartmogul.references import matches
 from target_chartmogul.sinks.base import ChartMogulSink
@@ -42,33 +43,132 @@ class CustomersSink(ChartMogulSink):
         ds = record.get("data_source_uuid") or self.config.get("data_source_uuid")
         return ("external_id", str(ds), str(record.get("external_id")))
 
+    @property
+    def include_sdc_metadata_properties(self) -> bool:
+        """Deletes need `_sdc_deleted_at` and `_sdc_table_version`, which the SDK strips otherwise."""
+        return bool(self.settings.delete_missing) or super().include_sdc_metadata_properties
+
     def write_records(self, records: list[Record]) -> None:
-        """Map every record, then write them concurrently."""
+        """Map every record, consult the sync memory, then write concurrently."""
+        deletions = [r for r in records if r.get("_sdc_deleted_at")]
+        if deletions and not self.settings.delete_missing:
+            self.mapper.notes.info(
+                "deletes", "Stream '%s': %d deleted row(s) ignored; set delete_missing to delete customers",
+                self.stream_name, len(deletions),
+            )
+            self.count("skipped", len(deletions))
         items: list[tuple[Record, CustomerPayload]] = []
         for record in records:
+            if record.get("_sdc_deleted_at"):
+                continue
             try:
                 items.append((record, self.mapper.map(record)))
             except RecordRejected as exc:
                 self.reject(record, exc.reason, field=exc.field)
-        self.run_each(items, lambda item: self.write_one(item[1]), records_of=lambda item: [item[0]])
+        self.known = self.memory_lookup([self.memory_key(p) for _, p in items])
+        self.run_each(items, lambda item: self.write_remembered(item[1]), records_of=lambda item: [item[0]])
+        if deletions and self.settings.delete_missing:
+            targets = [self._deletion_key(r) for r in deletions]
+            self.known = self.memory_lookup(targets)
+            self.run_each(
+                list(zip(deletions, targets, strict=True)),
+                lambda item: self.delete_one(*item[1]),
+                records_of=lambda item: [item[0]],
+            )
+
+    # Sync memory ------------------------------------------------------------------
+    def memory_key(self, payload: CustomerPayload) -> tuple[str, str]:
+        """(data source, id) under which the memory keeps this customer."""
+        if self.settings.match_by == "uuid":
+            return ("", f"uuid:{payload.uuid}")
+        return (str(payload.data_source_uuid), str(payload.external_id))
+
+    def _deletion_key(self, record: Record) -> tuple[str, str]:
+        ds = record.get("data_source_uuid") or self.config.get("data_source_uuid") or ""
+        return (str(ds), str(record.get("external_id")))
+
+    def fingerprint(self, payload: CustomerPayload) -> dict[str, t.Any]:
+        """What the memory hashes: the mapped payload and the options that shape the writes."""
+        return {
+            "settings": [self.settings.mode, self.settings.match_by, self.settings.remove_null_custom_attributes],
+            "ds": payload.data_source_uuid,
+            "external_id": payload.external_id,
+            "uuid": payload.uuid,
+            "fields": payload.fields,
+            "custom": {k: [a.type, a.value] for k, a in sorted(payload.custom.items())},
+            "tags": payload.tags,
+        }
+
+    def write_remembered(self, payload: CustomerPayload) -> str:
+        """Skip a customer whose payload the memory says is current; else write and remember it."""
+        key = self.memory_key(payload)
+        entry = self.known.get(key)
+        fingerprint = self.fingerprint(payload)
+        if self.is_current(entry, fingerprint):
+            return "unchanged"
+        outcome, uuid = self.write_one(payload, entry)
+        self.remember(*key, uuid=uuid, payload=None if outcome == "already_present" else fingerprint)
+        return outcome
+
+    def delete_one(self, data_source_uuid: str, external_id: str) -> str:
+        """Delete one customer (a 404 means it is already gone)."""
+        entry = self.known.get((data_source_uuid, external_id))
+        uuid = entry.uuid if entry else None
+        if uuid is None:
+            found = self.find_by_external_id(data_source_uuid, external_id)
+            uuid = found["uuid"] if found else None
+        if uuid is not None:
+            try:
+                self.client.delete(f"customers/{uuid}")
+            except APIError as exc:
+                if exc.status != 404:
+                    raise
+        self.owner.ledger.deleted("customers", data_source_uuid, external_id)
+        self.owner.refs.forget("customer", data_source_uuid, external_id)
+        return "deleted" if uuid is not None else "unchanged"
 
     # One customer ---------------------------------------------------------------
-    def write_one(self, payload: CustomerPayload) -> str:
-        """Write one customer; returns the outcome to count."""
+    def write_one(self, payload: CustomerPayload, entry: Entry | None = None) -> tuple[str, str | None]:
+        """Write one customer; returns the outcome to count and the customer's uuid."""
         mode, match_by = self.settings.mode, self.settings.match_by
+        if entry is not None and entry.uuid:
+            if mode == "insert":
+                return "already_present", entry.uuid
+            if match_by != "email":
+                updated = self.update_known(entry.uuid, payload)
+                if updated is not None:
+                    return updated
         if mode == "update":
-            existing = self.find_by_uuid(payload.uuid) if match_by == "uuid" else self.find_by_external_id(payload)
+            if match_by == "uuid":
+                existing = self.find_by_uuid(payload.uuid)
+            else:
+                existing = self.find_by_external_id(payload.data_source_uuid, payload.external_id)
             if existing is None:
                 raise RecordRejected(self._no_match(payload, match_by), field=match_by)
-            return "updated" if self.apply(existing, payload) else "unchanged"
+            return ("updated" if self.apply(existing, payload) else "unchanged"), existing["uuid"]
         if mode == "upsert" and match_by == "email":
             matches = self.find_by_email(payload)
             if matches:
                 changed = [self.apply(customer, payload) for customer in matches]
-                return "updated" if any(changed) else "unchanged"
+                return ("updated" if any(changed) else "unchanged"), matches[0]["uuid"]
         return self.create(payload, insert_only=(mode == "insert"))
 
-    def create(self, payload: CustomerPayload, *, insert_only: bool) -> str:
+    def update_known(self, uuid: str, payload: CustomerPayload) -> tuple[str, str] | None:
+        """PATCH a customer the memory knows, no lookup; None if ChartMogul lost it (404)."""
+        try:
+            customer = self.client.patch(f"customers/{uuid}", payload.patch_body()).body or {}
+        except APIError as exc:
+            if exc.status != 404:
+                raise
+            self.logger.info("Customer %s is gone from ChartMogul; creating it again", uuid)
+            self.owner.ledger.deleted("customers", *self.memory_key(payload))
+            return None
+        self._sync_custom(uuid, customer, payload)
+        self._sync_tags(uuid, customer, payload)
+        self.owner.refs.remember("customer", payload.data_source_uuid, payload.external_id, customer or {"uuid": uuid})
+        return "updated", uuid
+
+    def create(self, payload: CustomerPayload, *, insert_only: bool) -> tuple[str, str | None]:
         """POST the customer; 'already exists' means present (insert) or update it (upsert)."""
         try:
             response = self.client.post("customers", payload.create_body())
@@ -77,16 +177,17 @@ class CustomersSink(ChartMogulSink):
                 raise
             # A retried create that meets a duplicate wrote it on an earlier attempt.
             ours = exc.attempts > 1
+            existing = self.find_by_external_id(payload.data_source_uuid, payload.external_id)
+            uuid = existing["uuid"] if existing else None
             if insert_only:
-                return "created" if ours else "already_present"
-            existing = self.find_by_external_id(payload)
+                return ("created" if ours else "already_present"), uuid
             if existing is None:
                 msg = f"ChartMogul says external_id {payload.external_id!r} exists but no such customer was found"
                 raise RecordRejected(msg, field="external_id", status=exc.status) from None
             changed = self.apply(existing, payload)
-            return "created" if ours else ("updated" if changed else "unchanged")
+            return ("created" if ours else ("updated" if changed else "unchanged")), uuid
         self.owner.refs.remember("customer", payload.data_source_uuid, payload.external_id, response.body)
-        return "created"
+        return "created", (response.body or {}).get("uuid")
 
     def apply(self, existing: Record, payload: CustomerPayload) -> bool:
         """Bring one existing customer in line with the payload; True if anything changed."""
@@ -137,9 +238,8 @@ class CustomersSink(ChartMogulSink):
         return bool(add or stale)
 
     # Lookups ----------------------------------------------------------------------
-    def find_by_external_id(self, payload: CustomerPayload) -> Record | None:
-        """The customer with this external_id in the payload's data source."""
-        ds, ext = payload.data_source_uuid, payload.external_id
+    def find_by_external_id(self, ds: str | None, ext: str | None) -> Record | None:
+        """The customer with this external_id in this data source."""
         if not ds or not ext:
             return None
         params = {"data_source_uuid": ds, "external_id": ext}

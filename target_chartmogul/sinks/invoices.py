@@ -42,11 +42,16 @@ class InvoicesSink(ChartMogulSink):
     def write_records(self, records: list[Record]) -> None:
         """Map, group by customer, cut into import calls, write the calls concurrently."""
         groups: dict[tuple[str, ...], list[Pair]] = {}
+        pairs: list[Pair] = []
         for record in records:
             try:
-                payload = map_invoice(record, self.config.get("data_source_uuid"))
+                pairs.append((record, map_invoice(record, self.config.get("data_source_uuid"))))
             except RecordRejected as exc:
                 self.reject(record, exc.reason, field=exc.field)
+        known = self.memory_lookup((p.data_source_uuid, p.external_id) for _, p in pairs)
+        for record, payload in pairs:
+            if self.is_current(known.get((payload.data_source_uuid, payload.external_id)), self.fingerprint(payload)):
+                self.count("unchanged")
                 continue
             key = (
                 ("uuid", payload.customer_uuid)
@@ -57,6 +62,15 @@ class InvoicesSink(ChartMogulSink):
         size = self.settings.invoices_per_request
         chunks = [pairs[i : i + size] for pairs in groups.values() for i in range(0, len(pairs), size)]
         self.run_each(chunks, self.write_chunk, records_of=lambda chunk: [record for record, _ in chunk])
+
+    @staticmethod
+    def fingerprint(payload: InvoicePayload) -> dict[str, t.Any]:
+        """What the memory hashes: the import body and the references still to resolve."""
+        return {"body": payload.body, "customer_uuid": payload.customer_uuid, "plans": payload.plan_refs}
+
+    def remember_invoice(self, payload: InvoicePayload, uuid: str | None) -> None:
+        """Note an invoice that is in ChartMogul (created now, or already there)."""
+        self.remember(payload.data_source_uuid, payload.external_id, uuid=uuid, payload=self.fingerprint(payload))
 
     # One import call (or a few, when ChartMogul refuses some invoices) ----------------
     def write_chunk(self, chunk: list[Pair]) -> None:
@@ -106,6 +120,7 @@ class InvoicesSink(ChartMogulSink):
             for index, (_, payload) in enumerate(pending):
                 answer = answers[index] if index < len(answers) else None
                 self.owner.refs.remember("invoice", payload.data_source_uuid, payload.external_id, answer)
+                self.remember_invoice(payload, (answer or {}).get("uuid"))
             self.count("created", len(pending))
             return
         for record, _ in pending:  # pragma: no cover - the API kept refusing without saying why
@@ -137,6 +152,7 @@ class InvoicesSink(ChartMogulSink):
                 self.count("created" if ours else "already_present")
                 if not ours:
                     self.add_missing_transactions(payload)
+                self.remember_invoice(payload, None)
             else:
                 field = next(iter(errors), None)
                 self.reject(record, f"ChartMogul refused it: {_describe(errors)}", field=field, status=exc.status)

@@ -29,7 +29,37 @@ class PlansSink(ChartMogulSink):
                 items.append((record, map_plan(record, self.config.get("data_source_uuid"))))
             except RecordRejected as exc:
                 self.reject(record, exc.reason, field=exc.field)
-        self.run_each(items, lambda item: self.write_one(item[1]), records_of=lambda item: [item[0]])
+        self.known = self.memory_lookup((p.data_source_uuid, p.external_id) for _, p in items)
+        self.run_each(items, lambda item: self.write_remembered(item[1]), records_of=lambda item: [item[0]])
+
+    def write_remembered(self, plan: PlanPayload) -> str:
+        """Skip a plan the memory says is current; PATCH one it knows; else create it."""
+        entry = self.known.get((plan.data_source_uuid, plan.external_id))
+        if self.is_current(entry, plan.body()):
+            return "unchanged"
+        outcome: str | None = None
+        if entry is not None and entry.uuid and self.settings.mode != "insert":
+            outcome = self.update_known(entry.uuid, plan)
+        if outcome is None:
+            outcome = self.write_one(plan)
+        held = self.owner.refs.cached("plan", plan.data_source_uuid, plan.external_id) or {}
+        uuid = held.get("uuid") or (entry.uuid if entry else None)
+        self.remember(plan.data_source_uuid, plan.external_id, uuid=uuid,
+                      payload=None if outcome == "already_present" else plan.body())
+        return outcome
+
+    def update_known(self, uuid: str, plan: PlanPayload) -> str | None:
+        """PATCH a plan by its remembered uuid; None when ChartMogul no longer has it."""
+        fields = {"name": plan.name, "interval_count": plan.interval_count, "interval_unit": plan.interval_unit}
+        try:
+            self.client.patch(f"plans/{uuid}", fields)
+        except APIError as exc:
+            if exc.status != 404:
+                raise
+            self.owner.refs.forget("plan", plan.data_source_uuid, plan.external_id, gone=True)
+            return None
+        self.owner.refs.remember("plan", plan.data_source_uuid, plan.external_id, {**plan.body(), "uuid": uuid})
+        return "updated"
 
     def write_one(self, plan: PlanPayload) -> str:
         """Create the plan; when it exists, bring name and interval in line."""

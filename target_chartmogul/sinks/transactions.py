@@ -24,7 +24,24 @@ class TransactionsSink(ChartMogulSink):
 
     def write_records(self, records: list[Record]) -> None:
         """Write concurrently; references are resolved per record."""
-        self.run_each(records, self.write_one, records_of=lambda record: [record])
+        self.known = self.memory_lookup(self.memory_key(r) for r in records)
+        self.run_each(records, self.write_remembered, records_of=lambda record: [record])
+
+    def memory_key(self, record: Record) -> tuple[str, str]:
+        """(data source, external id) under which the memory keeps this transaction."""
+        ds = data_source(record, self.config.get("data_source_uuid")) or ""
+        return (ds, str(record.get("external_id")))
+
+    def write_remembered(self, record: Record) -> str:
+        """Skip a transaction the memory says is written; else write and remember it."""
+        body = map_transaction(record)
+        fingerprint = {"body": body, "invoice": [record.get("invoice_uuid"), record.get("invoice_external_id")]}
+        key = self.memory_key(record)
+        if self.is_current(self.known.get(key), fingerprint):
+            return "unchanged"
+        outcome = self.write_one(record)
+        self.remember(*key, uuid=None, payload=fingerprint)
+        return outcome
 
     def invoice_uuid(self, record: Record) -> tuple[str, bool]:
         """The invoice's uuid, and whether it came from a lookup by external id."""
