@@ -14,6 +14,7 @@ import threading
 import typing as t
 
 from singer_sdk import Target
+from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities
 from singer_sdk.sinks import Sink
 
 from target_chartmogul.client import ChartMogulClient
@@ -46,6 +47,7 @@ class TargetChartMogul(Target):
     name = "target-chartmogul"
     config_jsonschema = CONFIG_SCHEMA
     default_sink_class = SkipSink
+    capabilities: t.ClassVar[list[CapabilitiesEnum]] = [*Target.capabilities, PluginCapabilities.ACTIVATE_VERSION]
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
@@ -59,6 +61,8 @@ class TargetChartMogul(Target):
         self.ledger = Ledger(self.config.get("ledger_url") or DEFAULT_LEDGER_URL)
         self.refs = References(lambda: self.client, self.ledger)
         self._rejected_now: set[tuple[str, str]] = set()
+        self._problems: list[str] = []
+        self._last_stream: str | None = None
         self._all_sinks: list[ChartMogulSink] = []
         self._final_pass = False
         for stream_name in self.config.get("streams") or {}:
@@ -86,6 +90,11 @@ class TargetChartMogul(Target):
             self._settings[stream_name] = stream_settings(stream_name, self.config.get("streams"))
         return self._settings[stream_name]
 
+    def report_problem(self, message: str) -> None:
+        """A failure that is not one record's (a blocked delete): logged, and fails `on_reject: fail`."""
+        self.logger.error(message)
+        self._problems.append(message)
+
     def note_rejected(self, stream: str, reject_key: str) -> None:
         """Records refused in this run are not retried again in this run."""
         self._rejected_now.add((stream, reject_key))
@@ -98,6 +107,29 @@ class TargetChartMogul(Target):
     def final_pass(self) -> bool:
         """True once input has ended: an unresolved reference is then rejected, not deferred."""
         return self._final_pass
+
+    # Messages ---------------------------------------------------------------------------
+    def _note_stream(self, stream_name: str) -> None:
+        """SDK taps sync one stream at a time: a message of another stream proves the
+        previous stream's full-table version arrived whole."""
+        if stream_name == self._last_stream:
+            return
+        self._last_stream = stream_name
+        for sink in list(self._sinks_active.values()):
+            if isinstance(sink, CustomersSink) and sink.version_pending and sink.stream_name != stream_name:
+                sink.complete_version()
+
+    def _process_record_message(self, message_dict: dict) -> None:
+        self._note_stream(str(message_dict.get("stream")))
+        super()._process_record_message(message_dict)
+
+    def _process_schema_message(self, message_dict: dict) -> None:
+        self._note_stream(str(message_dict.get("stream")))
+        super()._process_schema_message(message_dict)
+
+    def _process_activate_version_message(self, message_dict: dict) -> None:
+        self._note_stream(str(message_dict.get("stream")))
+        super()._process_activate_version_message(message_dict)
 
     # Routing and ordering -------------------------------------------------------------
     def get_sink_class(self, stream_name: str) -> type[Sink]:
@@ -196,9 +228,12 @@ class TargetChartMogul(Target):
             self.ledger.close()
             self.log_summary()
         rejected = self.summary.total("rejected")
-        if rejected and self.config.get("on_reject") == "fail":
-            msg = f"{rejected} record(s) were rejected (see {self.rejects.path}); on_reject is 'fail'"
-            raise FatalError(msg)
+        if self.config.get("on_reject") == "fail":
+            if rejected:
+                msg = f"{rejected} record(s) were rejected (see {self.rejects.path}); on_reject is 'fail'"
+                raise FatalError(msg)
+            if self._problems:
+                raise FatalError(f"{self._problems[0]} (on_reject is 'fail')")
 
     def log_summary(self) -> None:
         """Log the per-stream counts as a table."""

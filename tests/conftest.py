@@ -107,3 +107,43 @@ def run_cli(config: dict[str, t.Any], messages: t.Iterable[t.Any] | str, tmp_pat
         env={**os.environ, **(env or {})}, check=False,
     )
     return ProcessResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> str:
+    """The PostgreSQL server started by scripts/postgres.sh (TCM_PG_URL); required in CI."""
+    url = os.environ.get("TCM_PG_URL")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail("TCM_PG_URL is not set: .ci/run must start PostgreSQL (scripts/postgres.sh)")
+        pytest.skip("no PostgreSQL server: run through scripts/test.sh, or source scripts/postgres.sh && postgres_start")
+    return url
+
+
+@pytest.fixture
+def pg_database_url(pg_server_url: str) -> t.Iterator[str]:
+    """A fresh, empty database on that server, dropped afterwards."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    name = f"tcm_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(pg_server_url.replace("postgresql://", "postgresql+psycopg://", 1),
+                             isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    base = pg_server_url.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger_url(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> str:
+    """The sync memory in SQLite, and again in the real PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'ledger.db'}"
+    return str(request.getfixturevalue("pg_database_url"))

@@ -33,6 +33,72 @@ class CustomersSink(ChartMogulSink):
             self.config.get("data_source_uuid"),
             self.logger,
         )
+        self.known: dict[tuple[str, str], Entry] = {}
+        self.version: int | None = None
+        self.version_seen: set[tuple[str, str]] = set()
+        self.version_has_records = False
+
+    # Full-table versions and deletes of missing rows ------------------------------------
+    def process_record(self, record: Record, context: dict[str, t.Any]) -> None:
+        """Note which customers the current full-table version holds, then stage the record."""
+        version = record.get("_sdc_table_version")
+        if self.settings.delete_missing and version is not None and not record.get("_sdc_deleted_at"):
+            if self.version is None or version > self.version:
+                self.start_version(version)
+            if version == self.version:
+                self.version_seen.add(self._deletion_key(record))
+                self.version_has_records = True
+        super().process_record(record, context)
+
+    def start_version(self, version: int) -> None:
+        """Begin collecting the keys of a new full-table version."""
+        self.version, self.version_seen, self.version_has_records = version, set(), False
+
+    @property
+    def version_pending(self) -> bool:
+        """A version whose records arrived and whose completeness has not been acted on."""
+        return self.version is not None and self.version_has_records
+
+    def activate_version(self, new_version: int) -> None:
+        """ACTIVATE_VERSION after a version's records marks it whole; before them it starts one."""
+        if not self.settings.delete_missing:
+            return
+        if self.version_pending and self.version is not None and new_version >= self.version:
+            self.complete_version()
+        if new_version != self.version:
+            self.start_version(new_version)
+
+    def complete_version(self) -> None:
+        """The version arrived whole: delete the customers this stream wrote that it lacks.
+
+        Guarded by `max_delete_fraction`: past it nothing is deleted and the run says why.
+        """
+        version, seen = self.version, self.version_seen
+        self.version, self.version_seen, self.version_has_records = None, set(), False
+        self.owner.drain_one(self)
+        known = self.owner.ledger.stream_objects("customers", self.stream_name)
+        missing = sorted(key for key in known if key not in seen)
+        if not missing:
+            return
+        limit = self.settings.max_delete_fraction
+        if len(missing) > limit * len(known):
+            message = (
+                f"Stream '{self.stream_name}': full-table version {version} lacks {len(missing)} of the "
+                f"{len(known)} customers this stream wrote ({len(missing) / len(known):.0%}), more than "
+                f"max_delete_fraction {limit:.0%}; deleting none. Check the source, or raise max_delete_fraction."
+            )
+            self.owner.report_problem(message)
+            return
+        self.logger.info(
+            "Stream '%s': deleting %d customer(s) absent from version %s", self.stream_name, len(missing), version,
+        )
+        self.known = self.memory_lookup(missing)
+        self.run_each(
+            missing,
+            lambda key: self.delete_one(*key),
+            records_of=lambda key: [{"data_source_uuid": key[0], "external_id": key[1]}],
+        )
+        self.owner.ledger.flush()
 
     def dedupe_key(self, record: Record) -> t.Hashable:
         """Same customer twice in a batch: the last record wins."""
