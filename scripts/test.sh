@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/pipeline-tools.sh
 # shellcheck source=/dev/null
 source scripts/postgres.sh
 postgres_start

@@ -11,6 +11,7 @@ import base64
 import dataclasses
 import logging
 import random
+import threading
 import time
 import typing as t
 
@@ -58,6 +59,7 @@ class Attempt:
     duration: float
     response_text: str | None
     error: str | None
+    dry_run: bool = False
 
 
 class _Transient(Exception):
@@ -111,6 +113,7 @@ class ChartMogulClient:
         max_retries: int = 8,
         backoff_base: float = 0.5,
         observers: t.Sequence[t.Callable[[Attempt], None]] = (),
+        dry_run: bool = False,
     ) -> None:
         self.base_url = api_url.rstrip("/")
         self.timeout = timeout
@@ -118,6 +121,12 @@ class ChartMogulClient:
         self.backoff_base = backoff_base
         self.pacer = Pacer(max_requests_per_second, max_concurrency)
         self.observers = list(observers)
+        self.dry_run = dry_run
+        self.calls = 0
+        self._calls_lock = threading.Lock()
+        self.preflight: t.Callable[[], None] | None = None
+        self._preflight_lock = threading.Lock()
+        self._preflight_done = False
         self.session = requests.Session()
         pool = self.pacer.max_concurrency
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool, pool_block=True, max_retries=0)
@@ -190,6 +199,11 @@ class ChartMogulClient:
         Raises APIError for a refusal, AuthenticationError for 401/403, and
         RetriesExhaustedError when transient failures outlast `max_retries`.
         """
+        self._run_preflight()
+        if self.dry_run and method != "GET":
+            LOGGER.info("DRY RUN: would %s %s %s", method, path, dumps(body)[:500] if body is not None else "")
+            self._notify(Attempt(method, path, params, body, 1, None, 0.0, None, None, dry_run=True))
+            return Response(0, None, 1)
         data = dumps(body).encode("utf-8") if body is not None else None
         attempts = 0
 
@@ -236,6 +250,19 @@ class ChartMogulClient:
             )
             raise RetriesExhaustedError(msg) from None
 
+    def _run_preflight(self) -> None:
+        """Run the account check once, before the first real call (none when no call is needed)."""
+        if self._preflight_done or self.preflight is None:
+            return
+        with self._preflight_lock:
+            if self._preflight_done:
+                return
+            check, self.preflight = self.preflight, None
+            try:
+                check()
+            finally:
+                self._preflight_done = True
+
     def _attempt(
         self,
         method: str,
@@ -246,6 +273,8 @@ class ChartMogulClient:
         number: int,
     ) -> Response:
         url = f"{self.base_url}/{path.lstrip('/')}"
+        with self._calls_lock:
+            self.calls += 1
         started = time.monotonic()
         status: int | None = None
         text: str | None = None
@@ -288,10 +317,7 @@ class ChartMogulClient:
             return Response(status, parsed, number)
         message, fields, parsed_body = parse_error_body(status, text or "")
         if status in (401, 403):
-            msg = (
-                f"ChartMogul refused the API key (HTTP {status}: {message}). "
-                "Check the api_key setting; nothing was written."
-            )
+            msg = f"ChartMogul refused the API key (HTTP {status}: {message}). Check the api_key setting."
             raise AuthenticationError(msg)
         raise APIError(
             status,

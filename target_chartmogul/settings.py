@@ -111,6 +111,23 @@ CONFIG_SCHEMA = th.PropertiesList(
         description="continue: log and go on; fail: still write every good record, then exit non-zero if any was rejected.",
     ),
     th.Property(
+        "dry_run",
+        th.BooleanType,
+        default=False,
+        description="Read but never write: log every write it would make and summarise would-create/update/delete.",
+    ),
+    th.Property(
+        "request_log",
+        th.StringType,
+        description="File receiving one JSON line per HTTP attempt (bodies cut at 4000 characters; never the key).",
+    ),
+    th.Property(
+        "progress_interval",
+        th.NumberType,
+        default=10,
+        description="Seconds between progress lines on long runs (0 turns them off).",
+    ),
+    th.Property(
         "ledger_url",
         th.StringType,
         default=DEFAULT_LEDGER_URL,

@@ -19,10 +19,12 @@ from singer_sdk.sinks import Sink
 
 from target_chartmogul.client import ChartMogulClient
 from target_chartmogul.encoding import dumps
-from target_chartmogul.errors import FatalError
+from target_chartmogul.errors import APIError, FatalError
 from target_chartmogul.ledger import Ledger
 from target_chartmogul.references import References
+from target_chartmogul.progress import ProgressReporter
 from target_chartmogul.rejects import RejectsFile
+from target_chartmogul.request_log import RequestLog
 from target_chartmogul.settings import CONFIG_SCHEMA, DEFAULT_LEDGER_URL, OBJECTS, StreamSettings, stream_settings
 from target_chartmogul.sinks.base import ChartMogulSink
 from target_chartmogul.sinks.customers import CustomersSink
@@ -58,7 +60,10 @@ class TargetChartMogul(Target):
         self._settings: dict[str, StreamSettings] = {}
         self._client: ChartMogulClient | None = None
         self._client_lock = threading.Lock()
-        self.ledger = Ledger(self.config.get("ledger_url") or DEFAULT_LEDGER_URL)
+        self.dry_run = bool(self.config.get("dry_run", False))
+        self.ledger = Ledger(self.config.get("ledger_url") or DEFAULT_LEDGER_URL, read_only=self.dry_run)
+        self.request_log = RequestLog(self.config["request_log"]) if self.config.get("request_log") else None
+        self.progress = ProgressReporter(self.summary, self.logger, float(self.config.get("progress_interval", 10)))
         self.refs = References(lambda: self.client, self.ledger)
         self._rejected_now: set[tuple[str, str]] = set()
         self._problems: list[str] = []
@@ -81,7 +86,10 @@ class TargetChartMogul(Target):
                     max_concurrency=self.config.get("max_concurrency", 10),
                     timeout=float(self.config.get("request_timeout", 30)),
                     max_retries=int(self.config.get("max_retries", 8)),
+                    observers=[self.request_log] if self.request_log else [],
+                    dry_run=self.dry_run,
                 )
+                self._client.preflight = self.check_account
             return self._client
 
     def stream_settings(self, stream_name: str) -> StreamSettings:
@@ -89,6 +97,23 @@ class TargetChartMogul(Target):
         if stream_name not in self._settings:
             self._settings[stream_name] = stream_settings(stream_name, self.config.get("streams"))
         return self._settings[stream_name]
+
+    def check_account(self) -> None:
+        """Before the first API call: the key works (ping) and the data source exists.
+
+        A wrong key or data source then fails with one clear line instead of one
+        refusal per record; a run that needs no call (all unchanged) makes none.
+        """
+        self.client.get("ping")
+        ds = self.config.get("data_source_uuid")
+        if ds:
+            try:
+                self.client.get(f"data_sources/{ds}")
+            except APIError as exc:
+                if exc.status in (400, 404, 422):
+                    msg = f"data_source_uuid {ds!r} is not a data source of this ChartMogul account ({exc.message})"
+                    raise FatalError(msg) from None
+                raise
 
     def report_problem(self, message: str) -> None:
         """A failure that is not one record's (a blocked delete): logged, and fails `on_reject: fail`."""
@@ -225,7 +250,10 @@ class TargetChartMogul(Target):
         try:
             super().process_endofpipe()
         finally:
+            self.progress.stop()
             self.ledger.close()
+            if self.request_log is not None:
+                self.request_log.close()
             self.log_summary()
         rejected = self.summary.total("rejected")
         if self.config.get("on_reject") == "fail":
@@ -239,6 +267,12 @@ class TargetChartMogul(Target):
         """Log the per-stream counts as a table."""
         if self.summary.counts:
             self.logger.info("Summary of this run:\n%s", self.summary.table())
+        if self.dry_run:
+            total = self.summary.total
+            self.logger.info(
+                "DRY RUN: would create %d, update %d, delete %d, reject %d (nothing was written)",
+                total("created"), total("updated"), total("deleted"), total("rejected"),
+            )
         if self.rejects.count:
             self.logger.warning("%d record(s) rejected; reasons in %s", self.rejects.count, self.rejects.path)
 

@@ -37,7 +37,7 @@ def config(base_config):
         pytest.param([Fault("drop_after", method="POST", path_regex=r"^/customers$", times=8)],
                      id="dropped-after-write"),
         pytest.param([Fault("drop_before", path_regex=r"^/customers", times=8)], id="dropped-before-write"),
-        pytest.param([Fault("status_429", times=15, retry_after=0)], id="429-storm"),
+        pytest.param([Fault("status_429", path_regex=r"^/customers", times=15, retry_after=0)], id="429-storm"),
         pytest.param([Fault("latency", method="POST", path_regex=r"^/customers$", times=4, delay=1.5)],
                      id="timeout-after-write"),
     ],

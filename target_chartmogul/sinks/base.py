@@ -51,6 +51,7 @@ class ChartMogulSink(BatchSink):
         self._deferred_lock = threading.Lock()
         target.track_sink(self)
         target.ledger.save_schema(stream_name, schema, key_properties or [])
+        target.progress.start()
 
     # SDK hooks --------------------------------------------------------------------
     def get_validator(self) -> None:

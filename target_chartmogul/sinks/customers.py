@@ -200,7 +200,7 @@ class CustomersSink(ChartMogulSink):
         if entry is not None and entry.uuid:
             if mode == "insert":
                 return "already_present", entry.uuid
-            if match_by != "email":
+            if match_by != "email" and not self.client.dry_run:
                 updated = self.update_known(entry.uuid, payload)
                 if updated is not None:
                     return updated
@@ -236,6 +236,14 @@ class CustomersSink(ChartMogulSink):
 
     def create(self, payload: CustomerPayload, *, insert_only: bool) -> tuple[str, str | None]:
         """POST the customer; 'already exists' means present (insert) or update it (upsert)."""
+        if self.client.dry_run:  # nothing is written, so ask first what a create would meet
+            existing = self.find_by_external_id(payload.data_source_uuid, payload.external_id)
+            if existing is None:
+                self.client.post("customers", payload.create_body())
+                return "created", None
+            if insert_only:
+                return "already_present", existing["uuid"]
+            return ("updated" if self.apply(existing, payload) else "unchanged"), existing["uuid"]
         try:
             response = self.client.post("customers", payload.create_body())
         except APIError as exc:

@@ -38,7 +38,7 @@ class PlansSink(ChartMogulSink):
         if self.is_current(entry, plan.body()):
             return "unchanged"
         outcome: str | None = None
-        if entry is not None and entry.uuid and self.settings.mode != "insert":
+        if entry is not None and entry.uuid and self.settings.mode != "insert" and not self.client.dry_run:
             outcome = self.update_known(entry.uuid, plan)
         if outcome is None:
             outcome = self.write_one(plan)
@@ -63,6 +63,15 @@ class PlansSink(ChartMogulSink):
 
     def write_one(self, plan: PlanPayload) -> str:
         """Create the plan; when it exists, bring name and interval in line."""
+        if self.client.dry_run:  # nothing is written, so ask first what a create would meet
+            held = self.owner.refs.find("plan", plan.data_source_uuid, plan.external_id)
+            if held is None:
+                self.client.post("plans", plan.body())
+                return "created"
+            changes = plan.differs_from(held)
+            if changes and self.settings.mode != "insert":
+                self.client.patch(f"plans/{held['uuid']}", changes)
+            return ("updated" if changes else "unchanged") if self.settings.mode != "insert" else "already_present"
         try:
             response = self.client.post("plans", plan.body())
         except APIError as exc:

@@ -1,0 +1,53 @@
+"""Progress lines on long runs: per stream, records done, rate and rejects so far."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from target_chartmogul.summary import RunSummary
+
+DONE_OUTCOMES = ("created", "updated", "unchanged", "already_present", "deleted", "superseded", "rejected", "skipped")
+
+
+class ProgressReporter:
+    """A daemon thread that logs one line per active stream every `interval` seconds."""
+
+    def __init__(self, summary: RunSummary, logger: logging.Logger, interval: float = 10.0) -> None:
+        self.summary = summary
+        self.logger = logger
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._started = time.monotonic()
+        self._last: dict[str, int] = {}
+
+    def start(self) -> None:
+        """Start reporting (idempotent)."""
+        if self._thread is None and self.interval > 0:
+            self._thread = threading.Thread(target=self._run, name="progress", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Stop reporting."""
+        self._stop.set()
+
+    def _run(self) -> None:
+        last_time = time.monotonic()
+        while not self._stop.wait(self.interval):
+            now = time.monotonic()
+            self.report(now - last_time)
+            last_time = now
+
+    def report(self, elapsed: float) -> None:
+        """Log the current figures of every stream that has seen records."""
+        for stream, counts in sorted(self.summary.as_dict().items()):
+            done = sum(counts.get(k, 0) for k in DONE_OUTCOMES)
+            rate = (done - self._last.get(stream, 0)) / elapsed if elapsed > 0 else 0.0
+            self._last[stream] = done
+            self.logger.info(
+                "Progress %s: %d received, %d done (%.1f/s), %d rejected, %.0fs elapsed",
+                stream, counts.get("received", 0), done, rate, counts.get("rejected", 0),
+                time.monotonic() - self._started,
+            )

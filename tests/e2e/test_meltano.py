@@ -1,0 +1,138 @@
+"""The repo's meltano.yml, run for real: `meltano install`, then `meltano run tap-postgres target-chartmogul`.
+
+The project is copied into a temporary directory (its own .meltano/ system database and
+state), with the loader's `pip_url: -e .` pointed at this repository. The tap reads a fresh
+demo database, the target writes into a fake ChartMogul; both are configured the way users
+do it, through environment variables.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+import time
+import typing as t
+
+import pytest
+import yaml
+
+from tests.conftest import API_KEY, REPO
+from tests.e2e.compare import assert_fake_matches_db, writes_by_customer
+from tests.e2e.postgres import Database
+from tests.fake_chartmogul import FakeChartMogul
+
+STATE_ID = "dev:tap-postgres-to-target-chartmogul"
+TIMEOUT = 600
+
+
+def load_project() -> dict[str, t.Any]:
+    return yaml.safe_load((REPO / "meltano.yml").read_text())
+
+
+def plugin(project: dict[str, t.Any], kind: str, name: str) -> dict[str, t.Any]:
+    return next(p for p in project["plugins"][kind] if p["name"] == name)
+
+
+def test_loader_definition_declares_every_setting_of_the_target(target_command: list[str]) -> None:
+    """meltano.yml's loader settings and capabilities match `target-chartmogul --about` exactly."""
+    proc = subprocess.run([*target_command, "--about", "--format", "json"], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    about = json.loads(proc.stdout)
+    loader = plugin(load_project(), "loaders", "target-chartmogul")
+    declared = {s["name"]: s for s in loader["settings"]}
+    assert sorted(declared) == sorted(about["settings"]["properties"])
+    assert sorted(loader["capabilities"]) == sorted(about["capabilities"])
+    assert declared["api_key"] == {**declared["api_key"], "kind": "string", "sensitive": True}
+    assert declared["streams"]["kind"] == "object"
+    assert loader["namespace"] == "target_chartmogul"
+    assert loader["pip_url"] == "-e ."
+    assert loader["executable"] == "target-chartmogul"
+
+
+class MeltanoProject:
+    """A copy of the repo's meltano.yml in a temporary directory, run with the Meltano of .tools/."""
+
+    def __init__(self, meltano: pathlib.Path, root: pathlib.Path, env: dict[str, str]) -> None:
+        self.meltano = meltano
+        self.root = root
+        self.env = env
+        self.timings: dict[str, float] = {}
+        text = (REPO / "meltano.yml").read_text()
+        assert "pip_url: -e .\n" in text
+        # `-e .` means "this repository" when meltano runs in the repo; the copy must say so explicitly.
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "meltano.yml").write_text(text.replace("pip_url: -e .\n", f"pip_url: -e {REPO}\n"))
+
+    def __call__(self, *args: str, label: str | None = None) -> subprocess.CompletedProcess[str]:
+        started = time.monotonic()
+        proc = subprocess.run([str(self.meltano), *args], capture_output=True, text=True, cwd=self.root,
+                              env=self.env, timeout=TIMEOUT, check=False)
+        self.timings[label or " ".join(args)] = round(time.monotonic() - started, 1)
+        output = (proc.stdout + proc.stderr)[-6000:]
+        assert proc.returncode == 0, f"meltano {' '.join(args)} exited {proc.returncode}:\n{output}"
+        return proc
+
+
+def meltano_env(db: Database, fake: FakeChartMogul, ds: str, rejects: pathlib.Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MELTANO_", "TAP_POSTGRES_", "TARGET_CHARTMOGUL_"))}
+    env.update({
+        "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "MELTANO_DISABLE_TRACKING": "true",
+        "TAP_POSTGRES_HOST": db.server.host,
+        "TAP_POSTGRES_PORT": str(db.server.port),
+        "TAP_POSTGRES_USER": db.server.user,
+        "TAP_POSTGRES_PASSWORD": db.server.password,  # the tap insists on a password, even an empty one
+        "TAP_POSTGRES_DATABASE": db.name,
+        "TARGET_CHARTMOGUL_API_URL": fake.url,
+        "TARGET_CHARTMOGUL_API_KEY": API_KEY,
+        "TARGET_CHARTMOGUL_DATA_SOURCE_UUID": ds,
+        "TARGET_CHARTMOGUL_REJECTS_PATH": str(rejects),
+        "TARGET_CHARTMOGUL_LEDGER_URL": f"sqlite:///{rejects.parent / 'ledger.db'}",
+    })
+    return env
+
+
+@pytest.mark.e2e
+def test_meltano_run_full_then_incremental(
+    billing_db: Database,
+    fake: FakeChartMogul,
+    ds: str,
+    meltano_bin: pathlib.Path,
+    tmp_path: pathlib.Path,
+) -> None:
+    rejects = tmp_path / "rejects.jsonl"
+    meltano = MeltanoProject(meltano_bin, tmp_path / "project", meltano_env(billing_db, fake, ds, rejects))
+    meltano("install", label="install")
+
+    # 1. First run: no state yet, everything is synced; ChartMogul equals the database.
+    meltano("run", "tap-postgres", "target-chartmogul", label="run 1")
+    assert not rejects.exists() or not rejects.read_text().strip(), f"rejected records:\n{rejects.read_text()}"
+    assert_fake_matches_db(fake, ds, billing_db)
+    state = json.loads(meltano("state", "get", STATE_ID, label="state get").stdout)
+    bookmarks = state["singer_state"]["bookmarks"]
+    assert set(bookmarks) == {"billing-plans", "billing-customers", "billing-invoices_with_lines", "billing-refunds"}
+    first_customers_bookmark = bookmarks["billing-customers"]["replication_key_value"]
+
+    # 2. One changed row; the second run starts from the stored state and sends only that change.
+    billing_db.execute(
+        "UPDATE billing.customers SET name = 'Initech Inc.', seats = 41, tags = '{Partner}', updated_at = now() "
+        "WHERE external_id = 'cus_003'"
+    )
+    fake.clear_requests()
+    meltano("run", "tap-postgres", "target-chartmogul", label="run 2")
+    assert not rejects.exists() or not rejects.read_text().strip(), f"rejected records:\n{rejects.read_text()}"
+    writes = writes_by_customer(fake, ds)
+    others = {owner: calls for owner, calls in writes.items() if owner != "cus_003"}
+    assert sum(len(calls) for calls in others.values()) == 0, f"writes not about cus_003: {others}"
+    assert writes.get("cus_003"), f"the change of cus_003 was not written; requests: {fake.requests}"
+    assert_fake_matches_db(fake, ds, billing_db)
+    held = fake.find_customers(ds, "cus_003")[0]
+    assert held["name"] == "Initech Inc."
+    assert held["attributes"]["custom"]["seats"] == 41
+
+    state = json.loads(meltano("state", "get", STATE_ID, label="state get 2").stdout)
+    assert state["singer_state"]["bookmarks"]["billing-customers"]["replication_key_value"] > first_customers_bookmark
+    print(f"meltano timings (s): {meltano.timings}")
