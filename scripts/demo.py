@@ -36,7 +36,9 @@ def main() -> int:
         ds = fake.add_data_source("demo")["uuid"]
         config = {"api_key": API_KEY, "api_url": fake.url, "data_source_uuid": ds,
                   "rejects_path": str(pathlib.Path(tmp) / "rejects.jsonl"),
-                  "streams": {"billing-customers": {"object": "customers", "custom_attributes": ["seats", "segment"]}}}
+                  "ledger_url": f"sqlite:///{pathlib.Path(tmp) / 'ledger.db'}",
+                  "streams": {"billing-customers": {"object": "customers", "custom_attributes": ["seats", "segment"]},
+                              "billing-refunds": {"object": "transactions"}}}
         config_path = pathlib.Path(tmp) / "config.json"
         config_path.write_text(json.dumps(config))
         files = [ROOT / "samples" / name for name in SAMPLES if (ROOT / "samples" / name).exists()]

@@ -50,7 +50,7 @@ STREAM_OPTIONS = th.ObjectType(
     ),
     th.Property(
         "custom_attributes",
-        th.CustomType({"anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "string", "enum": ["*"]}]}),
+        th.CustomType({"type": ["array", "string"], "items": {"type": "string"}}),
         description='Columns sent as typed custom attributes (customers): a list of names, or "*" for every non-standard column.',
     ),
     th.Property(
@@ -60,6 +60,17 @@ STREAM_OPTIONS = th.ObjectType(
     ),
     th.Property(
         "invoices_per_request", th.IntegerType, description="Invoices of one customer per import call (default 50)."
+    ),
+    th.Property(
+        "delete_missing",
+        th.BooleanType,
+        description="Customers: delete on _sdc_deleted_at, and those absent from a complete full-table version.",
+    ),
+    th.Property(
+        "max_delete_fraction",
+        th.NumberType,
+        description="Customers: a version that would delete more than this share of the stream's customers "
+        "deletes none (default 0.2).",
     ),
     additional_properties=True,
 )

@@ -41,10 +41,13 @@ class RunSummary:
             return {s: {k: c[k] for k in ("received", *OUTCOMES)} for s, c in self.counts.items()}
 
     def table(self) -> str:
-        """The counts as a fixed-width text table."""
-        columns = ("received", *OUTCOMES)
+        """The counts as a fixed-width text table (outcome columns that are all zero left out)."""
+        counts = self.as_dict()
+        shown = [c for c in OUTCOMES if any(row[c] for row in counts.values())]
+        columns = ("received", *shown)
         rows: list[t.Sequence[str]] = [("stream", "object", *columns)]
-        for stream, counts in sorted(self.as_dict().items()):
-            rows.append((stream, self.objects.get(stream, "-"), *(str(counts[c]) for c in columns)))
+        for stream, row in sorted(counts.items()):
+            rows.append((stream, self.objects.get(stream, "-"), *(str(row[c]) for c in columns)))
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-        return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows)
+        return "\n".join("  ".join(cell.rjust(w) if i > 1 else cell.ljust(w) for i, (cell, w) in
+                                   enumerate(zip(row, widths, strict=True))).rstrip() for row in rows)

@@ -7,11 +7,13 @@ encoder that survives Decimal; turns fatal errors into one clear line and exit 1
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import pathlib
 import sys
 import threading
 import typing as t
+from types import FrameType
 
 from singer_sdk import Target
 from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities
@@ -68,6 +70,8 @@ class TargetChartMogul(Target):
         self._rejected_now: set[tuple[str, str]] = set()
         self._problems: list[str] = []
         self._last_stream: str | None = None
+        self._writing = 0
+        self._stop_signal: int | None = None
         self._all_sinks: list[ChartMogulSink] = []
         self._final_pass = False
         for stream_name in self.config.get("streams") or {}:
@@ -275,6 +279,52 @@ class TargetChartMogul(Target):
             )
         if self.rejects.count:
             self.logger.warning("%d record(s) rejected; reasons in %s", self.rejects.count, self.rejects.path)
+
+    # Signals -----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def writing(self) -> t.Iterator[None]:
+        """Mark a batch write in progress: a SIGTERM then waits for it instead of re-entering it."""
+        self._writing += 1
+        try:
+            yield
+        finally:
+            self._writing -= 1
+        if self._writing == 0 and self._stop_signal is not None:
+            self._stop()
+
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+        """SIGTERM/SIGINT: finish the batch in flight, write what was received, then stop.
+
+        Unlike the SDK's handler, a drain that fails (or records left waiting) ends
+        with exit code 1 and a reason, and no STATE covers unwritten records.
+        """
+        self._stop_signal = signum
+        if self._writing:
+            self.logger.info("Received signal %d during a write: finishing the batch in flight first", signum)
+            return
+        self._stop()
+
+    def _stop(self) -> t.NoReturn:
+        signum, self._stop_signal = self._stop_signal, None  # the final drain must not stop again
+        self.logger.info("Received signal %s: writing what was received, then stopping", signum)
+        code = 0
+        try:
+            self.drain_all(is_endofpipe=True)
+            waiting = sum(len(s.deferred) for s in self._deferring_sinks())
+            if waiting:
+                self.logger.error(
+                    "Stopped by signal %s with %d record(s) still waiting for references; no STATE covers them",
+                    signum, waiting,
+                )
+                code = 1
+        except Exception as exc:  # noqa: BLE001 - reported as one line, never swallowed
+            self.logger.error("Stopped by signal %s before everything was written: %s", signum, exc)  # noqa: TRY400
+            code = 1
+        finally:
+            self.progress.stop()
+            self.ledger.close()
+            self.log_summary()
+        sys.exit(code)
 
     @classmethod
     def invoke(cls, *args: t.Any, **kwargs: t.Any) -> None:

@@ -35,6 +35,7 @@ class InvoicePayload:
     customer_external_id: str | None
     body: dict[str, t.Any]
     plan_refs: list[tuple[int, str]]  # (line item index, plan_external_id) to resolve
+    fingerprint: dict[str, t.Any] | None = None  # what the sync memory hashes, taken before resolution
 
     @property
     def transactions(self) -> list[dict[str, t.Any]]:

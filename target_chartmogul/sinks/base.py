@@ -80,10 +80,11 @@ class ChartMogulSink(BatchSink):
         The sync memory is committed before this returns, and so before the SDK can
         emit a STATE that covers these records.
         """
-        try:
-            self._process_records(context.get("records", []))
-        finally:
-            self.owner.ledger.flush()
+        with self.owner.writing():
+            try:
+                self._process_records(context.get("records", []))
+            finally:
+                self.owner.ledger.flush()
 
     def _process_records(self, records: list[dict[str, t.Any]]) -> None:
         valid: dict[t.Hashable, dict[str, t.Any]] = {}

@@ -73,6 +73,10 @@ class CustomersSink(ChartMogulSink):
 
         Guarded by `max_delete_fraction`: past it nothing is deleted and the run says why.
         """
+        with self.owner.writing():
+            self._delete_missing()
+
+    def _delete_missing(self) -> None:
         version, seen = self.version, self.version_seen
         self.version, self.version_seen, self.version_has_records = None, set(), False
         self.owner.drain_one(self)

@@ -8,6 +8,7 @@ again: a duplicate on that resend proves the first call saved them.
 
 from __future__ import annotations
 
+import copy
 import typing as t
 
 from target_chartmogul.errors import APIError, RecordRejected, is_already_exists
@@ -50,7 +51,8 @@ class InvoicesSink(ChartMogulSink):
                 self.reject(record, exc.reason, field=exc.field)
         known = self.memory_lookup((p.data_source_uuid, p.external_id) for _, p in pairs)
         for record, payload in pairs:
-            if self.is_current(known.get((payload.data_source_uuid, payload.external_id)), self.fingerprint(payload)):
+            payload.fingerprint = self.fingerprint(payload)  # before plan references are filled in
+            if self.is_current(known.get((payload.data_source_uuid, payload.external_id)), payload.fingerprint):
                 self.count("unchanged")
                 continue
             key = (
@@ -66,11 +68,11 @@ class InvoicesSink(ChartMogulSink):
     @staticmethod
     def fingerprint(payload: InvoicePayload) -> dict[str, t.Any]:
         """What the memory hashes: the import body and the references still to resolve."""
-        return {"body": payload.body, "customer_uuid": payload.customer_uuid, "plans": payload.plan_refs}
+        return copy.deepcopy({"body": payload.body, "customer_uuid": payload.customer_uuid, "plans": payload.plan_refs})
 
     def remember_invoice(self, payload: InvoicePayload, uuid: str | None) -> None:
         """Note an invoice that is in ChartMogul (created now, or already there)."""
-        self.remember(payload.data_source_uuid, payload.external_id, uuid=uuid, payload=self.fingerprint(payload))
+        self.remember(payload.data_source_uuid, payload.external_id, uuid=uuid, payload=payload.fingerprint)
 
     # One import call (or a few, when ChartMogul refuses some invoices) ----------------
     def write_chunk(self, chunk: list[Pair]) -> None:
