@@ -8,6 +8,7 @@ encoder that survives Decimal; turns fatal errors into one clear line and exit 1
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import pathlib
 import sys
@@ -49,7 +50,7 @@ class TargetChartMogul(Target):
     """Singer target for ChartMogul."""
 
     name = "target-chartmogul"
-    config_jsonschema = CONFIG_SCHEMA
+    config_jsonschema = copy.deepcopy(CONFIG_SCHEMA)  # the SDK adds its own settings to this dict in place
     default_sink_class = SkipSink
     capabilities: t.ClassVar[list[CapabilitiesEnum]] = [*Target.capabilities, PluginCapabilities.ACTIVATE_VERSION]
 
