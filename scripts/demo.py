@@ -57,7 +57,8 @@ def main() -> int:
                 print(f"  customer {customer['external_id']:<8} {customer['name']:<22} {customer.get('country') or '':<3}"
                       f" tags={attributes['tags']} custom={attributes['custom']}")
             for plan in fake.plans.values():
-                print(f"  plan     {plan['external_id']:<8} {plan['name']} every {plan['interval_count']} {plan['interval_unit']}")
+                every = f"{plan['interval_count']} {plan['interval_unit']}"
+                print(f"  plan     {plan['external_id']:<8} {plan['name']} every {every}")
             for invoice in fake.invoices.values():
                 total = sum(li.get("amount_in_cents") or 0 for li in invoice["line_items"])
                 print(f"  invoice  {invoice['external_id']:<8} {invoice['currency']} {total / 100:.2f}"

@@ -26,7 +26,6 @@ from target_chartmogul.encoding import dumps
 from target_chartmogul.errors import FatalError
 from target_chartmogul.settings import DEFAULT_LEDGER_URL
 
-
 metadata = sa.MetaData()
 synced = sa.Table(
     "tcm_synced_objects",
@@ -144,8 +143,9 @@ class Ledger:
         """One entry, or None."""
         return self.lookup(obj, data_source_uuid, [external_id]).get(external_id)
 
-    def written(self, obj: str, data_source_uuid: str, external_id: str, *, uuid: str | None,
-                payload: str | None, stream: str) -> None:
+    def written(
+        self, obj: str, data_source_uuid: str, external_id: str, *, uuid: str | None, payload: str | None, stream: str
+    ) -> None:
         """Note a confirmed write (`payload` is its hash, None when ChartMogul holds other data)."""
         key = (data_source_uuid, obj, external_id)
         with self._lock:
@@ -165,19 +165,26 @@ class Ledger:
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(synced.c.data_source_uuid, synced.c.external_id, synced.c.uuid).where(
-                    synced.c.object == obj, synced.c.stream == stream,
+                    synced.c.object == obj,
+                    synced.c.stream == stream,
                 ),
             )
             return {(row[0], row[1]): row[2] for row in rows}
 
     # Refused records -----------------------------------------------------------------
-    def remember_reject(self, stream: str, key: str, record: dict[str, t.Any], reason: str,
-                        field: str | None, status: int | None) -> None:
+    def remember_reject(
+        self, stream: str, key: str, record: dict[str, t.Any], reason: str, field: str | None, status: int | None
+    ) -> None:
         """Keep a refused record for the next run (a newer one with the same key replaces it)."""
         with self._lock:
             self._rejects[(stream, key)] = {
-                "stream": stream, "record_key": key, "record": dumps(record), "reason": reason,
-                "field": field, "status": status, "rejected_at": _now(),
+                "stream": stream,
+                "record_key": key,
+                "record": dumps(record),
+                "reason": reason,
+                "field": field,
+                "status": status,
+                "rejected_at": _now(),
             }
 
     def forget_reject(self, stream: str, key: str) -> None:
@@ -188,7 +195,9 @@ class Ledger:
     def remembered_rejects(self) -> list[RememberedReject]:
         """Every refused record waiting for a retry (as of the last flush)."""
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(rejected.c.stream, rejected.c.record_key, rejected.c.record, rejected.c.reason))
+            rows = conn.execute(
+                sa.select(rejected.c.stream, rejected.c.record_key, rejected.c.record, rejected.c.reason)
+            )
             return [
                 RememberedReject(row[0], row[1], json.loads(row[2], parse_float=decimal.Decimal), row[3])
                 for row in rows
@@ -207,7 +216,9 @@ class Ledger:
     def schema(self, stream: str) -> tuple[dict[str, t.Any], list[str]] | None:
         """A saved schema and key properties."""
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(schemas.c.schema, schemas.c.key_properties).where(schemas.c.stream == stream)).first()
+            row = conn.execute(
+                sa.select(schemas.c.schema, schemas.c.key_properties).where(schemas.c.stream == stream)
+            ).first()
         return (json.loads(row[0]), json.loads(row[1])) if row else None
 
     # Commit ----------------------------------------------------------------------------
@@ -222,19 +233,31 @@ class Ledger:
         now = _now()
         with self.engine.begin() as conn:
             for ds, obj, ext in deleted:
-                conn.execute(sa.delete(synced).where(
-                    synced.c.data_source_uuid == ds, synced.c.object == obj, synced.c.external_id == ext))
+                conn.execute(
+                    sa.delete(synced).where(
+                        synced.c.data_source_uuid == ds, synced.c.object == obj, synced.c.external_id == ext
+                    )
+                )
             rows = [
-                {"data_source_uuid": ds, "object": obj, "external_id": ext, "uuid": uuid,
-                 "payload_hash": digest, "stream": stream, "synced_at": now}
+                {
+                    "data_source_uuid": ds,
+                    "object": obj,
+                    "external_id": ext,
+                    "uuid": uuid,
+                    "payload_hash": digest,
+                    "stream": stream,
+                    "synced_at": now,
+                }
                 for (ds, obj, ext), (uuid, digest, stream) in written.items()
             ]
             for start in range(0, len(rows), 500):
                 stmt = self._upsert(synced).values(rows[start : start + 500])
-                conn.execute(stmt.on_conflict_do_update(
-                    index_elements=["data_source_uuid", "object", "external_id"],
-                    set_={c: stmt.excluded[c] for c in ("uuid", "payload_hash", "stream", "synced_at")},
-                ))
+                conn.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=["data_source_uuid", "object", "external_id"],
+                        set_={c: stmt.excluded[c] for c in ("uuid", "payload_hash", "stream", "synced_at")},
+                    )
+                )
             for (stream, key), row in rejects.items():
                 conn.execute(sa.delete(rejected).where(rejected.c.stream == stream, rejected.c.record_key == key))
                 if row is not None:

@@ -48,6 +48,10 @@ class ProgressReporter:
             self._last[stream] = done
             self.logger.info(
                 "Progress %s: %d received, %d done (%.1f/s), %d rejected, %.0fs elapsed",
-                stream, counts.get("received", 0), done, rate, counts.get("rejected", 0),
+                stream,
+                counts.get("received", 0),
+                done,
+                rate,
+                counts.get("rejected", 0),
                 time.monotonic() - self._started,
             )

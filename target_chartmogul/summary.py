@@ -7,8 +7,16 @@ import threading
 import typing as t
 
 OUTCOMES = (
-    "created", "updated", "unchanged", "already_present", "deleted", "superseded", "rejected", "skipped",
-    "retried", "retry_refused",
+    "created",
+    "updated",
+    "unchanged",
+    "already_present",
+    "deleted",
+    "superseded",
+    "rejected",
+    "skipped",
+    "retried",
+    "retry_refused",
 )
 
 
@@ -49,5 +57,9 @@ class RunSummary:
         for stream, row in sorted(counts.items()):
             rows.append((stream, self.objects.get(stream, "-"), *(str(row[c]) for c in columns)))
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-        return "\n".join("  ".join(cell.rjust(w) if i > 1 else cell.ljust(w) for i, (cell, w) in
-                                   enumerate(zip(row, widths, strict=True))).rstrip() for row in rows)
+        return "\n".join(
+            "  ".join(
+                cell.rjust(w) if i > 1 else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+            ).rstrip()
+            for row in rows
+        )

@@ -24,8 +24,8 @@ from target_chartmogul.client import ChartMogulClient
 from target_chartmogul.encoding import dumps
 from target_chartmogul.errors import APIError, FatalError
 from target_chartmogul.ledger import Ledger
-from target_chartmogul.references import References
 from target_chartmogul.progress import ProgressReporter
+from target_chartmogul.references import References
 from target_chartmogul.rejects import RejectsFile
 from target_chartmogul.request_log import RequestLog
 from target_chartmogul.settings import CONFIG_SCHEMA, DEFAULT_LEDGER_URL, OBJECTS, StreamSettings, stream_settings
@@ -141,7 +141,8 @@ class TargetChartMogul(Target):
     # Messages ---------------------------------------------------------------------------
     def _note_stream(self, stream_name: str) -> None:
         """SDK taps sync one stream at a time: a message of another stream proves the
-        previous stream's full-table version arrived whole."""
+        previous stream's full-table version arrived whole.
+        """
         if stream_name == self._last_stream:
             return
         self._last_stream = stream_name
@@ -204,7 +205,9 @@ class TargetChartMogul(Target):
         for remembered in self.ledger.remembered_rejects():
             if (remembered.stream, remembered.key) not in self._rejected_now:
                 waiting.setdefault(remembered.stream, []).append(remembered.record)
-        for stream_name in sorted(waiting, key=lambda name: DRAIN_ORDER.get(self.stream_settings(name).object or "", 9)):
+        for stream_name in sorted(
+            waiting, key=lambda name: DRAIN_ORDER.get(self.stream_settings(name).object or "", 9)
+        ):
             sink = self._sinks_active.get(stream_name)
             if not isinstance(sink, ChartMogulSink):
                 saved = self.ledger.schema(stream_name)
@@ -219,7 +222,10 @@ class TargetChartMogul(Target):
             self.summary.add(stream_name, "retry_refused", still)
             self.logger.info(
                 "Retried %d record(s) of '%s' refused in earlier runs: %d landed, %d still refused",
-                len(records), stream_name, len(records) - still, still,
+                len(records),
+                stream_name,
+                len(records) - still,
+                still,
             )
 
     def _deferring_sinks(self) -> list[ChartMogulSink]:
@@ -276,7 +282,10 @@ class TargetChartMogul(Target):
             total = self.summary.total
             self.logger.info(
                 "DRY RUN: would create %d, update %d, delete %d, reject %d (nothing was written)",
-                total("created"), total("updated"), total("deleted"), total("rejected"),
+                total("created"),
+                total("updated"),
+                total("deleted"),
+                total("rejected"),
             )
         if self.rejects.count:
             self.logger.warning("%d record(s) rejected; reasons in %s", self.rejects.count, self.rejects.path)
@@ -315,11 +324,12 @@ class TargetChartMogul(Target):
             if waiting:
                 self.logger.error(
                     "Stopped by signal %s with %d record(s) still waiting for references; no STATE covers them",
-                    signum, waiting,
+                    signum,
+                    waiting,
                 )
                 code = 1
-        except Exception as exc:  # noqa: BLE001 - reported as one line, never swallowed
-            self.logger.error("Stopped by signal %s before everything was written: %s", signum, exc)  # noqa: TRY400
+        except Exception as exc:
+            self.logger.error("Stopped by signal %s before everything was written: %s", signum, exc)
             code = 1
         finally:
             self.progress.stop()

@@ -11,8 +11,10 @@ import pathlib
 import subprocess
 import sys
 import typing as t
+import uuid
 
 import pytest
+import sqlalchemy as sa
 
 from target_chartmogul.target import TargetChartMogul
 from tests.fake_chartmogul import FakeChartMogul
@@ -123,10 +125,6 @@ def pg_server_url() -> str:
 @pytest.fixture
 def pg_database_url(pg_server_url: str) -> t.Iterator[str]:
     """A fresh, empty database on that server, dropped afterwards."""
-    import uuid
-
-    import sqlalchemy as sa
-
     name = f"tcm_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(pg_server_url.replace("postgresql://", "postgresql+psycopg://", 1),
                              isolation_level="AUTOCOMMIT")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 from tests.conftest import API_KEY, run_cli, run_target
@@ -69,7 +70,6 @@ def test_api_key_appears_nowhere(fake, ds, base_config, tmp_path):
     assert proc.returncode == 0, proc.stderr
     rejects = (tmp_path / "rejects.jsonl").read_text()
     assert len(rejects.splitlines()) == 2
-    import base64
     encoded = base64.b64encode(f"{API_KEY}:".encode()).decode()
     for text in (proc.stdout, proc.stderr, rejects):
         assert API_KEY not in text

@@ -20,8 +20,13 @@ PRORATION_TYPES = ("differential", "differential_mrr", "full")
 CENT_FIELDS = ("amount_in_cents", "discount_amount_in_cents", "tax_amount_in_cents", "transaction_fees_in_cents")
 DATE_FIELDS = ("service_period_start", "service_period_end", "cancelled_at")
 TEXT_FIELDS = (
-    "subscription_external_id", "subscription_set_external_id", "discount_code", "discount_description",
-    "account_code", "external_id", "description",
+    "subscription_external_id",
+    "subscription_set_external_id",
+    "discount_code",
+    "discount_description",
+    "account_code",
+    "external_id",
+    "description",
 )
 
 
@@ -69,9 +74,13 @@ def _line_item(item: t.Any, index: int) -> tuple[dict[str, t.Any], str | None]:
     if not is_blank(item.get("proration_type")):
         body["proration_type"] = choice(item["proration_type"], prefix + "proration_type", PRORATION_TYPES)
     if not is_blank(item.get("transaction_fees_currency")):
-        body["transaction_fees_currency"] = currency(item["transaction_fees_currency"], prefix + "transaction_fees_currency")
+        body["transaction_fees_currency"] = currency(
+            item["transaction_fees_currency"], prefix + "transaction_fees_currency"
+        )
     if "account_code" in body and len(body["account_code"]) > 30:
-        raise RecordRejected(f"field '{prefix}account_code' is longer than 30 characters", field=prefix + "account_code")
+        raise RecordRejected(
+            f"field '{prefix}account_code' is longer than 30 characters", field=prefix + "account_code"
+        )
     plan_external_id: str | None = None
     if kind in ("subscription", "trial"):
         if "subscription_external_id" not in body:
@@ -111,7 +120,9 @@ def map_invoice(record: t.Mapping[str, t.Any], default_data_source_uuid: str | N
     customer_uuid = optional_text(record, "customer_uuid")
     customer_external_id = optional_text(record, "customer_external_id")
     if not customer_uuid and not customer_external_id:
-        raise RecordRejected("field 'customer_uuid' or 'customer_external_id' is required", field="customer_external_id")
+        raise RecordRejected(
+            "field 'customer_uuid' or 'customer_external_id' is required", field="customer_external_id"
+        )
     if customer_external_id:
         body["customer_external_id"] = customer_external_id
 

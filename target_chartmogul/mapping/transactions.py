@@ -42,5 +42,7 @@ def map_transaction(
         if record.get(name) is not None:
             body[name] = cents(record[name], field(name))
     if not is_blank(record.get("transaction_fees_currency")):
-        body["transaction_fees_currency"] = currency(record["transaction_fees_currency"], field("transaction_fees_currency"))
+        body["transaction_fees_currency"] = currency(
+            record["transaction_fees_currency"], field("transaction_fees_currency")
+        )
     return body

@@ -146,7 +146,12 @@ class ChartMogulSink(BatchSink):
         """Note a confirmed write in the sync memory; `payload` None when ChartMogul holds other data."""
         digest = payload_hash(payload) if payload is not None else None
         self.owner.ledger.written(
-            self.object_name, data_source_uuid, external_id, uuid=uuid, payload=digest, stream=self.stream_name,
+            self.object_name,
+            data_source_uuid,
+            external_id,
+            uuid=uuid,
+            payload=digest,
+            stream=self.stream_name,
         )
 
     def write_records(self, records: list[dict[str, t.Any]]) -> None:

@@ -94,7 +94,10 @@ class CustomersSink(ChartMogulSink):
             self.owner.report_problem(message)
             return
         self.logger.info(
-            "Stream '%s': deleting %d customer(s) absent from version %s", self.stream_name, len(missing), version,
+            "Stream '%s': deleting %d customer(s) absent from version %s",
+            self.stream_name,
+            len(missing),
+            version,
         )
         self.known = self.memory_lookup(missing)
         self.run_each(
@@ -123,8 +126,10 @@ class CustomersSink(ChartMogulSink):
         deletions = [r for r in records if r.get("_sdc_deleted_at")]
         if deletions and not self.settings.delete_missing:
             self.mapper.notes.info(
-                "deletes", "Stream '%s': %d deleted row(s) ignored; set delete_missing to delete customers",
-                self.stream_name, len(deletions),
+                "deletes",
+                "Stream '%s': %d deleted row(s) ignored; set delete_missing to delete customers",
+                self.stream_name,
+                len(deletions),
             )
             self.count("skipped", len(deletions))
         items: list[tuple[Record, CustomerPayload]] = []

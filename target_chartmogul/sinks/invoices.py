@@ -93,7 +93,10 @@ class InvoicesSink(ChartMogulSink):
         if payload.customer_uuid:
             return payload.customer_uuid
         customer = self.owner.refs.require(
-            "customer", payload.data_source_uuid, str(payload.customer_external_id), field="customer_external_id",
+            "customer",
+            payload.data_source_uuid,
+            str(payload.customer_external_id),
+            field="customer_external_id",
         )
         return str(customer["uuid"])
 
@@ -101,7 +104,10 @@ class InvoicesSink(ChartMogulSink):
         """Replace each line item's plan_external_id by the plan's uuid."""
         for index, plan_external_id in payload.plan_refs:
             plan = self.owner.refs.require(
-                "plan", payload.data_source_uuid, plan_external_id, field=f"line_items[{index}].plan_external_id",
+                "plan",
+                payload.data_source_uuid,
+                plan_external_id,
+                field=f"line_items[{index}].plan_external_id",
             )
             payload.body["line_items"][index]["plan_uuid"] = plan["uuid"]
 
@@ -112,7 +118,9 @@ class InvoicesSink(ChartMogulSink):
             self.count("already_present", len(present))
             pending = [p for p in pending if p not in present]
             if pending:
-                self.client.post(f"import/customers/{customer_uuid}/invoices", {"invoices": [p.body for _, p in pending]})
+                self.client.post(
+                    f"import/customers/{customer_uuid}/invoices", {"invoices": [p.body for _, p in pending]}
+                )
                 self.count("created", len(pending))
             return
         resent = False
@@ -142,7 +150,9 @@ class InvoicesSink(ChartMogulSink):
             for record, payload in pending:
                 if payload.customer_external_id:
                     self.owner.refs.forget("customer", payload.data_source_uuid, payload.customer_external_id)
-                self.reject(record, f"customer {customer_uuid} does not exist in ChartMogul", field="customer_uuid", status=404)
+                self.reject(
+                    record, f"customer {customer_uuid} does not exist in ChartMogul", field="customer_uuid", status=404
+                )
             return []
         answers = exc.body.get("invoices") if isinstance(exc.body, dict) else None
         if not isinstance(answers, list) or len(answers) != len(pending):
@@ -175,7 +185,9 @@ class InvoicesSink(ChartMogulSink):
             return
         self.owner.refs.forget("invoice", payload.data_source_uuid, payload.external_id)
         try:
-            held = self.owner.refs.require("invoice", payload.data_source_uuid, payload.external_id, field="external_id")
+            held = self.owner.refs.require(
+                "invoice", payload.data_source_uuid, payload.external_id, field="external_id"
+            )
         except Unresolved:
             return
         have = {tr.get("external_id") for tr in held.get("transactions") or []}

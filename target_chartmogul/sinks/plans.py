@@ -44,8 +44,12 @@ class PlansSink(ChartMogulSink):
             outcome = self.write_one(plan)
         held = self.owner.refs.cached("plan", plan.data_source_uuid, plan.external_id) or {}
         uuid = held.get("uuid") or (entry.uuid if entry else None)
-        self.remember(plan.data_source_uuid, plan.external_id, uuid=uuid,
-                      payload=None if outcome == "already_present" else plan.body())
+        self.remember(
+            plan.data_source_uuid,
+            plan.external_id,
+            uuid=uuid,
+            payload=None if outcome == "already_present" else plan.body(),
+        )
         return outcome
 
     def update_known(self, uuid: str, plan: PlanPayload) -> str | None:

@@ -50,7 +50,9 @@ class TransactionsSink(ChartMogulSink):
             return given, False
         external_id = optional_text(record, "invoice_external_id")
         if not external_id:
-            raise RecordRejected("field 'invoice_uuid' or 'invoice_external_id' is required", field="invoice_external_id")
+            raise RecordRejected(
+                "field 'invoice_uuid' or 'invoice_external_id' is required", field="invoice_external_id"
+            )
         ds = data_source(record, self.config.get("data_source_uuid"))
         if not ds:
             msg = "no data source: set data_source_uuid in the record or in the target's settings"
