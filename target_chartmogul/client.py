@@ -125,8 +125,9 @@ class ChartMogulClient:
         self.calls = 0
         self._calls_lock = threading.Lock()
         self.preflight: t.Callable[[], None] | None = None
-        self._preflight_lock = threading.Lock()
+        self._preflight_lock = threading.RLock()
         self._preflight_done = False
+        self._preflight_error: FatalError | None = None
         self.session = requests.Session()
         pool = self.pacer.max_concurrency
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool, pool_block=True, max_retries=0)
@@ -251,17 +252,23 @@ class ChartMogulClient:
             raise RetriesExhaustedError(msg) from None
 
     def _run_preflight(self) -> None:
-        """Run the account check once, before the first real call (none when no call is needed)."""
-        if self._preflight_done or self.preflight is None:
-            return
-        with self._preflight_lock:
-            if self._preflight_done:
-                return
-            check, self.preflight = self.preflight, None
-            try:
-                check()
-            finally:
-                self._preflight_done = True
+        """Run the account check once, before the first real call (none when no call is needed).
+
+        Other threads wait for it; the check's own calls (same thread) pass through the
+        re-entrant lock. If it fails, every later call fails the same way and none is sent.
+        """
+        if not self._preflight_done:
+            with self._preflight_lock:
+                if not self._preflight_done and self.preflight is not None:
+                    check, self.preflight = self.preflight, None
+                    try:
+                        check()
+                    except FatalError as exc:
+                        self._preflight_error = exc
+                    finally:
+                        self._preflight_done = True
+        if self._preflight_error is not None:
+            raise self._preflight_error
 
     def _attempt(
         self,

@@ -115,10 +115,8 @@ class TargetChartMogul(Target):
             try:
                 self.client.get(f"data_sources/{ds}")
             except APIError as exc:
-                if exc.status in (400, 404, 422):
-                    msg = f"data_source_uuid {ds!r} is not a data source of this ChartMogul account ({exc.message})"
-                    raise FatalError(msg) from None
-                raise
+                msg = f"data_source_uuid {ds!r} is not a data source of this ChartMogul account ({exc.message})"
+                raise FatalError(msg) from None
 
     def report_problem(self, message: str) -> None:
         """A failure that is not one record's (a blocked delete): logged, and fails `on_reject: fail`."""

@@ -1,0 +1,87 @@
+"""Dry run, request log, progress lines and the account check before the first call."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+
+from tests.conftest import API_KEY, run_cli, run_target
+from tests.fake_chartmogul import Fault
+from tests.singer_messages import INTEGER, customers_stream
+
+STREAM = "customers"
+ROWS = [{"external_id": f"c{i}", "name": f"C{i}", "seats": i} for i in range(6)]
+
+
+def stream(rows):
+    return customers_stream(STREAM, rows, {"seats": INTEGER})
+
+
+def test_dry_run_writes_nothing_and_says_what_it_would_do(fake, ds, base_config, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="target-chartmogul")
+    config = {**base_config, "streams": {STREAM: {"custom_attributes": ["seats"]}}}
+    run_target(config, stream(ROWS[:3]))  # three exist, three are new
+    before = fake.dump_state()
+    fake.clear_requests()
+    changed = [dict(r) for r in ROWS]
+    changed[0]["name"] = "Would be renamed"
+    changed.append({"external_id": "bad", "name": "B", "country": "Narnia"})
+    log_path = tmp_path / "requests.jsonl"
+    dry = {**config, "dry_run": True, "request_log": str(log_path)}
+
+    result = run_target(dry, stream(changed))
+
+    assert fake.dump_state() == before
+    assert [r.method for r in fake.requests if r.method != "GET"] == []
+    counts = result.counts(STREAM)
+    assert (counts["created"], counts["updated"], counts["unchanged"], counts["rejected"]) == (3, 1, 2, 1)
+    assert "DRY RUN: would create 3, update 1, delete 0, reject 1" in caplog.text
+    logged = [json.loads(line) for line in log_path.read_text().splitlines()]
+    would = [entry for entry in logged if entry["dry_run"]]
+    assert {entry["method"] for entry in would} == {"POST", "PATCH"}
+    assert all(entry["status"] is None for entry in would)
+    # the sync memory did not change either: a real run afterwards still does the work
+    real = run_target(config, stream(changed))
+    assert real.counts(STREAM)["created"] == 3 and real.counts(STREAM)["updated"] == 1
+
+
+def test_request_log_has_one_line_per_attempt_and_never_the_key(fake, ds, base_config, tmp_path):
+    fake.inject(Fault("error_before", method="POST", path_regex="^/customers$", times=1, status=500))
+    log_path = tmp_path / "requests.jsonl"
+    run_target({**base_config, "request_log": str(log_path)}, stream(ROWS[:2]))
+    lines = log_path.read_text().splitlines()
+    entries = [json.loads(line) for line in lines]
+    assert len(entries) == len(fake.requests)
+    posts = [e for e in entries if e["method"] == "POST" and e["path"] == "customers"]
+    assert sorted(e["status"] for e in posts) == [201, 201, 500]
+    assert max(e["attempt"] for e in posts) == 2
+    first = posts[0]
+    assert set(first) >= {"time", "method", "path", "query", "status", "duration_ms", "attempt", "request_body",
+                          "response_body"}
+    assert json.loads(first["request_body"])["data_source_uuid"] == ds
+    text = log_path.read_text()
+    assert API_KEY not in text and base64.b64encode(f"{API_KEY}:".encode()).decode() not in text
+
+
+def test_progress_lines_on_long_runs(fake, ds, base_config, tmp_path):
+    fake.set_latency(0.05)
+    config = {**base_config, "progress_interval": 0.2, "max_concurrency": 1}
+    rows = [{"external_id": f"p{i}", "name": "P", "seats": 1} for i in range(30)]
+    proc = run_cli(config, stream(rows), tmp_path, env={"TARGET_CHARTMOGUL_LOGLEVEL": "INFO"})
+    assert proc.returncode == 0, proc.stderr
+    progress = [line for line in proc.stderr.splitlines() if "Progress customers:" in line]
+    assert len(progress) >= 2
+    assert "done (" in progress[-1] and "rejected" in progress[-1]
+    assert "METRIC" in proc.stderr
+    summary = proc.stderr.split("Summary of this run:", 1)[1]
+    assert "received" in summary and "created" in summary
+
+
+def test_unknown_data_source_fails_before_the_first_write(fake, ds, base_config, tmp_path):
+    config = {**base_config, "data_source_uuid": "ds_does_not_exist"}
+    proc = run_cli(config, stream(ROWS), tmp_path)
+    assert proc.returncode == 1
+    assert "data_source_uuid 'ds_does_not_exist' is not a data source of this ChartMogul account" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert fake.count(method="POST") == 0
