@@ -257,3 +257,11 @@ def test_unknown_streams_are_skipped_and_counted(fake, base_config):
                                       record("public-audit_log", {"id": 1}), record("public-audit_log", {"id": 2})])
     assert result.counts("public-audit_log")["skipped"] == 2
     assert fake.count() == 0
+
+
+def test_records_without_a_key_are_each_rejected_not_merged(fake, ds, base_config):
+    result = run_target(base_config, customers_stream(STREAM, [{"name": "One"}, {"name": "Two"},
+                                                               {"external_id": "k", "name": "Keyed"}], key=()))
+    assert [r["record"]["name"] for r in result.rejects] == ["One", "Two"]
+    assert result.counts(STREAM)["superseded"] == 0
+    assert len(fake.customers) == 1

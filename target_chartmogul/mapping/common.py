@@ -31,6 +31,15 @@ def data_source(record: t.Mapping[str, t.Any], default: str | None) -> str | Non
     return optional_text(record, "data_source_uuid") or default
 
 
+def required_data_source(record: t.Mapping[str, t.Any], default: str | None) -> str:
+    """The record's or the configured data source; without one the record is rejected."""
+    found = data_source(record, default)
+    if not found:
+        msg = "no data source: set data_source_uuid in the record or in the target's settings"
+        raise RecordRejected(msg, field="data_source_uuid")
+    return found
+
+
 def json_value(value: t.Any, field: str) -> t.Any:
     """A jsonb column arrives as an object; a json/text column as a string holding one."""
     if isinstance(value, str):

@@ -11,7 +11,7 @@ import dataclasses
 import typing as t
 
 from target_chartmogul.errors import RecordRejected
-from target_chartmogul.mapping.common import data_source, json_value, optional_text, required_text
+from target_chartmogul.mapping.common import json_value, optional_text, required_data_source, required_text
 from target_chartmogul.mapping.transactions import map_transaction
 from target_chartmogul.values import cents, choice, currency, integer, is_blank, text, timestamp_text
 
@@ -98,10 +98,7 @@ def _line_item(item: t.Any, index: int) -> tuple[dict[str, t.Any], str | None]:
 
 def map_invoice(record: t.Mapping[str, t.Any], default_data_source_uuid: str | None) -> InvoicePayload:
     """Build the payload, or raise RecordRejected naming the field."""
-    ds = data_source(record, default_data_source_uuid)
-    if not ds:
-        msg = "no data source: set data_source_uuid in the record or in the target's settings"
-        raise RecordRejected(msg, field="data_source_uuid")
+    ds = required_data_source(record, default_data_source_uuid)
     external_id = required_text(record, "external_id")
     if is_blank(record.get("date")):
         raise RecordRejected("field 'date' is required", field="date")

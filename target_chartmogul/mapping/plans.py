@@ -6,7 +6,7 @@ import dataclasses
 import typing as t
 
 from target_chartmogul.errors import RecordRejected
-from target_chartmogul.mapping.common import data_source, required_text
+from target_chartmogul.mapping.common import required_data_source, required_text
 from target_chartmogul.values import choice, integer
 
 INTERVAL_UNITS = ("day", "month", "year")
@@ -34,10 +34,7 @@ class PlanPayload:
 
 def map_plan(record: t.Mapping[str, t.Any], default_data_source_uuid: str | None) -> PlanPayload:
     """Build the payload, or raise RecordRejected naming the field."""
-    ds = data_source(record, default_data_source_uuid)
-    if not ds:
-        msg = "no data source: set data_source_uuid in the record or in the target's settings"
-        raise RecordRejected(msg, field="data_source_uuid")
+    ds = required_data_source(record, default_data_source_uuid)
     if record.get("interval_count") is None:
         raise RecordRejected("field 'interval_count' is required", field="interval_count")
     if record.get("interval_unit") is None:

@@ -18,6 +18,7 @@ from target_chartmogul.errors import APIError, FatalError, RecordRejected
 from target_chartmogul.ledger import Entry, payload_hash
 from target_chartmogul.references import Unresolved
 from target_chartmogul.validation import RecordChecker
+from target_chartmogul.values import is_blank
 
 if t.TYPE_CHECKING:
     from target_chartmogul.client import ChartMogulClient
@@ -112,10 +113,11 @@ class ChartMogulSink(BatchSink):
         return self.owner.client
 
     def dedupe_key(self, record: dict[str, t.Any]) -> t.Hashable:
-        """Records with equal keys in one batch are one write: the last wins."""
-        if self.key_properties:
-            return tuple(str(record.get(k)) for k in self.key_properties)
-        return (str(record.get("data_source_uuid")), str(record.get("external_id")), id(record))
+        """Records of one object in one batch: the last wins (one object per data source and external id)."""
+        if is_blank(record.get("external_id")):  # nothing to merge on: each is its own (and is rejected)
+            return ("record", id(record))
+        ds = record.get("data_source_uuid") or self.config.get("data_source_uuid")
+        return (str(ds), str(record.get("external_id")))
 
     def record_key(self, record: dict[str, t.Any]) -> dict[str, t.Any]:
         """The record's identity for reject lines and messages."""

@@ -15,7 +15,7 @@ from target_chartmogul.ledger import Entry
 from target_chartmogul.mapping.customers import DATE_FIELDS, CustomerMapper, CustomerPayload
 from target_chartmogul.references import matches
 from target_chartmogul.sinks.base import ChartMogulSink
-from target_chartmogul.values import timestamp
+from target_chartmogul.values import is_blank, timestamp
 
 Record = dict[str, t.Any]
 
@@ -109,12 +109,11 @@ class CustomersSink(ChartMogulSink):
 
     def dedupe_key(self, record: Record) -> t.Hashable:
         """Same customer twice in a batch: the last record wins."""
-        if self.settings.match_by == "email":
-            return ("email", str(record.get("email", "")).strip().lower())
-        if self.settings.match_by == "uuid":
-            return ("uuid", str(record.get("uuid")))
-        ds = record.get("data_source_uuid") or self.config.get("data_source_uuid")
-        return ("external_id", str(ds), str(record.get("external_id")))
+        match_by = self.settings.match_by
+        if match_by in ("email", "uuid"):
+            value = record.get(match_by)
+            return ("record", id(record)) if is_blank(value) else (match_by, str(value).strip().lower())
+        return super().dedupe_key(record)
 
     @property
     def include_sdc_metadata_properties(self) -> bool:

@@ -35,11 +35,6 @@ class InvoicesSink(ChartMogulSink):
 
     object_name = "invoices"
 
-    def dedupe_key(self, record: Record) -> t.Hashable:
-        """One invoice per (data source, external_id) in a batch."""
-        ds = record.get("data_source_uuid") or self.config.get("data_source_uuid")
-        return (str(ds), str(record.get("external_id")))
-
     def write_records(self, records: list[Record]) -> None:
         """Map, group by customer, cut into import calls, write the calls concurrently."""
         groups: dict[tuple[str, ...], list[Pair]] = {}

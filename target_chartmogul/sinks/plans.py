@@ -16,11 +16,6 @@ class PlansSink(ChartMogulSink):
 
     object_name = "plans"
 
-    def dedupe_key(self, record: Record) -> t.Hashable:
-        """One plan per (data source, external_id) in a batch."""
-        ds = record.get("data_source_uuid") or self.config.get("data_source_uuid")
-        return (str(ds), str(record.get("external_id")))
-
     def write_records(self, records: list[Record]) -> None:
         """Map, then write concurrently."""
         items: list[tuple[Record, PlanPayload]] = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typing as t
 
 from target_chartmogul.errors import APIError, RecordRejected, is_already_exists
-from target_chartmogul.mapping.common import data_source, optional_text
+from target_chartmogul.mapping.common import data_source, optional_text, required_data_source
 from target_chartmogul.mapping.transactions import map_transaction
 from target_chartmogul.sinks.base import ChartMogulSink
 
@@ -16,11 +16,6 @@ class TransactionsSink(ChartMogulSink):
     """Writes a stream into ChartMogul transactions, found by their invoice."""
 
     object_name = "transactions"
-
-    def dedupe_key(self, record: Record) -> t.Hashable:
-        """One transaction per (data source, external_id) in a batch."""
-        ds = record.get("data_source_uuid") or self.config.get("data_source_uuid")
-        return (str(ds), str(record.get("external_id")))
 
     def write_records(self, records: list[Record]) -> None:
         """Write concurrently; references are resolved per record."""
@@ -53,10 +48,7 @@ class TransactionsSink(ChartMogulSink):
             raise RecordRejected(
                 "field 'invoice_uuid' or 'invoice_external_id' is required", field="invoice_external_id"
             )
-        ds = data_source(record, self.config.get("data_source_uuid"))
-        if not ds:
-            msg = "no data source: set data_source_uuid in the record or in the target's settings"
-            raise RecordRejected(msg, field="data_source_uuid")
+        ds = required_data_source(record, self.config.get("data_source_uuid"))
         invoice = self.owner.refs.require("invoice", ds, external_id, field="invoice_external_id")
         return str(invoice["uuid"]), True
 
