@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import logging
+import os
 import random
 import threading
 import time
@@ -129,6 +130,13 @@ class ChartMogulClient:
         self._preflight_done = False
         self._preflight_error: FatalError | None = None
         self.session = requests.Session()
+        # Read the environment once (proxies, CA bundle), not on every request: requests would
+        # otherwise look for ~/.netrc and proxy settings per call, a measurable CPU cost.
+        self.session.trust_env = False
+        self.session.proxies.update(requests.utils.get_environ_proxies(self.base_url))
+        bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        if bundle:
+            self.session.verify = bundle
         pool = self.pacer.max_concurrency
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool, pool_block=True, max_retries=0)
         self.session.mount("http://", adapter)
@@ -237,6 +245,7 @@ class ChartMogulClient:
             _Transient,
             max_tries=self.max_retries + 1,
             jitter=None,
+            logger=None,  # our own handlers log, once and without the request's headers
             on_backoff=log_retry,
             on_giveup=give_up,
             base=self.backoff_base,

@@ -19,8 +19,11 @@ def iso_utc(value: dt.datetime | dt.date) -> str:
     elif value.tzinfo is None:
         value = value.replace(tzinfo=dt.timezone.utc)
     else:
-        value = value.astimezone(dt.timezone.utc)
-    text = value.strftime("%Y-%m-%dT%H:%M:%S")
+        try:
+            value = value.astimezone(dt.timezone.utc)
+        except OverflowError:  # no UTC equivalent (year 1 or 9999 with an offset): keep it as given
+            return value.isoformat()
+    text = f"{value.year:04d}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:{value.minute:02d}:{value.second:02d}"
     if value.microsecond:
         text += f".{value.microsecond // 1000:03d}"
     return text + "Z"

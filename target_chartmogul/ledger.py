@@ -114,6 +114,15 @@ class Ledger:
         self._deleted: set[tuple[str, str, str]] = set()
         self._rejects: dict[tuple[str, str], dict[str, t.Any] | None] = {}
         self._upsert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
+        upsert = self._upsert(synced)
+        # One statement, compiled once, run with many rows (executemany) at each flush.
+        self._upsert_synced = upsert.on_conflict_do_update(
+            index_elements=["data_source_uuid", "object", "external_id"],
+            set_={c: upsert.excluded[c] for c in ("uuid", "payload_hash", "stream", "synced_at")},
+        )
+        with self.engine.connect() as conn:  # refused records waiting for a retry: few, so kept in memory
+            keys = conn.execute(sa.select(rejected.c.stream, rejected.c.record_key))
+            self._remembered = {(row[0], row[1]) for row in keys}
 
     # Objects --------------------------------------------------------------------------
     def lookup(self, obj: str, data_source_uuid: str, external_ids: t.Iterable[str]) -> dict[str, Entry]:
@@ -177,6 +186,7 @@ class Ledger:
     ) -> None:
         """Keep a refused record for the next run (a newer one with the same key replaces it)."""
         with self._lock:
+            self._remembered.add((stream, key))
             self._rejects[(stream, key)] = {
                 "stream": stream,
                 "record_key": key,
@@ -190,7 +200,9 @@ class Ledger:
     def forget_reject(self, stream: str, key: str) -> None:
         """A newer record with this key arrived, or it landed: drop the remembered one."""
         with self._lock:
-            self._rejects[(stream, key)] = None
+            if (stream, key) in self._remembered:
+                self._remembered.discard((stream, key))
+                self._rejects[(stream, key)] = None
 
     def remembered_rejects(self) -> list[RememberedReject]:
         """Every refused record waiting for a retry (as of the last flush)."""
@@ -250,14 +262,8 @@ class Ledger:
                 }
                 for (ds, obj, ext), (uuid, digest, stream) in written.items()
             ]
-            for start in range(0, len(rows), 500):
-                stmt = self._upsert(synced).values(rows[start : start + 500])
-                conn.execute(
-                    stmt.on_conflict_do_update(
-                        index_elements=["data_source_uuid", "object", "external_id"],
-                        set_={c: stmt.excluded[c] for c in ("uuid", "payload_hash", "stream", "synced_at")},
-                    )
-                )
+            if rows:
+                conn.execute(self._upsert_synced, rows)
             for (stream, key), row in rejects.items():
                 conn.execute(sa.delete(rejected).where(rejected.c.stream == stream, rejected.c.record_key == key))
                 if row is not None:

@@ -15,7 +15,7 @@ import typing as t
 
 # Requests leave in a burst and arrive with varied network delay; a small margin on the
 # window keeps the server's own sliding window from seeing one request too many.
-WINDOW_MARGIN_SECONDS = 0.03
+WINDOW_MARGIN_SECONDS = 0.05
 API_MAX_CONNECTIONS = 20
 
 
@@ -37,6 +37,7 @@ class Pacer:
             # Slower than one a second: one request per 1/rate seconds.
             self._per_window = 1
             self._window = 1.0 / max_requests_per_second + WINDOW_MARGIN_SECONDS
+        self._spacing = self._window / self._per_window * 0.9 if self._per_window else 0.0
         self._starts: collections.deque[float] = collections.deque()
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(self.max_concurrency)
@@ -52,10 +53,13 @@ class Pacer:
                 now = self._clock()
                 while self._starts and now - self._starts[0] >= self._window:
                     self._starts.popleft()
-                if len(self._starts) < self._per_window:
+                # Even spacing as well as the window: a burst of N starts at the top of each
+                # window reaches the server with varied delays and can spill into its next second.
+                spacing = self._spacing - (now - self._starts[-1]) if self._starts else 0.0
+                if len(self._starts) < self._per_window and spacing <= 0:
                     self._starts.append(now)
                     return
-                delay = self._window - (now - self._starts[0])
+                delay = spacing if len(self._starts) < self._per_window else self._window - (now - self._starts[0])
                 self.waited_seconds += delay
             self._sleep(max(delay, 0.001))
 

@@ -8,6 +8,7 @@ because the object may be written later in the same run.
 
 from __future__ import annotations
 
+import collections
 import threading
 import typing as t
 
@@ -19,6 +20,7 @@ if t.TYPE_CHECKING:
 
 Obj = dict[str, t.Any]
 
+CACHE_SIZE = 20_000
 # kind -> (list path, root key of the list answer)
 LISTS = {"customer": ("customers", "entries"), "plan": ("plans", "plans"), "invoice": ("invoices", "invoices")}
 
@@ -40,14 +42,18 @@ class References:
     def __init__(self, client: t.Callable[[], ChartMogulClient], ledger: Ledger | None = None) -> None:
         self._client = client
         self._ledger = ledger
-        self._known: dict[tuple[str, str, str], Obj] = {}
+        self._known: collections.OrderedDict[tuple[str, str, str], Obj] = collections.OrderedDict()
         self._lock = threading.Lock()
 
     def remember(self, kind: str, data_source_uuid: str | None, external_id: str | None, obj: t.Any) -> None:
-        """Keep an object just written or found."""
+        """Keep the uuid of an object just written or found (not the whole answer: memory stays flat)."""
         if data_source_uuid and external_id and isinstance(obj, dict) and obj.get("uuid"):
+            slim = {"uuid": obj["uuid"], "external_id": external_id, "data_source_uuid": data_source_uuid}
             with self._lock:
-                self._known[(kind, data_source_uuid, external_id)] = obj
+                self._known[(kind, data_source_uuid, external_id)] = slim
+                self._known.move_to_end((kind, data_source_uuid, external_id))
+                while len(self._known) > CACHE_SIZE:  # the oldest go; the sync memory still has them
+                    self._known.popitem(last=False)
 
     def forget(self, kind: str, data_source_uuid: str, external_id: str, *, gone: bool = False) -> None:
         """Drop a cached object; `gone` when ChartMogul no longer has it (the memory forgets too)."""
@@ -59,14 +65,20 @@ class References:
     def cached(self, kind: str, data_source_uuid: str, external_id: str) -> Obj | None:
         """The cached object, without a lookup."""
         with self._lock:
-            return self._known.get((kind, data_source_uuid, external_id))
+            found = self._known.get((kind, data_source_uuid, external_id))
+            if found is not None:
+                self._known.move_to_end((kind, data_source_uuid, external_id))
+            return found
 
-    def find(self, kind: str, data_source_uuid: str, external_id: str) -> Obj | None:
-        """The object, from the cache or from ChartMogul; None if ChartMogul has none."""
-        found = self.cached(kind, data_source_uuid, external_id)
+    def find(self, kind: str, data_source_uuid: str, external_id: str, *, fresh: bool = False) -> Obj | None:
+        """The object's uuid from the cache or the sync memory, else the whole object from ChartMogul.
+
+        `fresh` asks ChartMogul itself (for callers that need more than the uuid).
+        """
+        found = None if fresh else self.cached(kind, data_source_uuid, external_id)
         if found is not None:
             return found
-        if self._ledger is not None:
+        if self._ledger is not None and not fresh:
             entry = self._ledger.get(f"{kind}s", data_source_uuid, external_id)
             if entry is not None and entry.uuid:
                 known = {"uuid": entry.uuid, "external_id": external_id, "data_source_uuid": data_source_uuid}
@@ -77,7 +89,7 @@ class References:
         for obj in self._client().paginate(path, root, params):
             if matches(obj, data_source_uuid, external_id):
                 self.remember(kind, data_source_uuid, external_id, obj)
-                return obj
+                return t.cast("Obj", obj)
         return None
 
     def require(self, kind: str, data_source_uuid: str, external_id: str, field: str) -> Obj:

@@ -17,6 +17,7 @@ import typing as t
 from types import FrameType
 
 from singer_sdk import Target
+from singer_sdk.exceptions import ConfigValidationError, InvalidInputLine
 from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities
 from singer_sdk.sinks import Sink
 
@@ -25,6 +26,7 @@ from target_chartmogul.encoding import dumps
 from target_chartmogul.errors import APIError, FatalError
 from target_chartmogul.ledger import Ledger
 from target_chartmogul.progress import ProgressReporter
+from target_chartmogul.reader import StrictSingerReader
 from target_chartmogul.references import References
 from target_chartmogul.rejects import RejectsFile
 from target_chartmogul.request_log import RequestLog
@@ -52,6 +54,7 @@ class TargetChartMogul(Target):
     name = "target-chartmogul"
     config_jsonschema = copy.deepcopy(CONFIG_SCHEMA)  # the SDK adds its own settings to this dict in place
     default_sink_class = SkipSink
+    message_reader_class = StrictSingerReader
     capabilities: t.ClassVar[list[CapabilitiesEnum]] = [*Target.capabilities, PluginCapabilities.ACTIVATE_VERSION]
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
@@ -153,7 +156,12 @@ class TargetChartMogul(Target):
         super()._process_record_message(message_dict)
 
     def _process_schema_message(self, message_dict: dict) -> None:
-        self._note_stream(str(message_dict.get("stream")))
+        stream = message_dict.get("stream")
+        schema = message_dict.get("schema")
+        if not isinstance(schema, dict) or not isinstance(schema.get("properties"), dict):
+            msg = f"the SCHEMA message of stream {stream!r} has no 'properties' object"
+            raise InvalidInputLine(msg)
+        self._note_stream(str(stream))
         super()._process_schema_message(message_dict)
 
     def _process_activate_version_message(self, message_dict: dict) -> None:
@@ -342,4 +350,11 @@ class TargetChartMogul(Target):
             super().invoke(*args, **kwargs)
         except FatalError as exc:
             logging.getLogger(cls.name).error("target-chartmogul stopped: %s", exc)
+            sys.exit(1)
+        except ConfigValidationError:
+            raise  # the SDK reports each invalid setting itself
+        except Exception as exc:  # bad input or a bug: one line, the traceback only at DEBUG
+            logger = logging.getLogger(cls.name)
+            logger.error("target-chartmogul stopped: %s: %s", type(exc).__name__, exc)
+            logger.debug("Traceback of the error above", exc_info=True)
             sys.exit(1)

@@ -64,7 +64,7 @@ class RecordChecker:
 
     def check(self, record: dict[str, t.Any]) -> tuple[str, str] | None:
         """Return (field, problem) for an invalid record, else None; dates are parsed in place."""
-        if self.validator is not None:
+        if self.validator is not None and not self.validator.is_valid(record):
             error = jsonschema.exceptions.best_match(self.validator.iter_errors(record))
             if error is not None:
                 field = ".".join(str(p) for p in error.absolute_path) or "(record)"

@@ -297,10 +297,21 @@ def text(value: t.Any, field: str, *, max_length: int | None = None) -> str:
     return result
 
 
+def _in_utc(value: dt.datetime, field: str) -> dt.datetime:
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.timezone.utc)
+    try:
+        return value.astimezone(dt.timezone.utc)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+05:00 has no UTC equivalent
+        raise RecordRejected(
+            f"field '{field}' is out of range once converted to UTC: {value.isoformat()}", field=field,
+        ) from None
+
+
 def timestamp(value: t.Any, field: str) -> dt.datetime:
-    """Parse a date, datetime or ISO-8601 string; naive values are taken as UTC."""
+    """Parse a date, datetime or ISO-8601 string into UTC; naive values are taken as UTC."""
     if isinstance(value, dt.datetime):
-        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+        return _in_utc(value, field)
     if isinstance(value, dt.date):
         return dt.datetime(value.year, value.month, value.day, tzinfo=dt.timezone.utc)
     if isinstance(value, str):
@@ -312,7 +323,7 @@ def timestamp(value: t.Any, field: str) -> dt.datetime:
         except ValueError:
             pass
         else:
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+            return _in_utc(parsed, field)
     raise RecordRejected(
         f"field '{field}' is not a valid ISO-8601 date or date-time: {str(value)[:60]!r}",
         field=field,

@@ -8,6 +8,7 @@ their own endpoints when a customer already exists.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import typing as t
 
@@ -123,9 +124,14 @@ class CustomerMapper:
             return [c for c in record if c not in STANDARD_FIELDS and not c.startswith("_sdc_")]
         return [c for c in wanted if c in record]
 
-    def _attribute(self, key: str, value: t.Any, schema: t.Any, field: str) -> CustomAttribute:
+    @functools.lru_cache(maxsize=1024)  # noqa: B019 - one mapper per sink, keys are column names
+    def _schema_type(self, key: str, nested: bool) -> str | None:
+        schema = (self.nested_custom_properties if nested else self.properties).get(key)
+        return type_from_schema(schema if isinstance(schema, dict) else None)
+
+    def _attribute(self, key: str, value: t.Any, field: str, *, nested: bool = False) -> CustomAttribute:
         check_key(key, field)
-        kind = type_from_schema(schema if isinstance(schema, dict) else None)
+        kind = self._schema_type(key, nested)
         if kind is None:
             kind = type_from_value(value) if value is not None else "String"
         return CustomAttribute(key, kind, coerce(kind, value, field))
@@ -146,7 +152,7 @@ class CustomerMapper:
 
         custom: dict[str, CustomAttribute] = {}
         for column in self._custom_columns(record):
-            custom[column] = self._attribute(column, record[column], self.properties.get(column), column)
+            custom[column] = self._attribute(column, record[column], column)
 
         tags: list[str] | None = _tags(record["tags"], "tags") if "tags" in record else None
         nested = record.get("attributes")
@@ -163,7 +169,7 @@ class CustomerMapper:
                 )
             for key, value in nested_custom.items():
                 field = f"attributes.custom.{key}"
-                custom[key] = self._attribute(key, value, self.nested_custom_properties.get(key), field)
+                custom[key] = self._attribute(key, value, field, nested=True)
             if tags is None and "tags" in nested:
                 tags = _tags(nested["tags"], "attributes.tags")
 

@@ -140,7 +140,11 @@ class CustomersSink(ChartMogulSink):
             except RecordRejected as exc:
                 self.reject(record, exc.reason, field=exc.field)
         self.known = self.memory_lookup([self.memory_key(p) for _, p in items])
-        self.run_each(items, lambda item: self.write_remembered(item[1]), records_of=lambda item: [item[0]])
+        changed = [
+            item for item in items if not self.is_current(self.known.get(self.memory_key(item[1])), self.fingerprint(item[1]))
+        ]
+        self.count("unchanged", len(items) - len(changed))  # the memory says ChartMogul holds them: no call
+        self.run_each(changed, lambda item: self.write_remembered(item[1]), records_of=lambda item: [item[0]])
         if deletions and self.settings.delete_missing:
             targets = [self._deletion_key(r) for r in deletions]
             self.known = self.memory_lookup(targets)

@@ -13,7 +13,6 @@ import typing as t
 
 from target_chartmogul.errors import APIError, RecordRejected, is_already_exists
 from target_chartmogul.mapping.invoices import InvoicePayload, map_invoice
-from target_chartmogul.references import Unresolved
 from target_chartmogul.sinks.base import ChartMogulSink
 
 Record = dict[str, t.Any]
@@ -178,12 +177,8 @@ class InvoicesSink(ChartMogulSink):
         wanted = [tr for tr in payload.transactions if tr.get("external_id")]
         if not wanted:
             return
-        self.owner.refs.forget("invoice", payload.data_source_uuid, payload.external_id)
-        try:
-            held = self.owner.refs.require(
-                "invoice", payload.data_source_uuid, payload.external_id, field="external_id"
-            )
-        except Unresolved:
+        held = self.owner.refs.find("invoice", payload.data_source_uuid, payload.external_id, fresh=True)
+        if held is None:
             return
         have = {tr.get("external_id") for tr in held.get("transactions") or []}
         for transaction in wanted:

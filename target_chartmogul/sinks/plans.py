@@ -57,13 +57,13 @@ class PlansSink(ChartMogulSink):
                 raise
             self.owner.refs.forget("plan", plan.data_source_uuid, plan.external_id, gone=True)
             return None
-        self.owner.refs.remember("plan", plan.data_source_uuid, plan.external_id, {**plan.body(), "uuid": uuid})
+        self.owner.refs.remember("plan", plan.data_source_uuid, plan.external_id, {"uuid": uuid})
         return "updated"
 
     def write_one(self, plan: PlanPayload) -> str:
         """Create the plan; when it exists, bring name and interval in line."""
         if self.client.dry_run:  # nothing is written, so ask first what a create would meet
-            held = self.owner.refs.find("plan", plan.data_source_uuid, plan.external_id)
+            held = self.owner.refs.find("plan", plan.data_source_uuid, plan.external_id, fresh=True)
             if held is None:
                 self.client.post("plans", plan.body())
                 return "created"
@@ -79,15 +79,14 @@ class PlansSink(ChartMogulSink):
             ours = exc.attempts > 1
             if self.settings.mode == "insert":
                 return "created" if ours else "already_present"
-            self.owner.refs.forget("plan", plan.data_source_uuid, plan.external_id)
-            held = self.owner.refs.find("plan", plan.data_source_uuid, plan.external_id)
+            held = self.owner.refs.find("plan", plan.data_source_uuid, plan.external_id, fresh=True)
             if held is None:
                 msg = f"ChartMogul says plan {plan.external_id!r} exists but no such plan was found"
                 raise RecordRejected(msg, field="external_id", status=exc.status) from None
             changes = plan.differs_from(held)
             if changes:
                 self.client.patch(f"plans/{held['uuid']}", changes)
-                self.owner.refs.remember("plan", plan.data_source_uuid, plan.external_id, {**held, **changes})
+                self.owner.refs.remember("plan", plan.data_source_uuid, plan.external_id, held)
             return "created" if ours else ("updated" if changes else "unchanged")
         self.owner.refs.remember("plan", plan.data_source_uuid, plan.external_id, response.body)
         return "created"

@@ -1,0 +1,97 @@
+"""The fake ChartMogul API in its own process, driven over stdin/stdout (one JSON line each).
+
+Benchmarks run it apart from the target so that the target's CPU seconds and peak RSS
+are its own. Started by `bench/common.py`; not meant to be run by hand, though it can be:
+
+    python bench/fake_server.py --api-key K --rate-limit 40 --latency 0.1
+
+It prints `{"url": ..., "data_source_uuid": ...}` once, then answers each command line:
+  stats                 -> counts of the requests seen since the last reset
+  timeline              -> [arrival time, method, path, status] of every request seen
+  reset                 -> forget the requests and counters (the stored objects stay)
+  latency <seconds>     -> change the added latency
+  rate_limit <n|none>   -> change the rate limit
+  quit                  -> stop
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import pathlib
+import re
+import sys
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.fake_chartmogul import FakeChartMogul  # noqa: E402
+
+_ID = re.compile(r"/[a-z]+_[0-9a-f]{32}")
+
+
+def _shape(path: str) -> str:
+    """`/customers/cus_123/attributes` -> `/customers/{id}/attributes`, to group counts."""
+    return _ID.sub("/{id}", path)
+
+
+def stats(fake: FakeChartMogul) -> dict:
+    records = fake.requests
+    by_status: collections.Counter[str] = collections.Counter(str(r.status) for r in records)
+    by_call: collections.Counter[str] = collections.Counter(f"{r.method} {_shape(r.path)}" for r in records)
+    times = sorted(r.time for r in records)
+    return {
+        "requests": len(records),
+        "by_status": dict(by_status),
+        "by_call": dict(by_call.most_common()),
+        "rate_limited": fake.rate_limited_count,
+        "max_concurrent": fake.max_concurrent_seen,
+        "connections_opened": fake.connections_opened,
+        "first": times[0] if times else None,
+        "last": times[-1] if times else None,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--api-key", required=True)
+    parser.add_argument("--rate-limit", type=int, default=None)
+    parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--max-connections", type=int, default=20)
+    args = parser.parse_args()
+    fake = FakeChartMogul(
+        api_key=args.api_key, rate_limit=args.rate_limit, latency=args.latency, max_connections=args.max_connections,
+    )
+    ds = fake.add_data_source("bench")["uuid"]
+    url = fake.start()
+    print(json.dumps({"url": url, "data_source_uuid": ds}), flush=True)
+    try:
+        for line in sys.stdin:
+            command, _, arg = line.strip().partition(" ")
+            if command == "stats":
+                answer: dict = stats(fake)
+            elif command == "timeline":
+                answer = {"requests": [[r.time, r.method, _shape(r.path), r.status] for r in fake.requests]}
+            elif command == "reset":
+                fake.clear_requests()
+                fake.reset_stats()
+                answer = {"ok": True}
+            elif command == "latency":
+                fake.set_latency(float(arg))
+                answer = {"ok": True}
+            elif command == "rate_limit":
+                fake.set_rate_limit(None if arg in ("", "none") else int(arg))
+                answer = {"ok": True}
+            elif command == "quit":
+                break
+            else:
+                answer = {"error": f"unknown command {command!r}"}
+            print(json.dumps(answer), flush=True)
+    finally:
+        fake.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

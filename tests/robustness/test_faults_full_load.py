@@ -1,0 +1,154 @@
+"""The full load (~500 records, ~700 objects) under each kind of fault: exactly once, exit 0.
+
+Every scenario is reproducible: faults come from a fixed seed or a fixed queue. The
+figures (requests, faults by kind as the fake's request log counts them, records,
+duplicates, losses) are printed as `FIGURES {...}` lines (`pytest -s`) and are the
+ones quoted in docs/reliability.md.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+import typing as t
+
+import pytest
+
+from tests.conftest import API_KEY, run_cli
+from tests.fake_chartmogul import FakeChartMogul, Fault
+from tests.robustness.load import LOAD, fault_figures, load_config, record_figures
+from tests.test_billing import IMPORT_PATH
+
+TRANSACTION_PATH = r"^/import/invoices/[^/]+/transactions$"
+CUSTOMERS_PATH = r"^/customers$"
+PLANS_PATH = r"^/plans$"
+
+
+def run_and_check(name: str, fake: FakeChartMogul, ds: str, config: dict[str, t.Any], tmp_path) -> dict[str, t.Any]:
+    started = time.monotonic()
+    result = run_cli(config, LOAD.text(), tmp_path, timeout=150)
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    figures = {**fault_figures(fake), **LOAD.measure(fake, ds), "seconds": round(elapsed, 1)}
+    record_figures(name, figures)
+    LOAD.assert_exact(fake, ds)
+    states = [line for line in result.stdout.splitlines() if line.strip()]
+    assert states, "no STATE emitted"
+    assert '"billing-refunds": {"replication_key_value": 60}' in states[-1]
+    return figures
+
+
+@pytest.fixture
+def config(base_config):
+    return load_config(base_config, request_timeout=1, max_retries=8)
+
+
+def test_errors_before_the_write(fake, ds, config, tmp_path):
+    fake.random_faults(rate=0.12, kinds=("error_before", "drop_before"), seed=101)
+    figures = run_and_check("errors-before-write", fake, ds, config, tmp_path)
+    assert figures["by_kind"].get("error_before", 0) > 10 and figures["by_kind"].get("drop_before", 0) > 10
+
+
+def test_502_and_dropped_connections_after_the_write(fake, ds, config, tmp_path):
+    fake.random_faults(rate=0.12, kinds=("error_after", "drop_after"), seed=202,
+                       methods=("POST", "PUT", "PATCH", "DELETE"))
+    figures = run_and_check("502-and-drops-after-write", fake, ds, config, tmp_path)
+    assert figures["by_kind"].get("error_after", 0) > 10 and figures["by_kind"].get("drop_after", 0) > 10
+
+
+def test_timeouts_answer_later_than_request_timeout(fake, ds, config, tmp_path):
+    # The write is applied after the delay, so the retry races the original: the target
+    # must recognise its own earlier write instead of creating a second object.
+    for path in (PLANS_PATH, CUSTOMERS_PATH, IMPORT_PATH, TRANSACTION_PATH):
+        fake.inject(Fault("latency", method="POST", path_regex=path, times=2, delay=1.6))
+    figures = run_and_check("timeouts", fake, ds, config, tmp_path)
+    assert figures["by_kind"] == {"latency": 8}
+    assert fake.faults.pending() == []
+
+
+def test_storm_of_429(fake, ds, config, tmp_path):
+    for path in (CUSTOMERS_PATH, IMPORT_PATH, TRANSACTION_PATH):
+        fake.inject(Fault("status_429", method="POST", path_regex=path, times=25, retry_after=0))
+    fake.random_faults(rate=0.02, kinds=("status_429",), seed=303)  # and a drizzle everywhere (Retry-After: 1)
+    figures = run_and_check("429-storm", fake, ds, {**config, "max_retries": 10}, tmp_path)
+    assert figures["by_kind"]["status_429"] >= 75
+    assert fake.faults.pending() == []
+
+
+@pytest.fixture
+def narrow_fake():
+    """A ChartMogul that answers 503 to a 4th parallel connection."""
+    with FakeChartMogul(api_key=API_KEY, max_connections=3, latency=0.02) as server:
+        yield server
+
+
+def test_503_from_too_many_connections(narrow_fake, config, tmp_path):
+    fake = narrow_fake
+    ds = str(fake.add_data_source("warehouse")["uuid"])
+    config = {**config, "api_url": fake.url, "data_source_uuid": ds, "max_concurrency": 10, "max_retries": 10}
+    figures = run_and_check("503-too-many-connections", fake, ds, config, tmp_path)
+    assert figures["by_kind"].get("503_too_many_connections", 0) > 10
+
+
+def test_all_faults_mixed(narrow_fake, config, tmp_path):
+    fake = narrow_fake
+    ds = str(fake.add_data_source("warehouse")["uuid"])
+    fake.random_faults(
+        rate=0.12,
+        kinds=("error_before", "error_after", "drop_before", "drop_after", "latency", "status_429", "status_503"),
+        seed=404,
+        delay=1.6,
+    )
+    config = {**config, "api_url": fake.url, "data_source_uuid": ds, "max_concurrency": 6, "max_retries": 10}
+    figures = run_and_check("all-mixed", fake, ds, config, tmp_path)
+    assert len(figures["by_kind"]) >= 7, figures["by_kind"]
+
+
+# ------------------------------------------------------------------------- fatal at once
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if "| ERROR" in line or "| CRITICAL" in line]
+
+
+def test_wrong_api_key_fails_fast_with_one_clear_line(fake, ds, config, tmp_path):
+    started = time.monotonic()
+    result = run_cli({**config, "api_key": "sk_wrong_key"}, LOAD.text(), tmp_path, timeout=60)
+    elapsed = time.monotonic() - started
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    errors = error_lines(result.stderr)
+    assert len(errors) == 1, errors
+    assert "api_key" in errors[0] and "401" in errors[0], errors[0]
+    assert fake.count(status=401) <= 2, fake.count(status=401)
+    assert fake.writes() == []
+    assert result.stdout.strip() == ""  # no STATE: nothing was written
+    assert elapsed < 20
+    record_figures("wrong-api-key", {"requests": len(fake.requests), "status_401": fake.count(status=401),
+                                     "seconds": round(elapsed, 1)})
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_unreachable_api_url_fails_after_bounded_retries(config, tmp_path):
+    port = closed_port()
+    started = time.monotonic()
+    result = run_cli({**config, "api_url": f"http://127.0.0.1:{port}/v1", "max_retries": 2}, LOAD.text(), tmp_path,
+                     timeout=90)
+    elapsed = time.monotonic() - started
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    errors = error_lines(result.stderr)
+    assert errors and "target-chartmogul stopped:" in errors[-1], errors
+    assert "did not answer" in errors[-1] and "3 attempts" in errors[-1], errors[-1]
+    assert "connection" in errors[-1].lower(), errors[-1]
+    # One line, from the target: not one "Giving up attempt(...)" ERROR per request from the backoff library.
+    assert len(errors) == 1, errors
+    assert result.stdout.strip() == ""
+    assert elapsed < 30
+    record_figures("unreachable-api-url", {"seconds": round(elapsed, 1)})

@@ -1,0 +1,163 @@
+"""SIGTERM: finish or abandon the writes in flight cleanly, emit STATE only for what is done,
+and exit non-zero when something received could not be written. Plus: a Decimal in a
+tap's STATE does not crash the target (meltano/sdk#3787).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+
+import pytest
+
+from tests.conftest import run_cli
+from tests.fake_chartmogul import Fault
+from tests.robustness.load import (
+    LOAD,
+    TargetProcess,
+    assert_state_covered,
+    load_config,
+    record_figures,
+    resume_messages,
+    wait_for,
+)
+from tests.singer_messages import lines, state
+from tests.test_billing import CUSTOMERS_STREAM, INVOICES, PLANS, invoices_messages, plans_messages
+
+ERROR_MARK = "| ERROR"
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if ERROR_MARK in line or "| CRITICAL" in line]
+
+
+@pytest.mark.parametrize("after_requests", [40, 120, 250], ids=["in-customers", "in-invoices", "late-invoices"])
+def test_sigterm_while_writing(fake, ds, base_config, tmp_path, after_requests):
+    """Requests are in flight (the fake answers slowly) when SIGTERM arrives."""
+    fake.set_latency(0.03)
+    config = load_config(base_config, batch_size_rows=20)
+    messages = LOAD.messages()
+    feed = tmp_path / "load.singer"
+    feed.write_text(lines(messages))
+
+    proc = TargetProcess(config, tmp_path / "work", input_file=feed)
+    wait_for(lambda: len(fake.requests) >= after_requests or proc.proc.poll() is not None, timeout=60)
+    assert proc.proc.poll() is None, "the run ended before the signal could be sent"
+    sent_at = time.monotonic()
+    proc.kill(signal.SIGTERM)
+    code = proc.wait(timeout=60)
+    stopped_in = time.monotonic() - sent_at
+    stderr = proc.stderr
+
+    assert "Traceback" not in stderr, stderr[-3000:]
+    emitted = proc.states
+    for value in emitted:  # every STATE printed covers only records that are in ChartMogul
+        assert_state_covered(fake, ds, messages, value)
+    if code == 0:
+        # Exit 0 claims everything received was written: the last STATE received must go out.
+        assert emitted, "exit 0 after SIGTERM but no STATE was emitted"
+    else:
+        errors = error_lines(stderr)
+        assert len(errors) == 1, errors
+        assert "signal" in errors[0].lower(), errors[0]
+    assert stopped_in < 30
+
+    # Meltano runs it again from the last STATE: the result is exact.
+    rerun = run_cli(config, lines(resume_messages(messages, emitted[-1] if emitted else None)), tmp_path / "work")
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    figures = LOAD.measure(fake, ds)
+    record_figures(f"sigterm-after-{after_requests}-requests", {"exit": code, "states": len(emitted),
+                                                                "stopped_in_s": round(stopped_in, 2), **figures})
+    LOAD.assert_exact(fake, ds)
+
+
+def test_sigterm_when_the_batch_in_flight_cannot_be_finished_exits_non_zero(fake, ds, base_config, tmp_path):
+    """The API fails every customer write; SIGTERM arrives while the target retries."""
+    fake.inject(Fault("error_before", method="POST", path_regex=r"^/customers$", times=10_000, status=500))
+    config = load_config(base_config, batch_size_rows=20, max_retries=4)
+    messages = LOAD.messages()
+    feed = tmp_path / "load.singer"
+    feed.write_text(lines(messages))
+
+    proc = TargetProcess(config, tmp_path / "work", input_file=feed)
+    wait_for(lambda: fake.count("POST", r"^/customers$") >= 15 or proc.proc.poll() is not None, timeout=60)
+    proc.kill(signal.SIGTERM)
+    code = proc.wait(timeout=60)
+    stderr = proc.stderr
+
+    assert code != 0
+    assert "Traceback" not in stderr
+    assert proc.states == []  # no STATE: the customers are not written
+    errors = [line for line in error_lines(stderr) if "backoff" not in line]
+    assert len(errors) == 1, errors
+    assert "did not answer" in errors[0] or "signal" in errors[0], errors[0]
+    assert len(fake.customers) == 0
+
+
+def test_sigterm_with_records_waiting_for_references_exits_non_zero_without_state(fake, ds, base_config, tmp_path):
+    """Invoices arrived, their customer and plan have not (they would come later): nothing can be written."""
+    config = load_config(base_config)
+    proc = TargetProcess(config, tmp_path / "work")
+    proc.send(lines([*invoices_messages(INVOICES[:2]), state({"bookmarks": {"billing-invoices": 2}})]))
+    time.sleep(1.0)
+    proc.kill(signal.SIGTERM)
+    code = proc.wait(timeout=30)
+    stderr = proc.stderr
+    assert code != 0
+    assert "Traceback" not in stderr
+    assert proc.states == []
+    errors = error_lines(stderr)
+    assert len(errors) == 1, errors
+    assert "signal" in errors[0].lower(), errors[0]
+    assert len(fake.invoices) == 0
+
+
+def test_sigterm_while_idle_on_stdin_exits_0_promptly(fake, ds, base_config, tmp_path):
+    """Everything received is written (the sink filled and drained); the tap is quiet."""
+    config = load_config(base_config, batch_size_rows=len(PLANS))
+    proc = TargetProcess(config, tmp_path / "work")
+    checkpoint = {"bookmarks": {"billing-plans": {"replication_key_value": 2}}}
+    proc.send(lines([*plans_messages(), state(checkpoint)]))
+    wait_for(lambda: len(fake.plans) == len(PLANS), timeout=30)
+    time.sleep(0.3)  # the STATE line has been read too
+    sent_at = time.monotonic()
+    proc.kill(signal.SIGTERM)
+    code = proc.wait(timeout=15)
+    assert time.monotonic() - sent_at < 5
+    assert code == 0, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    assert proc.states == [checkpoint]
+
+
+def test_sigterm_while_idle_with_records_pending_writes_them_then_exits_0(fake, ds, base_config, tmp_path):
+    """Records wait in a batch that is not full when the tap goes quiet and SIGTERM comes."""
+    config = load_config(base_config)
+    proc = TargetProcess(config, tmp_path / "work")
+    customers = LOAD.customers[:3]
+    checkpoint = {"bookmarks": {CUSTOMERS_STREAM: {"replication_key_value": 3}}}
+    schema_message = next(m for m in LOAD.messages() if isinstance(m, dict) and m.get("type") == "SCHEMA"
+                          and m["stream"] == CUSTOMERS_STREAM)
+    proc.send(lines([schema_message, *(json.dumps({"type": "RECORD", "stream": CUSTOMERS_STREAM, "record": c})
+                                            for c in customers), state(checkpoint)]))
+    time.sleep(1.0)
+    assert fake.writes() == []  # nothing drained yet
+    proc.kill(signal.SIGTERM)
+    code = proc.wait(timeout=30)
+    assert code == 0, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    assert proc.states == [checkpoint]
+    for customer in customers:
+        assert len(fake.find_customers(ds, customer["external_id"])) == 1
+
+
+def test_decimal_in_tap_state_does_not_crash(fake, ds, base_config, tmp_path):
+    value = {"bookmarks": {"billing-plans": {"replication_key_value": 2}}, "value": {"x": 1.5}, "big": 1e-7}
+    text = lines(plans_messages()) + '{"type": "STATE", "value": {"bookmarks": {"billing-plans": ' \
+        '{"replication_key_value": 2}}, "value": {"x": 1.5}, "big": 1E-7}}\n'
+    result = run_cli(load_config(base_config), text, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    emitted = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    assert emitted == [value]
+    assert len(fake.plans) == len(PLANS)
