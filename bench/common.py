@@ -7,6 +7,7 @@ those of the target process alone (`os.wait4` on its pid).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -211,10 +212,8 @@ class FakeProcess:
 
     def close(self) -> None:
         if self.proc.poll() is None:
-            try:
+            with contextlib.suppress(RuntimeError, BrokenPipeError, ValueError):
                 self.command("quit")
-            except (RuntimeError, BrokenPipeError, ValueError):
-                pass
             try:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:

@@ -20,8 +20,8 @@ import typing as t
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-import common  # noqa: E402
-from common import Row  # noqa: E402
+import common
+from common import Row
 
 LIMIT = 40
 LATENCY = 0.1
@@ -122,11 +122,11 @@ def bench_invoices(ctx: Context) -> None:
     """Invoices for customers created by an earlier run, at 100 ms latency and 40 req/s."""
     count, customers = ctx.sizes["invoices"]
     rows: list[Row] = []
-    for order, label in (("date", "month by month (a tap reading by date)"),
+    for order, _label in (("date", "month by month (a tap reading by date)"),
                          ("customer", "grouped by customer")):
         run, stats, setup = _invoices_run(ctx, order)
         rate = count / run.wall
-        active_rate, window = _rate(stats)
+        active_rate, _window = _rate(stats)
         rows += [
             Row(f"[{order} order] Invoices/s (wall)", f"{rate:.1f} ({count:,} in {run.wall:.1f} s)",
                 f"> {LIMIT}", rate > LIMIT),
