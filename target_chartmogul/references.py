@@ -39,7 +39,7 @@ def matches(obj: Obj, data_source_uuid: str, external_id: str) -> bool:
 class References:
     """Thread-safe cache of (kind, data source, external id) -> object, filled by lookups."""
 
-    def __init__(self, client: t.Callable[[], ChartMogulClient], ledger: Ledger | None = None) -> None:
+    def __init__(self, client: t.Callable[[], ChartMogulClient], ledger: t.Callable[[], Ledger] | None = None) -> None:
         self._client = client
         self._ledger = ledger
         self._known: collections.OrderedDict[tuple[str, str, str], Obj] = collections.OrderedDict()
@@ -60,7 +60,7 @@ class References:
         with self._lock:
             self._known.pop((kind, data_source_uuid, external_id), None)
         if gone and self._ledger is not None:
-            self._ledger.deleted(f"{kind}s", data_source_uuid, external_id)
+            self._ledger().deleted(f"{kind}s", data_source_uuid, external_id)
 
     def cached(self, kind: str, data_source_uuid: str, external_id: str) -> Obj | None:
         """The cached object, without a lookup."""
@@ -79,7 +79,7 @@ class References:
         if found is not None:
             return found
         if self._ledger is not None and not fresh:
-            entry = self._ledger.get(f"{kind}s", data_source_uuid, external_id)
+            entry = self._ledger().get(f"{kind}s", data_source_uuid, external_id)
             if entry is not None and entry.uuid:
                 known = {"uuid": entry.uuid, "external_id": external_id, "data_source_uuid": data_source_uuid}
                 self.remember(kind, data_source_uuid, external_id, known)

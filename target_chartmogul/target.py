@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import logging
 import pathlib
 import sys
@@ -30,7 +31,15 @@ from target_chartmogul.reader import StrictSingerReader
 from target_chartmogul.references import References
 from target_chartmogul.rejects import RejectsFile
 from target_chartmogul.request_log import RequestLog
-from target_chartmogul.settings import CONFIG_SCHEMA, DEFAULT_LEDGER_URL, OBJECTS, StreamSettings, stream_settings
+from target_chartmogul.settings import (
+    CONFIG_SCHEMA,
+    DEFAULT_API_URL,
+    DEFAULT_LEDGER_URL,
+    DEFAULT_REJECTS_PATH,
+    OBJECTS,
+    StreamSettings,
+    stream_settings,
+)
 from target_chartmogul.sinks.base import ChartMogulSink
 from target_chartmogul.sinks.customers import CustomersSink
 from target_chartmogul.sinks.invoices import InvoicesSink
@@ -62,15 +71,14 @@ class TargetChartMogul(Target):
         # Streams share one rate limit and writes must follow dependency order.
         self.max_parallelism = 1
         self.summary = RunSummary()
-        self.rejects = RejectsFile(pathlib.Path(self.config.get("rejects_path") or ".target-chartmogul/rejects.jsonl"))
+        self.rejects = RejectsFile(pathlib.Path(self.config.get("rejects_path") or DEFAULT_REJECTS_PATH))
         self._settings: dict[str, StreamSettings] = {}
         self._client: ChartMogulClient | None = None
         self._client_lock = threading.Lock()
         self.dry_run = bool(self.config.get("dry_run", False))
-        self.ledger = Ledger(self.config.get("ledger_url") or DEFAULT_LEDGER_URL, read_only=self.dry_run)
         self.request_log = RequestLog(self.config["request_log"]) if self.config.get("request_log") else None
         self.progress = ProgressReporter(self.summary, self.logger, float(self.config.get("progress_interval", 10)))
-        self.refs = References(lambda: self.client, self.ledger)
+        self.refs = References(lambda: self.client, lambda: self.ledger)
         self._rejected_now: set[tuple[str, str]] = set()
         self._problems: list[str] = []
         self._last_stream: str | None = None
@@ -82,13 +90,18 @@ class TargetChartMogul(Target):
             self.stream_settings(stream_name)  # a bad option fails before any input is read
 
     # Shared pieces ------------------------------------------------------------------
+    @functools.cached_property
+    def ledger(self) -> Ledger:
+        """The sync memory, opened when the first object sink needs it (not for skipped-only runs)."""
+        return Ledger(self.config.get("ledger_url") or DEFAULT_LEDGER_URL, read_only=self.dry_run)
+
     @property
     def client(self) -> ChartMogulClient:
         """The one HTTP client of the run, built on first use."""
         with self._client_lock:
             if self._client is None:
                 self._client = ChartMogulClient(
-                    self.config.get("api_url") or "https://api.chartmogul.com/v1",
+                    self.config.get("api_url") or DEFAULT_API_URL,
                     self.config["api_key"],
                     max_requests_per_second=self.config.get("max_requests_per_second", 40),
                     max_concurrency=self.config.get("max_concurrency", 10),
@@ -206,6 +219,8 @@ class TargetChartMogul(Target):
         A refused invoice whose plan arrived since then lands without the tap sending
         it again. Streams absent from this run get a sink built from their saved schema.
         """
+        if not self._all_sinks:  # no object sink in this run: leave the memory unopened
+            return
         self.ledger.flush()
         waiting: dict[str, list[dict[str, t.Any]]] = {}
         for remembered in self.ledger.remembered_rejects():
@@ -268,7 +283,8 @@ class TargetChartMogul(Target):
             super().process_endofpipe()
         finally:
             self.progress.stop()
-            self.ledger.close()
+            if "ledger" in self.__dict__:
+                self.ledger.close()
             if self.request_log is not None:
                 self.request_log.close()
             self.log_summary()
@@ -339,7 +355,8 @@ class TargetChartMogul(Target):
             code = 1
         finally:
             self.progress.stop()
-            self.ledger.close()
+            if "ledger" in self.__dict__:
+                self.ledger.close()
             self.log_summary()
         sys.exit(code)
 
