@@ -35,6 +35,7 @@ synced = sa.Table(
     sa.Column("external_id", sa.String(1000), primary_key=True),
     sa.Column("uuid", sa.String(100), nullable=True),
     sa.Column("payload_hash", sa.String(64), nullable=True),
+    sa.Column("record_hash", sa.String(64), nullable=True),
     sa.Column("stream", sa.String(500), nullable=True),
     sa.Column("synced_at", sa.DateTime(timezone=True), nullable=False),
 )
@@ -70,6 +71,7 @@ class Entry:
     uuid: str | None
     payload_hash: str | None
     stream: str | None
+    record_hash: str | None = None  # hash of the incoming record: lets an unchanged one skip mapping
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,7 +112,7 @@ class Ledger:
             raise FatalError(f"cannot open the sync memory (ledger_url): {type(exc).__name__}: {exc}") from None
         self.read_only = read_only
         self._lock = threading.Lock()
-        self._written: dict[tuple[str, str, str], tuple[str | None, str | None, str | None]] = {}
+        self._written: dict[tuple[str, str, str], tuple[str | None, str | None, str, str | None]] = {}
         self._deleted: set[tuple[str, str, str]] = set()
         self._rejects: dict[tuple[str, str], dict[str, t.Any] | None] = {}
         self._upsert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
@@ -118,7 +120,7 @@ class Ledger:
         # One statement, compiled once, run with many rows (executemany) at each flush.
         self._upsert_synced = upsert.on_conflict_do_update(
             index_elements=["data_source_uuid", "object", "external_id"],
-            set_={c: upsert.excluded[c] for c in ("uuid", "payload_hash", "stream", "synced_at")},
+            set_={c: upsert.excluded[c] for c in ("uuid", "payload_hash", "record_hash", "stream", "synced_at")},
         )
         with self.engine.connect() as conn:  # refused records waiting for a retry: few, so kept in memory
             keys = conn.execute(sa.select(rejected.c.stream, rejected.c.record_key))
@@ -132,13 +134,15 @@ class Ledger:
         with self.engine.connect() as conn:
             for start in range(0, len(ids), 500):
                 rows = conn.execute(
-                    sa.select(synced.c.external_id, synced.c.uuid, synced.c.payload_hash, synced.c.stream).where(
+                    sa.select(
+                        synced.c.external_id, synced.c.uuid, synced.c.payload_hash, synced.c.stream, synced.c.record_hash
+                    ).where(
                         synced.c.data_source_uuid == data_source_uuid,
                         synced.c.object == obj,
                         synced.c.external_id.in_(ids[start : start + 500]),
                     ),
                 )
-                found.update({row[0]: Entry(row[1], row[2], row[3]) for row in rows})
+                found.update({row[0]: Entry(row[1], row[2], row[3], row[4]) for row in rows})
         with self._lock:  # unflushed writes of this run win
             for ext in ids:
                 key = (data_source_uuid, obj, ext)
@@ -153,13 +157,21 @@ class Ledger:
         return self.lookup(obj, data_source_uuid, [external_id]).get(external_id)
 
     def written(
-        self, obj: str, data_source_uuid: str, external_id: str, *, uuid: str | None, payload: str | None, stream: str
+        self,
+        obj: str,
+        data_source_uuid: str,
+        external_id: str,
+        *,
+        uuid: str | None,
+        payload: str | None,
+        stream: str,
+        record: str | None = None,
     ) -> None:
-        """Note a confirmed write (`payload` is its hash, None when ChartMogul holds other data)."""
+        """Note a confirmed write (`payload` and `record` are hashes; None when ChartMogul holds other data)."""
         key = (data_source_uuid, obj, external_id)
         with self._lock:
             self._deleted.discard(key)
-            self._written[key] = (uuid, payload, stream)
+            self._written[key] = (uuid, payload, stream, record)
 
     def deleted(self, obj: str, data_source_uuid: str, external_id: str) -> None:
         """Note that the object is gone from ChartMogul."""
@@ -196,6 +208,10 @@ class Ledger:
                 "status": status,
                 "rejected_at": _now(),
             }
+
+    def remembers_rejects(self) -> bool:
+        """Whether any refused record waits for a retry (most runs: none, so nothing to forget)."""
+        return bool(self._remembered)
 
     def forget_reject(self, stream: str, key: str) -> None:
         """A newer record with this key arrived, or it landed: drop the remembered one."""
@@ -257,10 +273,11 @@ class Ledger:
                     "external_id": ext,
                     "uuid": uuid,
                     "payload_hash": digest,
+                    "record_hash": record,
                     "stream": stream,
                     "synced_at": now,
                 }
-                for (ds, obj, ext), (uuid, digest, stream) in written.items()
+                for (ds, obj, ext), (uuid, digest, stream, record) in written.items()
             ]
             if rows:
                 conn.execute(self._upsert_synced, rows)

@@ -189,3 +189,17 @@ def test_memory_holds_no_secret(fake, ds, config, ledger_url):
     engine.dispose()
     assert "c0001" in dump and "Nowhere" in dump
     assert API_KEY not in dump
+
+
+def test_a_change_in_an_unmapped_column_sends_nothing(fake, ds, config):
+    extra = {"seats": INTEGER, "internal_note": STRING}
+    first = [{**row, "internal_note": "a"} for row in rows(20)]
+    run_target(config, customers_stream(STREAM, first, extra))
+    fake.clear_requests()
+    second = [{**row, "internal_note": "changed"} for row in rows(20)]
+    result = run_target(config, customers_stream(STREAM, second, extra))
+    assert fake.count() == 0
+    assert result.counts(STREAM)["unchanged"] == 20
+    fake.clear_requests()
+    third = run_target(config, customers_stream(STREAM, second, extra))  # now the record itself is remembered
+    assert fake.count() == 0 and third.counts(STREAM)["unchanged"] == 20

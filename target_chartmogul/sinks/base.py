@@ -89,9 +89,10 @@ class ChartMogulSink(BatchSink):
 
     def _process_records(self, records: list[dict[str, t.Any]]) -> None:
         valid: dict[t.Hashable, dict[str, t.Any]] = {}
+        remembered = self.owner.ledger.remembers_rejects()
         for record in records:
-            # A newer record replaces a refused one remembered from an earlier run.
-            self.owner.ledger.forget_reject(self.stream_name, self.reject_key(record))
+            if remembered:  # a newer record replaces a refused one remembered from an earlier run
+                self.owner.ledger.forget_reject(self.stream_name, self.reject_key(record))
             problem = record.pop(INVALID, None)
             if problem is not None:
                 field, reason = problem
@@ -144,7 +145,9 @@ class ChartMogulSink(BatchSink):
         """Whether the memory says ChartMogul already holds exactly this payload."""
         return entry is not None and entry.payload_hash is not None and entry.payload_hash == payload_hash(fingerprint)
 
-    def remember(self, data_source_uuid: str, external_id: str, *, uuid: str | None, payload: t.Any) -> None:
+    def remember(
+        self, data_source_uuid: str, external_id: str, *, uuid: str | None, payload: t.Any, record_hash: str | None = None
+    ) -> None:
         """Note a confirmed write in the sync memory; `payload` None when ChartMogul holds other data."""
         digest = payload_hash(payload) if payload is not None else None
         self.owner.ledger.written(
@@ -154,6 +157,7 @@ class ChartMogulSink(BatchSink):
             uuid=uuid,
             payload=digest,
             stream=self.stream_name,
+            record=record_hash if digest is not None else None,
         )
 
     def write_records(self, records: list[dict[str, t.Any]]) -> None:

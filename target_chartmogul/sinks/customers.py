@@ -11,7 +11,8 @@ import typing as t
 
 from target_chartmogul import attributes as attrs
 from target_chartmogul.errors import APIError, RecordRejected, is_already_exists
-from target_chartmogul.ledger import Entry
+from target_chartmogul.ledger import Entry, payload_hash
+from target_chartmogul.mapping.common import data_source, optional_text
 from target_chartmogul.mapping.customers import DATE_FIELDS, CustomerMapper, CustomerPayload
 from target_chartmogul.references import matches
 from target_chartmogul.sinks.base import ChartMogulSink
@@ -131,20 +132,35 @@ class CustomersSink(ChartMogulSink):
                 len(deletions),
             )
             self.count("skipped", len(deletions))
-        items: list[tuple[Record, CustomerPayload]] = []
-        for record in records:
-            if record.get("_sdc_deleted_at"):
+        upserts = [r for r in records if not r.get("_sdc_deleted_at")]
+        raw_keys = [self.raw_memory_key(r) for r in upserts]
+        self.known = self.memory_lookup(key for key in raw_keys if key is not None)
+        items: list[tuple[Record, CustomerPayload, str]] = []
+        for record, raw_key in zip(upserts, raw_keys, strict=True):
+            digest = self.record_hash(record)
+            entry = self.known.get(raw_key) if raw_key is not None else None
+            if entry is not None and entry.record_hash == digest and entry.payload_hash is not None:
+                self.count("unchanged")  # the very record written last time: not even mapped
                 continue
             try:
-                items.append((record, self.mapper.map(record)))
+                items.append((record, self.mapper.map(record), digest))
             except RecordRejected as exc:
                 self.reject(record, exc.reason, field=exc.field)
-        self.known = self.memory_lookup([self.memory_key(p) for _, p in items])
-        changed = [
-            item for item in items if not self.is_current(self.known.get(self.memory_key(item[1])), self.fingerprint(item[1]))
-        ]
-        self.count("unchanged", len(items) - len(changed))  # the memory says ChartMogul holds them: no call
-        self.run_each(changed, lambda item: self.write_remembered(item[1]), records_of=lambda item: [item[0]])
+        self.known.update(self.memory_lookup(self.memory_key(p) for _, p, _ in items))
+        changed = []
+        for record, payload, digest in items:
+            entry = self.known.get(self.memory_key(payload))
+            if self.is_current(entry, self.fingerprint(payload)):  # other columns changed, not what is sent
+                self.count("unchanged")
+                self.remember(
+                    *self.memory_key(payload),
+                    uuid=entry.uuid if entry else None,
+                    payload=self.fingerprint(payload),
+                    record_hash=digest,
+                )
+            else:
+                changed.append((record, payload, digest))
+        self.run_each(changed, lambda item: self.write_remembered(item[1], item[2]), records_of=lambda item: [item[0]])
         if deletions and self.settings.delete_missing:
             targets = [self._deletion_key(r) for r in deletions]
             self.known = self.memory_lookup(targets)
@@ -177,16 +193,35 @@ class CustomersSink(ChartMogulSink):
             "tags": payload.tags,
         }
 
-    def write_remembered(self, payload: CustomerPayload) -> str:
-        """Skip a customer whose payload the memory says is current; else write and remember it."""
+    def write_remembered(self, payload: CustomerPayload, record_hash: str) -> str:
+        """Write one customer the memory does not hold as current, and remember it."""
         key = self.memory_key(payload)
-        entry = self.known.get(key)
-        fingerprint = self.fingerprint(payload)
-        if self.is_current(entry, fingerprint):
-            return "unchanged"
-        outcome, uuid = self.write_one(payload, entry)
-        self.remember(*key, uuid=uuid, payload=None if outcome == "already_present" else fingerprint)
+        outcome, uuid = self.write_one(payload, self.known.get(key))
+        fingerprint = None if outcome == "already_present" else self.fingerprint(payload)
+        self.remember(*key, uuid=uuid, payload=fingerprint, record_hash=record_hash)
         return outcome
+
+    def raw_memory_key(self, record: Record) -> tuple[str, str] | None:
+        """The memory key read straight off the record (None when only mapping can tell)."""
+        try:
+            if self.settings.match_by == "uuid":
+                uuid = optional_text(record, "uuid")
+                return ("", f"uuid:{uuid}") if uuid else None
+            ds = data_source(record, self.config.get("data_source_uuid"))
+            external_id = optional_text(record, "external_id")
+        except RecordRejected:
+            return None
+        return (ds, external_id) if ds and external_id else None
+
+    def record_hash(self, record: Record) -> str:
+        """Hash of the incoming record (metadata left out) and of the options that shape its writes."""
+        return payload_hash(
+            {
+                "options": self.settings.options,
+                "default_ds": self.config.get("data_source_uuid"),
+                "record": {k: v for k, v in record.items() if not k.startswith("_sdc_")},
+            },
+        )
 
     def delete_one(self, data_source_uuid: str, external_id: str) -> str:
         """Delete one customer (a 404 means it is already gone)."""
