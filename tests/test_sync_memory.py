@@ -203,3 +203,11 @@ def test_a_change_in_an_unmapped_column_sends_nothing(fake, ds, config):
     fake.clear_requests()
     third = run_target(config, customers_stream(STREAM, second, extra))  # now the record itself is remembered
     assert fake.count() == 0 and third.counts(STREAM)["unchanged"] == 20
+
+
+def test_ids_with_surrounding_spaces_are_not_taken_for_missing_rows(fake, ds, config):
+    spaced = [{**row, "external_id": f" {row['external_id']} "} for row in rows(10)]
+    run_target(config, versioned(spaced, 1))
+    result = run_target(config, versioned(spaced, 2))
+    assert len(fake.customers) == 10
+    assert result.counts(STREAM).get("deleted", 0) == 0

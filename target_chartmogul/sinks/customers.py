@@ -178,6 +178,10 @@ class CustomersSink(ChartMogulSink):
         return (str(payload.data_source_uuid), str(payload.external_id))
 
     def _deletion_key(self, record: Record) -> tuple[str, str]:
+        """The memory key of a (possibly partial) row, normalised as writes are."""
+        key = self.raw_memory_key(record)
+        if key is not None:
+            return key
         ds = record.get("data_source_uuid") or self.config.get("data_source_uuid") or ""
         return (str(ds), str(record.get("external_id")))
 
