@@ -212,3 +212,27 @@ def test_ids_with_surrounding_spaces_are_not_taken_for_missing_rows(fake, ds, co
     result = run_target(config, versioned(spaced, 2))
     assert len(fake.customers) == 10
     assert result.counts(STREAM).get("deleted", 0) == 0
+
+
+def test_invoice_for_a_customer_deleted_in_chartmogul_is_refused_and_the_memory_forgets_it(fake, ds, config):
+    invoice_props = {"external_id": STRING, "customer_external_id": STRING, "date": STRING, "currency": STRING,
+                     "line_items": {"type": ["array", "null"], "items": {"type": "object"}}}
+
+    def invoice(external_id):
+        return {"external_id": external_id, "customer_external_id": "c0000", "date": "2024-02-01T00:00:00Z",
+                "currency": "EUR", "line_items": [{"type": "one_time", "amount_in_cents": 100}]}
+
+    run_target(config, [*stream(rows(1)), schema("billing-invoices", invoice_props),
+                        record("billing-invoices", invoice("inv-1"))])
+    lost = fake.find_customers(ds, "c0000")[0]["uuid"]
+    assert requests.delete(f"{fake.url}/customers/{lost}", auth=(API_KEY, ""), timeout=5).status_code == 204
+
+    second = run_target(config, [schema("billing-invoices", invoice_props), record("billing-invoices", invoice("inv-2"))])
+    assert [r["status"] for r in second.rejects] == [404]
+    assert lost in second.rejects[0]["reason"]
+
+    third = run_target(config, stream(rows(1)))  # the same, unchanged row: the memory no longer vouches for it
+    assert third.counts(STREAM)["created"] == 1
+    assert len(fake.find_customers(ds, "c0000")) == 1
+    assert fake.find_invoice(ds, "inv-2") is not None  # the refused invoice was retried after its customer
+    assert third.counts("billing-invoices")["retried"] == 1

@@ -143,7 +143,7 @@ class InvoicesSink(ChartMogulSink):
         if exc.status == 404:
             for record, payload in pending:
                 if payload.customer_external_id:
-                    self.owner.refs.forget("customer", payload.data_source_uuid, payload.customer_external_id)
+                    self.owner.refs.forget("customer", payload.data_source_uuid, payload.customer_external_id, gone=True)
                 self.reject(
                     record, f"customer {customer_uuid} does not exist in ChartMogul", field="customer_uuid", status=404
                 )

@@ -64,7 +64,7 @@ class TransactionsSink(ChartMogulSink):
             if exc.status == 404:
                 if looked_up:
                     ds = data_source(record, self.config.get("data_source_uuid")) or ""
-                    self.owner.refs.forget("invoice", ds, str(record.get("invoice_external_id")))
+                    self.owner.refs.forget("invoice", ds, str(record.get("invoice_external_id")), gone=True)
                 field = "invoice_external_id" if looked_up else "invoice_uuid"
                 raise RecordRejected(f"invoice {uuid} does not exist in ChartMogul", field=field, status=404) from None
             raise
