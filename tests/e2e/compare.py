@@ -142,3 +142,11 @@ def writes_by_customer(fake: FakeChartMogul, ds: str) -> dict[str, list[str]]:
             owner = invoice_owner.get(parts[2], "?")
         grouped.setdefault(owner, []).append(f"{request.method} {request.path} -> {request.status}")
     return grouped
+
+
+def assert_only_customer_written(fake: FakeChartMogul, ds: str, external_id: str) -> None:
+    """The incremental rerun wrote the changed customer, and nothing about any other."""
+    writes = writes_by_customer(fake, ds)
+    others = {owner: calls for owner, calls in writes.items() if owner != external_id}
+    assert sum(len(calls) for calls in others.values()) == 0, f"writes not about {external_id}: {others}"
+    assert writes.get(external_id), f"the change of {external_id} was not written; requests: {fake.requests}"
