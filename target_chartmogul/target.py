@@ -250,7 +250,11 @@ class TargetChartMogul(Target):
             )
 
     def _deferring_sinks(self) -> list[ChartMogulSink]:
-        return [s for s in self._all_sinks if isinstance(s, ChartMogulSink) and s.deferred]
+        return [s for s in self._all_sinks if s.deferred]
+
+    def _deferred_count(self) -> int:
+        """Records waiting for a reference: while any wait, no STATE may cover them."""
+        return sum(len(s.deferred) for s in self._deferring_sinks())
 
     def _drain_rank(self, sink: Sink) -> int:
         return DRAIN_ORDER.get(getattr(sink, "object_name", ""), len(DRAIN_ORDER))
@@ -269,7 +273,7 @@ class TargetChartMogul(Target):
         Withheld while records wait for a reference (deferred): they are neither
         written nor rejected yet.
         """
-        waiting = sum(len(s.deferred) for s in self._deferring_sinks())
+        waiting = self._deferred_count()
         if waiting:
             self.logger.info("STATE held back: %d record(s) wait for objects later in the input", waiting)
             return
@@ -342,7 +346,7 @@ class TargetChartMogul(Target):
         code = 0
         try:
             self.drain_all(is_endofpipe=True)
-            waiting = sum(len(s.deferred) for s in self._deferring_sinks())
+            waiting = self._deferred_count()
             if waiting:
                 self.logger.error(
                     "Stopped by signal %s with %d record(s) still waiting for references; no STATE covers them",

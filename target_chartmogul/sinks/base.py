@@ -210,11 +210,7 @@ class ChartMogulSink(BatchSink):
 
     def retry_records(self, records: list[dict[str, t.Any]]) -> None:
         """Write records remembered from an earlier run (read back from JSON: dates are parsed again)."""
-        for record in records:
-            problem = self.checker.check(record)
-            if problem is not None:
-                record[INVALID] = problem
-        self.process_batch({"records": records})
+        self.process_batch({"records": [self._validate_and_parse(record) for record in records]})
 
     def run_each(
         self,

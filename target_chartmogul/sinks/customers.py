@@ -146,21 +146,19 @@ class CustomersSink(ChartMogulSink):
                 items.append((record, self.mapper.map(record), digest))
             except RecordRejected as exc:
                 self.reject(record, exc.reason, field=exc.field)
-        self.known.update(self.memory_lookup(self.memory_key(p) for _, p, _ in items))
-        changed = []
+        looked_up = set(raw_keys)  # mapping rarely moves a key: look up only the keys it did move
+        self.known.update(self.memory_lookup({self.memory_key(p) for _, p, _ in items} - looked_up))
+        changed: list[tuple[Record, CustomerPayload, str, dict[str, t.Any]]] = []
         for record, payload, digest in items:
-            entry = self.known.get(self.memory_key(payload))
-            if self.is_current(entry, self.fingerprint(payload)):  # other columns changed, not what is sent
+            key = self.memory_key(payload)
+            entry = self.known.get(key)
+            fingerprint = self.fingerprint(payload)
+            if self.is_current(entry, fingerprint):  # other columns changed, not what is sent
                 self.count("unchanged")
-                self.remember(
-                    *self.memory_key(payload),
-                    uuid=entry.uuid if entry else None,
-                    payload=self.fingerprint(payload),
-                    record_hash=digest,
-                )
+                self.remember(*key, uuid=entry.uuid if entry else None, payload=fingerprint, record_hash=digest)
             else:
-                changed.append((record, payload, digest))
-        self.run_each(changed, lambda item: self.write_remembered(item[1], item[2]), records_of=lambda item: [item[0]])
+                changed.append((record, payload, digest, fingerprint))
+        self.run_each(changed, lambda item: self.write_remembered(*item[1:]), records_of=lambda item: [item[0]])
         if deletions and self.settings.delete_missing:
             targets = [self._deletion_key(r) for r in deletions]
             self.known = self.memory_lookup(targets)
@@ -197,12 +195,12 @@ class CustomersSink(ChartMogulSink):
             "tags": payload.tags,
         }
 
-    def write_remembered(self, payload: CustomerPayload, record_hash: str) -> str:
+    def write_remembered(self, payload: CustomerPayload, record_hash: str, fingerprint: dict[str, t.Any]) -> str:
         """Write one customer the memory does not hold as current, and remember it."""
         key = self.memory_key(payload)
         outcome, uuid = self.write_one(payload, self.known.get(key))
-        fingerprint = None if outcome == "already_present" else self.fingerprint(payload)
-        self.remember(*key, uuid=uuid, payload=fingerprint, record_hash=record_hash)
+        written = None if outcome == "already_present" else fingerprint
+        self.remember(*key, uuid=uuid, payload=written, record_hash=record_hash)
         return outcome
 
     def raw_memory_key(self, record: Record) -> tuple[str, str] | None:
