@@ -17,13 +17,11 @@ import typing as t
 
 from target_chartmogul.encoding import dumps, iso_utc, plain_number
 from target_chartmogul.errors import RecordRejected
-from target_chartmogul.values import integer, text, timestamp
+from target_chartmogul.values import boolean, integer, text, timestamp
 
 STRING, INTEGER, DECIMAL, TIMESTAMP, BOOLEAN = "String", "Integer", "Decimal", "Timestamp", "Boolean"
 MAX_STRING_LENGTH = 255
 KEY_RE = re.compile(r"^[A-Za-z0-9_]+$")
-_TRUE = {"true", "t", "1", "yes", "y"}
-_FALSE = {"false", "f", "0", "no", "n"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,14 +107,7 @@ def coerce(kind: str, value: t.Any, field: str) -> t.Any:
             raise RecordRejected(f"field '{field}' must be a finite number, got {value}", field=field)
         return plain_number(number)
     if kind == BOOLEAN:
-        if isinstance(value, bool):
-            return value
-        word = str(value).strip().lower()
-        if word in _TRUE:
-            return True
-        if word in _FALSE:
-            return False
-        raise RecordRejected(f"field '{field}' must be a boolean, got {str(value)[:40]!r}", field=field)
+        return boolean(value, field)
     if kind == TIMESTAMP:
         return iso_utc(timestamp(value, field))
     raise RecordRejected(f"field '{field}': unknown custom attribute type {kind!r}", field=field)

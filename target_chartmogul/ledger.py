@@ -6,6 +6,10 @@ objects skip their lookup. It also keeps refused records (to retry next run) and
 stream schemas (to rebuild a sink for a retry). It holds no secrets and may be
 deleted at any time: the next run rebuilds it without duplicates, because every
 write is idempotent by external id.
+
+Its tables carry a schema version (`tcm_schema`), so a memory written by an older
+release is migrated forward when it is opened instead of failing on a missing column;
+a memory written by a newer release stops the run with one clear line.
 """
 
 from __future__ import annotations
@@ -15,16 +19,20 @@ import datetime as dt
 import decimal
 import hashlib
 import json
+import logging
 import pathlib
 import threading
 import typing as t
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
 
 from target_chartmogul.encoding import dumps
 from target_chartmogul.errors import FatalError
 from target_chartmogul.settings import DEFAULT_LEDGER_URL
+
+LOGGER = logging.getLogger("target_chartmogul.ledger")
 
 metadata = sa.MetaData()
 synced = sa.Table(
@@ -38,6 +46,7 @@ synced = sa.Table(
     sa.Column("record_hash", sa.String(64), nullable=True),
     sa.Column("stream", sa.String(500), nullable=True),
     sa.Column("synced_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("tags", sa.Text, nullable=True),  # JSON list of the customer tags the loader set; NULL = unknown
 )
 rejected = sa.Table(
     "tcm_rejected_records",
@@ -57,6 +66,109 @@ schemas = sa.Table(
     sa.Column("schema", sa.Text, nullable=False),
     sa.Column("key_properties", sa.Text, nullable=False),
 )
+version_table = sa.Table(  # one row: the schema version below, stamped when the memory is created or migrated
+    "tcm_schema",
+    metadata,
+    sa.Column("version", sa.Integer, nullable=False),
+)
+
+
+# Schema versions -------------------------------------------------------------------------
+# 1: the 0.1.0 format.  2: + tcm_synced_objects.record_hash.  3: + tcm_synced_objects.tags.
+# Each step is written against the columns as they were at its version (never against
+# `synced` above, which moves on), only adds nullable columns, and is idempotent, so a
+# half-known memory (a table dropped by hand, a stamp lost) is brought forward too.
+
+
+def _add_column(conn: sa.Connection, table: str, column: sa.Column[t.Any]) -> None:
+    """`ALTER TABLE ... ADD COLUMN` unless present: keeps every row, cheap on SQLite and PostgreSQL."""
+    if column.name in {c["name"] for c in sa.inspect(conn).get_columns(table)}:
+        return
+    sa.Table(table, sa.MetaData(), column)  # CreateColumn compiles a column bound to a table
+    spec = sa.schema.CreateColumn(column).compile(dialect=conn.dialect)
+    conn.exec_driver_sql(f"ALTER TABLE {conn.dialect.identifier_preparer.quote(table)} ADD COLUMN {spec}")
+
+
+def _to_2(conn: sa.Connection) -> None:
+    """A hash of the incoming record, so an unchanged one skips mapping (04309b3)."""
+    _add_column(conn, "tcm_synced_objects", sa.Column("record_hash", sa.String(64), nullable=True))
+
+
+def _to_3(conn: sa.Connection) -> None:
+    """The customer tags the loader set (JSON list), so it can tell its own tags from others'."""
+    _add_column(conn, "tcm_synced_objects", sa.Column("tags", sa.Text, nullable=True))
+
+
+MIGRATIONS: dict[int, t.Callable[[sa.Connection], None]] = {2: _to_2, 3: _to_3}  # version reached -> step
+SCHEMA_VERSION = max(MIGRATIONS)
+_PG_LOCK = 0x7463_6D5F_6C65_6467  # "tcm_ledg": one advisory lock serialises opening across processes
+
+
+def _found_schema(conn: sa.Connection) -> tuple[int | None, set[str]]:
+    """The memory's schema version (None: it holds none of our tables) and the tables it lacks."""
+    present = set(sa.inspect(conn).get_table_names()) & set(metadata.tables)
+    missing = set(metadata.tables) - present
+    if not present:
+        return None, missing
+    if version_table.name in present:
+        stamped = conn.execute(sa.select(sa.func.max(version_table.c.version))).scalar()
+        if stamped is not None:
+            return int(stamped), missing
+    if synced.name in present:  # written before schema versions: tell 0.1.0 from 04309b3 by the column
+        columns = {c["name"] for c in sa.inspect(conn).get_columns(synced.name)}
+        return (2 if "record_hash" in columns else 1), missing
+    return 1, missing  # only tables that never changed: any version fits, the steps are idempotent
+
+
+def _check_known(version: int | None, where: str) -> None:
+    """Refuse a memory from a newer release: guessing at its columns could lose what it remembers."""
+    if version is not None and version > SCHEMA_VERSION:
+        raise FatalError(
+            f"the sync memory at {where} was written by a newer target-chartmogul (schema {version}); "
+            f"this version understands up to {SCHEMA_VERSION}"
+        )
+
+
+def _lock_schema(conn: sa.Connection) -> None:
+    """Start the one transaction of a migration, holding off other processes opening the same memory.
+
+    pysqlite runs DDL outside any transaction unless one was begun explicitly; BEGIN IMMEDIATE
+    makes the ALTERs roll back with the rest and takes the write lock up front.
+    """
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    elif conn.dialect.name == "postgresql":  # DDL is transactional there; the lock only orders processes
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_LOCK)))
+
+
+def _prepare_schema(engine: sa.Engine, where: str) -> None:
+    """Create, or migrate to, the current schema; a memory already current costs two reads."""
+    with engine.connect() as conn:
+        version, missing = _found_schema(conn)
+    _check_known(version, where)
+    if version == SCHEMA_VERSION and not missing:
+        return
+    with engine.connect() as conn:
+        _lock_schema(conn)
+        version, missing = _found_schema(conn)  # again under the lock: another process may have done it
+        _check_known(version, where)
+        if missing:
+            metadata.create_all(conn, tables=[metadata.tables[name] for name in sorted(missing)])
+        start = version
+        if version is not None and version < SCHEMA_VERSION:
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                MIGRATIONS[step](conn)
+        if version != SCHEMA_VERSION:
+            conn.execute(sa.delete(version_table))
+            conn.execute(sa.insert(version_table).values(version=SCHEMA_VERSION))
+        conn.commit()
+    if start is not None and start < SCHEMA_VERSION:
+        LOGGER.info(
+            "Sync memory at %s migrated from schema %d to %d (columns added; every remembered row kept)",
+            where,
+            start,
+            SCHEMA_VERSION,
+        )
 
 
 def payload_hash(payload: t.Any) -> str:
@@ -72,6 +184,7 @@ class Entry:
     payload_hash: str | None
     stream: str | None
     record_hash: str | None = None  # hash of the incoming record: lets an unchanged one skip mapping
+    tags: tuple[str, ...] | None = None  # customer tags the loader set from the record; None = unknown
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,17 +197,30 @@ class RememberedReject:
     reason: str
 
 
-def _engine_url(url: str) -> str:
+def _engine_url(url: str) -> sa.URL:
     """`postgresql://` means psycopg 3 here (the driver we ship); create sqlite's folder."""
-    if url.startswith(("postgresql://", "postgres://")):
-        return "postgresql+psycopg://" + url.split("://", 1)[1]
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
-        pathlib.Path(url[len("sqlite:///") :]).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    return url
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        return parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        if parsed.query.get("uri"):  # a file: URI names its own options; leave it as given
+            return parsed
+        path = pathlib.Path(parsed.database).expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return parsed.set(database=str(path))
+    return parsed
+
+
+def _tags(text: str | None) -> tuple[str, ...] | None:
+    return None if text is None else tuple(json.loads(text))
 
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
+
+
+_Key = tuple[str, str, str]  # (data source, object, external id)
+_Written = tuple[str | None, str | None, str, str | None, tuple[str, ...] | None]  # Entry's fields, in order
 
 
 class Ledger:
@@ -105,22 +231,43 @@ class Ledger:
     """
 
     def __init__(self, url: str = DEFAULT_LEDGER_URL, *, read_only: bool = False) -> None:
+        """Open the memory, creating it or migrating an older one to the current schema.
+
+        `read_only` (dry run) keeps this run's writes out of the memory, but an older
+        schema is still migrated: the steps only add empty columns and lose nothing,
+        and the code below cannot read the old layout.
+        """
+        engine: sa.Engine | None = None
         try:
-            self.engine = sa.create_engine(_engine_url(url), future=True)
-            metadata.create_all(self.engine)
+            where = make_url(url).render_as_string(hide_password=True)
+            engine = sa.create_engine(_engine_url(url), future=True)
+            _prepare_schema(engine, where)
+        except FatalError:
+            if engine is not None:
+                engine.dispose()
+            raise
         except Exception as exc:  # a bad URL or an unreachable server: say which setting
+            if engine is not None:
+                engine.dispose()
             raise FatalError(f"cannot open the sync memory (ledger_url): {type(exc).__name__}: {exc}") from None
+        self.engine = engine
         self.read_only = read_only
         self._lock = threading.Lock()
-        self._written: dict[tuple[str, str, str], tuple[str | None, str | None, str, str | None]] = {}
-        self._deleted: set[tuple[str, str, str]] = set()
+        self._written: dict[_Key, _Written] = {}
+        self._deleted: set[_Key] = set()
+        self._adopted: dict[_Key, str] = {}
+        self._holding: set[tuple[str, str]] = set()  # (object, data source) known to hold something
         self._rejects: dict[tuple[str, str], dict[str, t.Any] | None] = {}
         self._upsert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
         upsert = self._upsert(synced)
         # One statement, compiled once, run with many rows (executemany) at each flush.
         self._upsert_synced = upsert.on_conflict_do_update(
             index_elements=["data_source_uuid", "object", "external_id"],
-            set_={c: upsert.excluded[c] for c in ("uuid", "payload_hash", "record_hash", "stream", "synced_at")},
+            set_={c: upsert.excluded[c] for c in ("uuid", "payload_hash", "record_hash", "stream", "synced_at", "tags")},
+        )
+        # Adopted objects never replace a row: whatever the memory already knows is better.
+        self._insert_adopted = self._upsert(synced).on_conflict_do_nothing(
+            index_elements=["data_source_uuid", "object", "external_id"]
         )
         with self.engine.connect() as conn:  # refused records waiting for a retry: few, so kept in memory
             keys = conn.execute(sa.select(rejected.c.stream, rejected.c.record_key))
@@ -135,26 +282,54 @@ class Ledger:
             for start in range(0, len(ids), 500):
                 rows = conn.execute(
                     sa.select(
-                        synced.c.external_id, synced.c.uuid, synced.c.payload_hash, synced.c.stream, synced.c.record_hash
+                        synced.c.external_id,
+                        synced.c.uuid,
+                        synced.c.payload_hash,
+                        synced.c.stream,
+                        synced.c.record_hash,
+                        synced.c.tags,
                     ).where(
                         synced.c.data_source_uuid == data_source_uuid,
                         synced.c.object == obj,
                         synced.c.external_id.in_(ids[start : start + 500]),
                     ),
                 )
-                found.update({row[0]: Entry(row[1], row[2], row[3], row[4]) for row in rows})
-        with self._lock:  # unflushed writes of this run win
+                found.update({row[0]: Entry(row[1], row[2], row[3], row[4], _tags(row[5])) for row in rows})
+        with self._lock:  # unflushed writes of this run win; unflushed adoptions only fill gaps
             for ext in ids:
                 key = (data_source_uuid, obj, ext)
                 if key in self._deleted:
                     found.pop(ext, None)
                 elif key in self._written:
                     found[ext] = Entry(*self._written[key])
+                elif key in self._adopted and ext not in found:
+                    found[ext] = Entry(self._adopted[key], None, None)
         return found
 
     def get(self, obj: str, data_source_uuid: str, external_id: str) -> Entry | None:
         """One entry, or None."""
         return self.lookup(obj, data_source_uuid, [external_id]).get(external_id)
+
+    def holds_any(self, obj: str, data_source_uuid: str) -> bool:
+        """Whether the memory knows any object of this kind in this data source (written or adopted).
+
+        Cheap (one LIMIT 1 query on the primary key's prefix), and a True answer is kept for
+        the run; unflushed deletes are ignored, as the question is whether it ever knew one.
+        """
+        with self._lock:
+            if (obj, data_source_uuid) in self._holding:
+                return True
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(synced.c.external_id)
+                .where(synced.c.data_source_uuid == data_source_uuid, synced.c.object == obj)
+                .limit(1)
+            ).first()
+        if row is None:
+            return False
+        with self._lock:
+            self._holding.add((obj, data_source_uuid))
+        return True
 
     def written(
         self,
@@ -166,18 +341,43 @@ class Ledger:
         payload: str | None,
         stream: str,
         record: str | None = None,
+        tags: t.Sequence[str] | None = None,
     ) -> None:
-        """Note a confirmed write (`payload` and `record` are hashes; None when ChartMogul holds other data)."""
+        """Note a confirmed write (`payload` and `record` are hashes; None when ChartMogul holds other data).
+
+        `tags` are the customer tags the loader set from the record (kept as given, order and
+        case included); None when unknown.
+        """
+        if isinstance(tags, str):
+            raise TypeError("tags is a sequence of tag names, not one string")
         key = (data_source_uuid, obj, external_id)
         with self._lock:
             self._deleted.discard(key)
-            self._written[key] = (uuid, payload, stream, record)
+            self._adopted.pop(key, None)
+            self._written[key] = (uuid, payload, stream, record, None if tags is None else tuple(tags))
+            self._holding.add((obj, data_source_uuid))
+
+    def adopt(self, obj: str, data_source_uuid: str, found: t.Mapping[str, str]) -> None:
+        """Note objects found in ChartMogul (external id -> uuid) that this run did not write.
+
+        They are remembered with their uuid only (no hashes, stream or tags), so a later
+        record skips its lookup but is still sent. Anything the memory already holds, or that
+        this run wrote or deleted, is left as it is; the rows land at the next `flush()`.
+        """
+        with self._lock:
+            for external_id, uuid in found.items():
+                key = (data_source_uuid, obj, external_id)
+                if key not in self._written and key not in self._deleted:
+                    self._adopted.setdefault(key, uuid)
+            if found:
+                self._holding.add((obj, data_source_uuid))
 
     def deleted(self, obj: str, data_source_uuid: str, external_id: str) -> None:
         """Note that the object is gone from ChartMogul."""
         key = (data_source_uuid, obj, external_id)
         with self._lock:
             self._written.pop(key, None)
+            self._adopted.pop(key, None)
             self._deleted.add(key)
 
     def stream_objects(self, obj: str, stream: str) -> dict[tuple[str, str], str | None]:
@@ -255,8 +455,9 @@ class Ledger:
         with self._lock:
             written, self._written = self._written, {}
             deleted, self._deleted = self._deleted, set()
+            adopted, self._adopted = self._adopted, {}
             rejects, self._rejects = self._rejects, {}
-        if self.read_only or not (written or deleted or rejects):
+        if self.read_only or not (written or deleted or adopted or rejects):
             return
         now = _now()
         with self.engine.begin() as conn:
@@ -276,11 +477,30 @@ class Ledger:
                     "record_hash": record,
                     "stream": stream,
                     "synced_at": now,
+                    "tags": None if tags is None else dumps(list(tags)),
                 }
-                for (ds, obj, ext), (uuid, digest, stream, record) in written.items()
+                for (ds, obj, ext), (uuid, digest, stream, record, tags) in written.items()
             ]
             if rows:
                 conn.execute(self._upsert_synced, rows)
+            if adopted:  # after the writes, so a row written in this batch is never replaced
+                conn.execute(
+                    self._insert_adopted,
+                    [
+                        {
+                            "data_source_uuid": ds,
+                            "object": obj,
+                            "external_id": ext,
+                            "uuid": uuid,
+                            "payload_hash": None,
+                            "record_hash": None,
+                            "stream": None,
+                            "synced_at": now,
+                            "tags": None,
+                        }
+                        for (ds, obj, ext), uuid in adopted.items()
+                    ],
+                )
             for (stream, key), row in rejects.items():
                 conn.execute(sa.delete(rejected).where(rejected.c.stream == stream, rejected.c.record_key == key))
                 if row is not None:

@@ -1,9 +1,15 @@
 """Finding ChartMogul objects by external id, remembered for the rest of the run.
 
 Invoices need their customer's uuid and their plans' uuids, transactions their
-invoice's uuid. Each is looked up once (external ids are unique only within a data
-source, so the data source is always part of the key) and kept; a miss is not kept,
-because the object may be written later in the same run.
+invoice's uuid. Each is found once: in this run's cache, the sync memory, a listing of
+the whole data source (when the memory holds none of that kind, see `holdings`), or one
+lookup. A miss is remembered too: records that need an object the input has not brought
+yet wait for it (see the sinks' deferral) without one lookup per record; writing the
+object later in the run replaces the miss.
+
+External ids are unique only within a data source, so the data source is always part of
+the key. Invoices carry no data source in ChartMogul's answers (recorded), so a lookup
+filtered by data source is trusted.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import threading
 import typing as t
 
 from target_chartmogul.errors import RecordRejected
+from target_chartmogul.holdings import LISTS, Holdings, external_ids_in
 
 if t.TYPE_CHECKING:
     from target_chartmogul.client import ChartMogulClient
@@ -21,8 +28,7 @@ if t.TYPE_CHECKING:
 Obj = dict[str, t.Any]
 
 CACHE_SIZE = 20_000
-# kind -> (list path, root key of the list answer)
-LISTS = {"customer": ("customers", "entries"), "plan": ("plans", "plans"), "invoice": ("invoices", "invoices")}
+_MISSING: Obj = {}  # cached: looked up in this run and not found
 
 
 class Unresolved(RecordRejected):
@@ -30,65 +36,103 @@ class Unresolved(RecordRejected):
 
 
 def matches(obj: Obj, data_source_uuid: str, external_id: str) -> bool:
-    """Whether a listed object really is (data source, external id); merged customers carry several."""
-    ids = obj.get("external_ids") or [obj.get("external_id")]
-    sources = obj.get("data_source_uuids") or [obj.get("data_source_uuid")]
-    return external_id in ids and data_source_uuid in sources
+    """Whether a listed object is (data source, external id); merged customers carry several."""
+    return external_id in external_ids_in(obj, data_source_uuid)
 
 
 class References:
-    """Thread-safe cache of (kind, data source, external id) -> object, filled by lookups."""
+    """Thread-safe cache of (kind, data source, external id) -> object or known miss."""
 
-    def __init__(self, client: t.Callable[[], ChartMogulClient], ledger: t.Callable[[], Ledger] | None = None) -> None:
+    def __init__(
+        self,
+        client: t.Callable[[], ChartMogulClient],
+        ledger: t.Callable[[], Ledger],
+        holdings: Holdings | None = None,
+    ) -> None:
         self._client = client
         self._ledger = ledger
+        self.holdings = holdings if holdings is not None else Holdings(client, ledger)
         self._known: collections.OrderedDict[tuple[str, str, str], Obj] = collections.OrderedDict()
         self._lock = threading.Lock()
+        self._finding: dict[tuple[str, str, str], threading.Lock] = {}
+        self.lookups = 0
+
+    def _keep(self, key: tuple[str, str, str], value: Obj) -> None:
+        with self._lock:
+            self._known[key] = value
+            self._known.move_to_end(key)
+            while len(self._known) > CACHE_SIZE:  # the oldest go; the sync memory still has them
+                self._known.popitem(last=False)
 
     def remember(self, kind: str, data_source_uuid: str | None, external_id: str | None, obj: t.Any) -> None:
         """Keep the uuid of an object just written or found (not the whole answer: memory stays flat)."""
         if data_source_uuid and external_id and isinstance(obj, dict) and obj.get("uuid"):
             slim = {"uuid": obj["uuid"], "external_id": external_id, "data_source_uuid": data_source_uuid}
-            with self._lock:
-                self._known[(kind, data_source_uuid, external_id)] = slim
-                self._known.move_to_end((kind, data_source_uuid, external_id))
-                while len(self._known) > CACHE_SIZE:  # the oldest go; the sync memory still has them
-                    self._known.popitem(last=False)
+            self._keep((kind, data_source_uuid, external_id), slim)
 
     def forget(self, kind: str, data_source_uuid: str, external_id: str, *, gone: bool = False) -> None:
-        """Drop a cached object; `gone` when ChartMogul no longer has it (the memory forgets too)."""
+        """Drop a cached object; `gone` when ChartMogul no longer has it (memory and listing forget too)."""
         with self._lock:
             self._known.pop((kind, data_source_uuid, external_id), None)
-        if gone and self._ledger is not None:
+        if gone:
             self._ledger().deleted(f"{kind}s", data_source_uuid, external_id)
+            self.holdings.drop(kind, data_source_uuid, external_id)
 
     def cached(self, kind: str, data_source_uuid: str, external_id: str) -> Obj | None:
-        """The cached object, without a lookup."""
+        """The cached object, without a lookup (None for a miss as for unknown)."""
         with self._lock:
             found = self._known.get((kind, data_source_uuid, external_id))
             if found is not None:
                 self._known.move_to_end((kind, data_source_uuid, external_id))
-            return found
+            return found or None
 
-    def find(self, kind: str, data_source_uuid: str, external_id: str, *, fresh: bool = False) -> Obj | None:
-        """The object's uuid from the cache or the sync memory, else the whole object from ChartMogul.
+    def find(self, kind: str, data_source_uuid: str, external_id: str) -> Obj | None:
+        """The object's uuid from the cache, the memory or a listing, else from one lookup."""
+        key = (kind, data_source_uuid, external_id)
+        with self._lock:
+            finding = self._finding.setdefault(key, threading.Lock())
+        with finding:  # concurrent writers needing the same object wait for one lookup
+            try:
+                return self._find(key)
+            finally:
+                with self._lock:
+                    self._finding.pop(key, None)
 
-        `fresh` asks ChartMogul itself (for callers that need more than the uuid).
+    def _find(self, key: tuple[str, str, str]) -> Obj | None:
+        kind, data_source_uuid, external_id = key
+        with self._lock:
+            cached = self._known.get(key)
+            if cached:
+                self._known.move_to_end(key)
+                return cached
+        entry = self._ledger().get(LISTS[kind][2], data_source_uuid, external_id)  # local, and sees this run's writes
+        if entry is not None and entry.uuid:
+            known = {"uuid": entry.uuid, "external_id": external_id, "data_source_uuid": data_source_uuid}
+            self._keep(key, known)
+            return known
+        if cached is not None:  # missed earlier in this run and not written since: no second lookup
+            return None
+        found = self.held(kind, data_source_uuid, external_id)
+        if found is None:
+            self._keep(key, _MISSING)
+            return None
+        self.remember(kind, data_source_uuid, external_id, found)
+        return found
+
+    def held(self, kind: str, data_source_uuid: str, external_id: str, *, fresh: bool = False) -> Obj | None:
+        """The whole object as ChartMogul holds it (for comparing), from this run's listing or one lookup.
+
+        `fresh` always asks ChartMogul: for an object that may have been written since the
+        listing was read (a create whose answer was lost).
         """
-        found = None if fresh else self.cached(kind, data_source_uuid, external_id)
-        if found is not None:
-            return found
-        if self._ledger is not None and not fresh:
-            entry = self._ledger().get(f"{kind}s", data_source_uuid, external_id)
-            if entry is not None and entry.uuid:
-                known = {"uuid": entry.uuid, "external_id": external_id, "data_source_uuid": data_source_uuid}
-                self.remember(kind, data_source_uuid, external_id, known)
-                return known
-        path, root = LISTS[kind]
+        if not fresh and self.holdings.ensure(kind, data_source_uuid):
+            return self.holdings.get(kind, data_source_uuid, external_id)
+        path, root, _ = LISTS[kind]
         params = {"data_source_uuid": data_source_uuid, "external_id": external_id}
+        with self._lock:
+            self.lookups += 1
         for obj in self._client().paginate(path, root, params):
             if matches(obj, data_source_uuid, external_id):
-                self.remember(kind, data_source_uuid, external_id, obj)
                 return t.cast("Obj", obj)
         return None
 

@@ -30,6 +30,7 @@ MODES: dict[str, dict[str, tuple[str, ...]]] = {
     "invoices": {"insert": ("external_id",)},
     "transactions": {"insert": ("external_id",)},
 }
+TAGS_MODES = ("managed", "exact")
 DEFAULT_MODE = {"customers": "upsert", "plans": "upsert", "invoices": "insert", "transactions": "insert"}
 
 STREAM_OPTIONS = th.ObjectType(
@@ -57,6 +58,12 @@ STREAM_OPTIONS = th.ObjectType(
         "remove_null_custom_attributes",
         th.BooleanType,
         description="Remove (DELETE) a custom attribute whose value became null, instead of setting it to null.",
+    ),
+    th.Property(
+        "tags_mode",
+        th.StringType(allowed_values=list(TAGS_MODES)),
+        description="Customers: managed (default) removes only tags the loader set from this column earlier, keeping "
+        "tags ChartMogul or people add; exact makes ChartMogul's tags mirror the column, removing every other tag.",
     ),
     th.Property(
         "invoices_per_request", th.IntegerType, description="Invoices of one customer per import call (default 50)."
@@ -157,6 +164,7 @@ class StreamSettings:
     match_by: str = "external_id"
     custom_attributes: tuple[str, ...] | t.Literal["*"] = ()
     remove_null_custom_attributes: bool = False
+    tags_mode: str = "managed"
     invoices_per_request: int = 50
     delete_missing: bool = False
     max_delete_fraction: float = 0.2
@@ -203,6 +211,9 @@ def stream_settings(stream_name: str, streams_config: t.Mapping[str, t.Any] | No
         if isinstance(custom, str) or not all(isinstance(c, str) for c in custom):
             _fail(stream_name, "custom_attributes", 'expected a list of column names or "*"')
         custom = tuple(custom)
+    tags_mode = entry.get("tags_mode") or "managed"
+    if tags_mode not in TAGS_MODES:
+        _fail(stream_name, "tags_mode", f"{tags_mode!r}; expected one of {', '.join(TAGS_MODES)}")
     per_request = entry.get("invoices_per_request", 50)
     if not isinstance(per_request, int) or per_request < 1:
         _fail(stream_name, "invoices_per_request", "expected a positive integer")
@@ -219,6 +230,7 @@ def stream_settings(stream_name: str, streams_config: t.Mapping[str, t.Any] | No
         match_by=match_by,
         custom_attributes=custom,
         remove_null_custom_attributes=bool(entry.get("remove_null_custom_attributes", False)),
+        tags_mode=tags_mode,
         invoices_per_request=per_request,
         delete_missing=delete_missing,
         max_delete_fraction=fraction,

@@ -11,6 +11,7 @@ OUTCOMES = (
     "updated",
     "unchanged",
     "already_present",
+    "changed_not_applied",
     "deleted",
     "superseded",
     "rejected",

@@ -357,22 +357,26 @@ def currency(value: t.Any, field: str = "currency") -> str:
     return code
 
 
-def cents(value: t.Any, field: str, *, allow_negative: bool = False) -> int:
-    """An amount in integer minor units; a fraction of a cent is refused, not rounded."""
+def _whole_number(value: t.Any, field: str, what: str) -> decimal.Decimal:
+    """A value as an integral Decimal, or RecordRejected saying it must be `what`."""
     if isinstance(value, bool):
-        raise RecordRejected(f"field '{field}' must be an integer amount in cents, got a boolean", field=field)
+        raise RecordRejected(f"field '{field}' must be {what}, got a boolean", field=field)
     try:
         number = decimal.Decimal(str(value).strip())
     except (decimal.InvalidOperation, ValueError):
-        raise RecordRejected(
-            f"field '{field}' must be an integer amount in cents, got {str(value)[:40]!r}",
-            field=field,
-        ) from None
+        raise RecordRejected(f"field '{field}' must be {what}, got {str(value)[:40]!r}", field=field) from None
     if not number.is_finite() or number != number.to_integral_value():
-        raise RecordRejected(
-            f"field '{field}' must be a whole number of cents, got {value}",
-            field=field,
-        )
+        raise RecordRejected(f"field '{field}' must be {what}, got {value}", field=field)
+    return number
+
+
+def cents(value: t.Any, field: str, *, allow_negative: bool = False) -> int:
+    """An amount in integer minor units; a fraction of a cent is refused, not rounded.
+
+    `allow_negative` for line-item amounts: a credit for the unused part of a plan on a
+    downgrade is a negative line item in ChartMogul's proration model.
+    """
+    number = _whole_number(value, field, "a whole number of cents")
     if number < 0 and not allow_negative:
         raise RecordRejected(f"field '{field}' must not be negative, got {value}", field=field)
     return int(number)
@@ -380,10 +384,34 @@ def cents(value: t.Any, field: str, *, allow_negative: bool = False) -> int:
 
 def integer(value: t.Any, field: str, *, minimum: int | None = None) -> int:
     """A whole number (Decimal/str accepted when integral)."""
-    result = cents(value, field, allow_negative=True)
+    result = int(_whole_number(value, field, "a whole number"))
     if minimum is not None and result < minimum:
         raise RecordRejected(f"field '{field}' must be at least {minimum}, got {value}", field=field)
     return result
+
+
+TRUE_WORDS = frozenset({"true", "t", "1"})
+FALSE_WORDS = frozenset({"false", "f", "0"})
+
+
+def boolean(value: t.Any, field: str) -> bool:
+    """true/false, "true"/"false", "t"/"f" (any case) or 1/0, as ChartMogul reads booleans.
+
+    Anything else is refused: `bool("false")` is True, which once sent `prorated: "false"` as true.
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, decimal.Decimal)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in TRUE_WORDS:
+            return True
+        if word in FALSE_WORDS:
+            return False
+    raise RecordRejected(
+        f"field '{field}' must be a boolean (true/false, t/f or 1/0), got {str(value)[:40]!r}", field=field
+    )
 
 
 def choice(value: t.Any, field: str, options: t.Collection[str]) -> str:

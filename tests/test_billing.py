@@ -352,12 +352,12 @@ def test_replay_with_working_directory_wiped_duplicates_and_changes_nothing(fake
         len(PLANS), len(CUSTOMERS), len(INVOICES), len(INVOICES) + len(REFUNDS))
     assert_billing_landed(fake, ds)
     invoices = second.counts(INVOICES_STREAM)
-    assert (invoices["already_present"], invoices["created"], invoices["rejected"]) == (len(INVOICES), 0, 0)
+    assert (invoices["unchanged"], invoices["created"], invoices["rejected"]) == (len(INVOICES), 0, 0)
     refunds = second.counts(REFUNDS_STREAM)
-    assert (refunds["already_present"], refunds["created"], refunds["rejected"]) == (len(REFUNDS), 0, 0)
+    assert (refunds["unchanged"], refunds["created"], refunds["rejected"]) == (len(REFUNDS), 0, 0)
     assert second.counts(PLANS_STREAM)["unchanged"] == len(PLANS)
     assert second.counts(CUSTOMERS_STREAM)["unchanged"] == len(CUSTOMERS)
-    assert [r for r in fake.writes() if r.method in ("PATCH", "PUT", "DELETE")] == []
+    assert [r for r in fake.requests if r.method in ("POST", "PATCH", "PUT", "DELETE")] == []
 
 
 def test_replay_adds_nested_transactions_missing_from_an_existing_invoice(fake, ds, base_config):

@@ -86,8 +86,19 @@ def test_pagination_follows_the_cursor(fake, ds):
     client = client_for(fake)
     for i in range(5):
         client.post("customers", {"data_source_uuid": ds, "external_id": f"p{i}", "name": "P"})
+    fake.clear_requests()
     seen = list(client.paginate("customers", "entries", {"data_source_uuid": ds, "per_page": 2}))
     assert sorted(c["external_id"] for c in seen) == [f"p{i}" for i in range(5)]
+    # The last page carries a string cursor with has_more false (as recorded): not followed.
+    assert fake.count("GET", r"^/customers$") == 3
+
+
+def test_a_429_without_retry_after_is_retried_with_our_own_backoff(fake):
+    # No recorded 429 carries Retry-After; the fake sends none by default.
+    fake.inject(Fault("status_429", path_regex="^/ping$", times=2))
+    response = client_for(fake).get("ping")
+    assert (response.status, response.attempts) == (200, 3)
+    assert fake.count(path_regex="^/ping$", status=429) == 2
 
 
 def test_dry_run_sends_no_write(fake, ds):

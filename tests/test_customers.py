@@ -38,7 +38,7 @@ def test_upsert_creates_customers_field_by_field(fake, ds, base_config):
     assert acme["zip"] == "10115"
     assert acme["website_url"] == "https://acme.test"
     assert acme["lead_created_at"].startswith("2024-03-01T08:00:00")  # sent in UTC
-    assert sorted(acme["attributes"]["tags"]) == ["enterprise", "eu"]
+    assert sorted(acme["attributes"]["tags"]) == ["Enterprise", "eu"]  # sent as written
     beta = one_customer(fake, ds, "acct-2")
     assert (beta["name"], beta["country"], beta["state"]) == ("Beta LLC", "US", "US-CA")
     assert beta["attributes"]["tags"] == []
@@ -90,7 +90,7 @@ def test_nested_attributes_shape(fake, ds, base_config):
     customer = one_customer(fake, ds, "n1")
     assert fake.custom_attribute_types(customer["uuid"]) == {"score": "Decimal", "tier": "String"}
     assert customer["attributes"]["custom"] == {"score": 9.5, "tier": "a"}
-    assert customer["attributes"]["tags"] == ["x"]
+    assert customer["attributes"]["tags"] == ["X"]
 
 
 def test_upsert_twice_makes_no_duplicates_and_second_run_changes_what_changed(fake, ds, base_config):

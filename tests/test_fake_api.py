@@ -62,6 +62,86 @@ class Api:
         return response.json() if response.content else None
 
 
+CUSTOMER_KEYS = [
+    "id",
+    "uuid",
+    "external_id",
+    "name",
+    "email",
+    "status",
+    "customer-since",
+    "attributes",
+    "data_source_uuid",
+    "data_source_uuids",
+    "external_ids",
+    "company",
+    "country",
+    "state",
+    "city",
+    "zip",
+    "lead_created_at",
+    "free_trial_started_at",
+    "address",
+    "mrr",
+    "arr",
+    "billing-system-url",
+    "chartmogul-url",
+    "billing-system-type",
+    "currency",
+    "currency-sign",
+    "owner",
+    "website_url",
+]
+SUBSCRIPTION_ITEM_KEYS = [
+    "uuid",
+    "external_id",
+    "type",
+    "subscription_uuid",
+    "subscription_external_id",
+    "prorated",
+    "proration_type",
+    "service_period_start",
+    "service_period_end",
+    "plan_uuid",
+    "amount_in_cents",
+    "quantity",
+    "discount_code",
+    "discount_amount_in_cents",
+    "tax_amount_in_cents",
+    "transaction_fees_in_cents",
+    "account_code",
+    "transaction_fees_currency",
+    "discount_description",
+    "event_order",
+]
+ONE_TIME_ITEM_KEYS = [
+    "uuid",
+    "external_id",
+    "type",
+    "description",
+    "amount_in_cents",
+    "quantity",
+    "discount_code",
+    "discount_amount_in_cents",
+    "tax_amount_in_cents",
+    "transaction_fees_in_cents",
+    "account_code",
+    "transaction_fees_currency",
+    "discount_description",
+    "event_order",
+]
+TRANSACTION_KEYS = [
+    "uuid",
+    "external_id",
+    "amount_in_cents",
+    "type",
+    "date",
+    "result",
+    "transaction_fees_in_cents",
+    "transaction_fees_currency",
+]
+
+
 def make_ds(api: Api, name: str = "src") -> str:
     return str(api.ok("POST", "/data_sources", {"name": name}, status=201)["uuid"])
 
@@ -121,9 +201,7 @@ def test_unknown_route_and_bad_json(fake: FakeChartMogul, api: Api) -> None:
     assert response.status_code == 404
     assert response.json() == {"code": 404, "message": "Not found", "param": None}
     assert requests.get(fake.url.replace("/v1", "") + "/ping", auth=(KEY, ""), timeout=5).status_code == 404
-    bad = api.session.post(
-        fake.url + "/customers", data=b"{nope", headers={"Content-Type": "application/json"}, timeout=5
-    )
+    bad = api.session.post(fake.url + "/customers", data=b"{nope", headers={"Content-Type": "application/json"}, timeout=5)
     assert bad.status_code == 400
     assert bad.json() == {"code": 400, "message": "Invalid JSON", "param": None}
 
@@ -141,7 +219,7 @@ def test_data_sources(fake: FakeChartMogul, api: Api) -> None:
     created = api.ok("POST", "/data_sources", {"name": "web"}, status=201)
     assert created["uuid"].startswith("ds_")
     assert created["system"] == "Custom"
-    assert created["status"] == "never_imported"
+    assert created["status"] == "idle"
     assert set(created) == {"uuid", "name", "system", "created_at", "status"}
     dup = api.post("/data_sources", {"name": "web"})
     assert dup.status_code == 422
@@ -149,10 +227,18 @@ def test_data_sources(fake: FakeChartMogul, api: Api) -> None:
     missing = api.post("/data_sources", {})
     assert missing.status_code == 400
     assert missing.json() == {"code": 400, "message": 'Parameter "name" is missing', "param": "name"}
+    null_name = api.post("/data_sources", {"name": None})
+    assert null_name.status_code == 422
+    assert null_name.json() == {"errors": {"name": "A name is required for each data source."}}
     direct = fake.add_data_source("other")
     listed = api.ok("GET", "/data_sources")["data_sources"]
     assert [d["uuid"] for d in listed] == [created["uuid"], direct["uuid"]]
     assert api.ok("GET", f"/data_sources/{created['uuid']}") == created
+    flags = {"with_processing_status": "true", "with_auto_churn_subscription_setting": "true"}
+    flagged = api.ok("GET", f"/data_sources/{created['uuid']}", **flags, with_invoice_handling_setting="true")
+    assert flagged["processing_status"] == {"processed": 0, "failed": 0, "pending": 0}
+    assert flagged["auto_churn_subscription_setting"] == {"enabled": False, "interval": 30}
+    assert set(flagged["invoice_handling_setting"]) == {"manual", "automatic"}
     assert api.call("DELETE", f"/data_sources/{created['uuid']}").status_code == 204
     gone = api.get(f"/data_sources/{created['uuid']}")
     assert gone.status_code == 404
@@ -186,19 +272,42 @@ def test_create_customer_shape_and_rules(fake: FakeChartMogul, api: Api) -> None
     )
     assert isinstance(customer["id"], int)
     assert customer["uuid"].startswith("cus_")
+    assert list(customer) == CUSTOMER_KEYS  # recorded keys: never primary_contact
     assert customer["external_ids"] == ["c1"]
     assert customer["data_source_uuids"] == [ds]
-    assert customer["country"] == "DE"
+    assert (customer["name"], customer["email"], customer["company"]) == ("Ann", "ann@example.com", "")
+    assert (customer["country"], customer["state"], customer["city"], customer["zip"]) == ("DE", None, "Berlin", "10115")
     assert customer["address"] == {"country": "DE", "state": None, "city": "Berlin", "address_zip": "10115"}
     assert customer["lead_created_at"] == "2024-03-01T10:00:00.000Z"
-    assert customer["attributes"]["tags"] == ["vip", "beta"]
-    assert customer["attributes"]["custom"] == {"seats": 12, "paying": True}
-    assert customer["mrr"] == 0
+    assert customer["free_trial_started_at"] is None
+    assert customer["attributes"] == {
+        "custom": {"seats": 12, "paying": True},
+        "clearbit": {},
+        "stripe": {},
+        "tags": ["VIP", "Beta"],  # kept as sent (tag_case "keep"), unique ignoring case
+    }
+    assert (customer["status"], customer["customer-since"]) == ("New Lead", None)
+    assert (customer["mrr"], customer["arr"], customer["owner"], customer["website_url"]) == (0, 0, None, None)
     assert customer["billing-system-type"] == "Custom"
-    assert "customer-since" in customer
+    assert customer["chartmogul-url"] == f"https://app.chartmogul.com/#/customers/{customer['id']}-Ann"
     assert fake.custom_attribute_types(customer["uuid"]) == {"seats": "Integer", "paying": "Boolean"}
     with fake.lock:
-        assert fake.customers[customer["uuid"]]["email"] == "ann@example.com"
+        stored = fake.customers[customer["uuid"]]
+        assert stored["email"] == "ann@example.com"
+        assert stored["primary_contact"] == {"first_name": "Ann"}  # kept, never answered
+    bare = make_customer(api, ds, "bare")
+    assert {k: bare[k] for k in ("name", "email", "company", "country", "state", "city", "zip")} == {
+        "name": "",
+        "email": "",
+        "company": "",
+        "country": None,
+        "state": None,
+        "city": "",
+        "zip": None,
+    }
+    assert bare["address"] == {"country": None, "state": None, "city": "", "address_zip": None}
+    foreign = make_customer(api, ds, "foreign", country="DE", state="NY")
+    assert foreign["state"] is None  # recorded: a US state sent with country DE came back null
 
     dup = api.post("/customers", {"data_source_uuid": ds, "external_id": "c1"})
     assert dup.status_code == 422
@@ -227,27 +336,40 @@ def test_list_and_search_customers_with_paging(fake: FakeChartMogul, api: Api) -
         make_customer(api, ds, f"c{i}", email="same@example.com")
     seen: list[str] = []
     cursor: str | None = None
-    pages = 0
+    pages: list[dict[str, Any]] = []
     while True:
         params: dict[str, Any] = {"data_source_uuid": ds, "per_page": 2}
         if cursor:
             params["cursor"] = cursor
         page = api.ok("GET", "/customers", **params)
-        pages += 1
+        pages.append(page)
         seen += [c["external_id"] for c in page["entries"]]
-        if not page["has_more"]:
-            assert page["cursor"] is None
-            break
         cursor = page["cursor"]
-        assert isinstance(cursor, str)
-    assert pages == 3
+        assert isinstance(cursor, str)  # even on the last page, as recorded
+        if not page["has_more"]:
+            break
+    assert len(pages) == 3
     assert seen == [f"c{i}" for i in range(5)]
+    # Only the first page (no cursor sent) carries the old page-number fields, as recorded.
+    assert list(pages[0]) == ["entries", "current_page", "total_pages", "has_more", "per_page", "page", "cursor"]
+    assert (pages[0]["current_page"], pages[0]["total_pages"], pages[0]["per_page"], pages[0]["page"]) == (1, 3, 2, 1)
+    assert [list(p) for p in pages[1:]] == [["entries", "cursor", "has_more"]] * 2
+    past_the_end = api.ok("GET", "/customers", data_source_uuid=ds, per_page=2, cursor=cursor)
+    assert past_the_end == {"entries": [], "cursor": None, "has_more": False}
+    fake.last_page_cursor = "null"
+    last = api.ok("GET", "/customers", data_source_uuid=ds, per_page=2, cursor=pages[1]["cursor"])
+    assert (len(last["entries"]), last["cursor"], last["has_more"]) == (1, None, False)
+    fake.last_page_cursor = "string"
     one = api.ok("GET", "/customers", data_source_uuid=ds, external_id="c3")
     assert [c["external_id"] for c in one["entries"]] == ["c3"]
     assert api.ok("GET", "/customers", data_source_uuid=ds, external_id="zz") == {
         "entries": [],
-        "cursor": None,
+        "current_page": 1,
+        "total_pages": 1,
         "has_more": False,
+        "per_page": 200,
+        "page": 1,
+        "cursor": None,
     }
     assert len(api.ok("GET", "/customers", per_page=500)["entries"]) == 5
     assert api.get("/customers", cursor="garbage!").status_code == 400
@@ -255,6 +377,8 @@ def test_list_and_search_customers_with_paging(fake: FakeChartMogul, api: Api) -
     found = api.ok("GET", "/customers/search", email="same@example.com", per_page=4)
     assert len(found["entries"]) == 4
     assert found["has_more"] is True
+    assert found["total_pages"] is None  # search answers null here, as recorded
+    assert list(found["entries"][0]) == CUSTOMER_KEYS
     none = api.get("/customers/search", email="x@y")
     assert none.status_code == 404
     assert none.json() == {"code": 404, "message": 'Can\'t find any customers with email: "x@y"', "param": "email"}
@@ -262,9 +386,7 @@ def test_list_and_search_customers_with_paging(fake: FakeChartMogul, api: Api) -
 
 def test_get_patch_delete_customer(fake: FakeChartMogul, api: Api) -> None:
     ds = make_ds(api)
-    customer = make_customer(
-        api, ds, attributes={"tags": ["a"], "custom": [{"type": "Integer", "key": "n", "value": 1}]}
-    )
+    customer = make_customer(api, ds, attributes={"tags": ["a"], "custom": [{"type": "Integer", "key": "n", "value": 1}]})
     path = f"/customers/{customer['uuid']}"
     assert api.ok("GET", path) == customer
     patched = api.ok(
@@ -280,9 +402,13 @@ def test_get_patch_delete_customer(fake: FakeChartMogul, api: Api) -> None:
     assert patched["name"] == "New"
     assert patched["address"]["country"] == "FR"
     assert patched["free_trial_started_at"] == "2024-05-05T00:00:00.000Z"
-    assert patched["attributes"]["tags"] == ["x"]
+    assert patched["attributes"]["tags"] == ["X"]
     assert patched["attributes"]["custom"] == {"n": 7, "plan": "pro"}
     assert fake.custom_attribute_types(customer["uuid"]) == {"n": "Integer", "plan": "String"}
+    cleared = api.ok("PATCH", path, {"name": None, "email": None, "company": None, "city": None, "zip": None})
+    assert (cleared["name"], cleared["email"], cleared["company"], cleared["city"], cleared["zip"]) == ("", "", "", "", None)
+    with fake.lock:
+        assert fake.customers[customer["uuid"]]["name"] is None
     bad = api.call("PATCH", path, {"country": "fr"})
     assert bad.status_code == 422
     assert bad.json() == {"errors": {"country": "Country is invalid"}}
@@ -345,13 +471,85 @@ def test_custom_attributes_and_tags(fake: FakeChartMogul, api: Api) -> None:
     assert "score" not in api.ok("GET", base)["custom"]
     assert "score" not in fake.custom_attribute_types(cus)
 
-    assert api.ok("POST", base + "/tags", {"tags": ["A", "b"]}) == {"tags": ["a", "b"]}
-    assert api.ok("POST", base + "/tags", {"tags": ["b", "C"]}) == {"tags": ["a", "b", "c"]}
-    assert api.ok("DELETE", base + "/tags", {"tags": ["A"]}) == {"tags": ["b", "c"]}
+    assert api.ok("POST", base + "/tags", {"tags": ["A", "b"]}) == {"tags": ["A", "b"]}
+    assert api.ok("POST", base + "/tags", {"tags": ["B", "C"]}) == {"tags": ["A", "b", "C"]}
+    assert api.ok("DELETE", base + "/tags", {"tags": ["a"]}) == {"tags": ["b", "C"]}
     attributes = api.ok("GET", base)
-    assert set(attributes) == {"tags", "stripe", "clearbit", "custom"}
-    assert attributes["tags"] == ["b", "c"]
+    assert list(attributes) == ["tags", "stripe", "custom"]  # recorded: no clearbit here
+    assert attributes["tags"] == ["b", "C"]
     assert api.get("/customers/cus_nope/attributes").json() == {"error": "Customer not found"}
+
+
+def test_tag_switches_and_tags_set_in_the_app(fake: FakeChartMogul, api: Api) -> None:
+    ds = make_ds(api)
+    plan = make_plan(api, ds)
+    cus = make_customer(api, ds, attributes={"tags": ["VIP"]})["uuid"]
+    api.ok("POST", f"/import/customers/{cus}/invoices", {"invoices": [invoice("a", plan)]}, 201)
+    assert api.ok("GET", f"/customers/{cus}")["attributes"]["tags"] == ["VIP"]  # auto_tags is off by default
+
+    fake.tag_case = "lower"
+    fake.auto_tags = True
+    other = make_customer(api, ds, "c2", attributes={"tags": ["VIP", "Beta"]})["uuid"]
+    assert api.ok("GET", f"/customers/{other}")["attributes"]["tags"] == ["vip", "beta"]
+    api.ok("POST", f"/import/customers/{other}/invoices", {"invoices": [invoice("b", plan)]}, 201)
+    tags = api.ok("GET", f"/customers/{other}")["attributes"]["tags"]
+    assert tags == ["vip", "beta", "auto-churned-delinquent-subscription"]
+    assert api.ok("DELETE", f"/customers/{other}/attributes/tags", {"tags": ["auto-churned-delinquent-subscription"]})
+    api.ok("POST", f"/import/customers/{other}/invoices", {"invoices": [invoice("c", plan)]}, 201)
+    assert api.ok("GET", f"/customers/{other}")["attributes"]["tags"] == ["vip", "beta"]  # only the first import tags
+
+    # No HTTP; planted as given even while the API lower-cases, and unique ignoring case.
+    assert fake.tag_in_app(other, "Prio1", "VIP") == ["vip", "beta", "Prio1"]
+    fake.tag_case = "keep"
+    assert fake.count(path_regex="attributes/tags") == 1
+    assert api.ok("POST", f"/customers/{other}/attributes/tags", {"tags": ["prio1", "New"]}) == {
+        "tags": ["vip", "beta", "Prio1", "New"]
+    }
+    with pytest.raises(ValueError, match="tag_case"):
+        fake.tag_case = "upper"
+
+
+def test_merge_customers(fake: FakeChartMogul, api: Api) -> None:
+    fake.auto_tags = True
+    ds = make_ds(api)
+    plan = make_plan(api, ds)
+    gone = make_customer(api, ds, "old", attributes={"tags": ["a"]})["uuid"]
+    kept = make_customer(api, ds, "new")["uuid"]
+    api.ok("POST", f"/import/customers/{gone}/invoices", {"invoices": [invoice("i1", plan)]}, 201)
+    merge = {"from": {"customer_uuid": gone}, "into": {"data_source_uuid": ds, "external_id": "new"}}
+    assert api.ok("POST", "/customers/merges", merge, status=202) == {}
+    survivor = api.ok("GET", f"/customers/{kept}")
+    assert survivor["external_ids"] == ["new", "old"]
+    assert survivor["data_source_uuids"] == [ds, ds]  # one entry per external id, as recorded
+    assert survivor["attributes"]["tags"] == ["a", "auto-churned-delinquent-subscription", "merged-customer"]
+    assert (survivor["status"], survivor["customer-since"]) == ("Active", "2024-01-01T00:00:00+00:00")
+    assert api.get(f"/customers/{gone}").status_code == 404
+    assert [c["uuid"] for c in fake.find_customers(ds, "old")] == [kept]
+    # After a merge, invoices for the merged-in customer go to the survivor with its external id.
+    body = invoice("i2", plan, customer_external_id="old")
+    api.ok("POST", f"/import/customers/{kept}/invoices", {"invoices": [body]}, 201)
+    stored = fake.find_invoice(ds, "i2")
+    assert stored is not None and stored["customer_external_id"] == "old"
+    listed = api.ok("GET", f"/import/customers/{kept}/invoices")["invoices"]
+    assert [i["external_id"] for i in listed] == ["i1", "i2"]
+    lead = make_customer(api, ds, "lead")["uuid"]
+    assert [c["uuid"] for c in api.get("/customers", status="Active").json()["entries"]] == [kept]  # derived status
+    assert [c["uuid"] for c in api.get("/customers", status="New_Lead").json()["entries"]] == [lead]
+    unknown = api.post("/customers/merges", {"from": {"customer_uuid": "cus_nope"}, "into": {"customer_uuid": kept}})
+    assert (unknown.status_code, unknown.json()) == (404, {"error": "Customer not found"})
+
+
+def test_unset_city_switch() -> None:
+    with FakeChartMogul(api_key=KEY, unset_city=None) as server:
+        client = Api(server)
+        ds = make_ds(client)
+        customer = make_customer(client, ds)
+        assert (customer["city"], customer["address"]["city"]) == (None, None)  # as in the 2025 recording
+        server.unset_city = ""
+        assert client.ok("GET", f"/customers/{customer['uuid']}")["city"] == ""
+        with pytest.raises(ValueError, match="unset_city"):
+            server.unset_city = "n/a"
+        client.session.close()
 
 
 # ---------------------------------------------------------------------- plans
@@ -371,7 +569,13 @@ def test_plans(fake: FakeChartMogul, api: Api) -> None:
     generated = api.ok("POST", "/plans", {k: v for k, v in body.items() if k != "external_id"}, status=201)
     assert generated["external_id"]
     listed = api.ok("GET", "/plans", data_source_uuid=ds, external_id="g")
-    assert listed == {"plans": [plan], "cursor": None, "has_more": False}
+    assert isinstance(listed["cursor"], str)  # the last page's cursor is a string, as recorded
+    assert listed == {"plans": [plan], "current_page": 1, "total_pages": 1, "cursor": listed["cursor"], "has_more": False}
+    assert api.ok("GET", "/plans", data_source_uuid=ds, external_id="g", cursor=listed["cursor"]) == {
+        "plans": [],
+        "cursor": None,
+        "has_more": False,
+    }
     assert fake.find_plan(ds, "g") == plan
     patched = api.ok("PATCH", f"/plans/{plan['uuid']}", {"name": "Platinum"}, status=202)
     assert patched["name"] == "Platinum"
@@ -392,23 +596,68 @@ def test_import_invoices_success(fake: FakeChartMogul, api: Api) -> None:
         "inv-1",
         plan,
         due_date="2024-01-15T00:00:00Z",
+        collection_method="manual",
+        customer_external_id="c1",
+        data_source_uuid=ds,
         transactions=[{"type": "payment", "result": "successful", "date": "2024-01-02", "external_id": "t1"}],
     )
+    first["line_items"][0].update(plan_external_id="p1", subscription_set_external_id="set-1", cancelled_at="2024-01-20")
     second = invoice("inv-2", plan)
     second["line_items"].append({"type": "one_time", "amount_in_cents": 50, "description": "setup"})
+    second["line_items"].append({"type": "one_time", "amount_in_cents": -25})  # a credit: negative amounts are accepted
     body = api.ok("POST", f"/import/customers/{cus}/invoices", {"invoices": [first, second]}, status=201)
+    assert list(body) == ["invoices"]
     saved = body["invoices"]
+    import_keys = ["uuid", "external_id", "date", "due_date", "currency", "errors", "line_items", "transactions"]
+    assert [list(i) for i in saved] == [import_keys, import_keys]  # no customer_uuid / data_source_uuid
     assert [i["external_id"] for i in saved] == ["inv-1", "inv-2"]
     assert all(i["errors"] == {} and i["uuid"].startswith("inv_") for i in saved)
+    assert (saved[0]["date"], saved[0]["due_date"], saved[1]["due_date"]) == (
+        "2024-01-01T00:00:00.000Z",
+        "2024-01-15T00:00:00.000Z",
+        None,
+    )
     item = saved[0]["line_items"][0]
     assert item["uuid"].startswith("li_")
     assert item["subscription_uuid"].startswith("sub_")
+    set_keys = [*SUBSCRIPTION_ITEM_KEYS[:9], "subscription_set_external_id", *SUBSCRIPTION_ITEM_KEYS[9:]]
+    assert list(item) == set_keys  # no plan_external_id, no cancelled_at
+    assert {k: item[k] for k in set_keys if k not in ("uuid", "subscription_uuid")} == {
+        "external_id": "inv-1-li",
+        "type": "subscription",
+        "subscription_external_id": "sub-1",
+        "prorated": False,
+        "proration_type": None,
+        "service_period_start": "2024-01-01T00:00:00.000Z",
+        "service_period_end": "2024-02-01T00:00:00.000Z",
+        "subscription_set_external_id": "set-1",
+        "plan_uuid": plan,
+        "amount_in_cents": 1000,
+        "quantity": 1,
+        "discount_code": "",
+        "discount_amount_in_cents": 0,
+        "tax_amount_in_cents": 0,
+        "transaction_fees_in_cents": 0,
+        "account_code": "",
+        "transaction_fees_currency": None,
+        "discount_description": None,
+        "event_order": None,
+    }
+    assert list(saved[1]["line_items"][0]) == SUBSCRIPTION_ITEM_KEYS
     assert saved[1]["line_items"][0]["subscription_uuid"] == item["subscription_uuid"]
-    assert saved[1]["line_items"][1]["description"] == "setup"
-    assert item["service_period_start"] == "2024-01-01T00:00:00.000Z"
+    setup, credit = saved[1]["line_items"][1:]
+    assert list(setup) == ONE_TIME_ITEM_KEYS
+    assert (setup["description"], setup["quantity"], setup["external_id"]) == ("setup", 1, None)
+    assert (credit["description"], credit["amount_in_cents"]) == (None, -25)
     tx = saved[0]["transactions"][0]
+    assert list(tx) == TRANSACTION_KEYS
     assert tx["uuid"].startswith("tr_")
-    assert tx["amount_in_cents"] is None
+    assert (tx["date"], tx["amount_in_cents"], tx["transaction_fees_in_cents"], tx["transaction_fees_currency"]) == (
+        "2024-01-02T00:00:00.000Z",
+        None,
+        None,
+        None,
+    )
     stored = fake.find_invoice(ds, "inv-1")
     assert stored is not None
     assert stored["date"] == "2024-01-01T00:00:00.000Z"
@@ -416,20 +665,32 @@ def test_import_invoices_success(fake: FakeChartMogul, api: Api) -> None:
     assert stored["customer_uuid"] == cus
     assert stored["customer_external_id"] == "c1"
     assert stored["data_source_uuid"] == ds
+    assert stored["collection_method"] == "manual"
+    assert stored["line_items"][0]["plan_external_id"] == "p1"  # kept in the store, never answered
     with fake.lock:
         assert tx["uuid"] in fake.transactions
         assert len(fake.invoices) == 2
 
     listed = api.ok("GET", f"/import/customers/{cus}/invoices", per_page=1)
-    assert listed["customer_uuid"] == cus
-    assert [i["external_id"] for i in listed["invoices"]] == ["inv-1"]
+    assert list(listed) == ["customer_uuid", "invoices", "current_page", "total_pages", "cursor", "has_more"]
+    assert (listed["customer_uuid"], listed["current_page"], listed["total_pages"]) == (cus, 1, 2)
+    assert listed["invoices"] == [saved[0]]  # same shape as the import answer
     assert listed["has_more"] is True
     rest = api.ok("GET", f"/import/customers/{cus}/invoices", per_page=1, cursor=listed["cursor"])
-    assert [i["external_id"] for i in rest["invoices"]] == ["inv-2"]
+    assert list(rest) == ["customer_uuid", "invoices", "cursor", "has_more"]
+    assert rest["invoices"] == [saved[1]]
     assert rest["has_more"] is False
+    assert isinstance(rest["cursor"], str)
     found = api.ok("GET", "/invoices", data_source_uuid=ds, external_id="inv-2")
-    assert [i["uuid"] for i in found["invoices"]] == [saved[1]["uuid"]]
-    assert api.ok("GET", f"/invoices/{saved[0]['uuid']}")["external_id"] == "inv-1"
+    assert list(found) == ["invoices", "total_pages", "current_page", "cursor", "has_more"]
+    list_keys = ["uuid", "external_id", "date", "due_date", "currency", "customer_uuid", "errors", "line_items", "transactions"]
+    assert [list(i) for i in found["invoices"]] == [list_keys]
+    assert found["invoices"][0]["uuid"] == saved[1]["uuid"]
+    assert found["invoices"][0]["customer_uuid"] == cus
+    assert [li["balance_transfer"] for li in found["invoices"][0]["line_items"]] == [None, None, None]  # as recorded
+    one = api.ok("GET", f"/invoices/{saved[0]['uuid']}")
+    assert one == {**saved[0], "customer_uuid": cus}
+    assert list(one) == list_keys
     assert api.call("DELETE", f"/invoices/{saved[0]['uuid']}").status_code == 204
     assert api.get(f"/invoices/{saved[0]['uuid']}").json() == {"error": "Invoice not found"}
     with fake.lock:
@@ -438,6 +699,24 @@ def test_import_invoices_success(fake: FakeChartMogul, api: Api) -> None:
     missing = api.post("/import/customers/cus_nope/invoices", {"invoices": [invoice("x", plan)]})
     assert missing.status_code == 404
     assert missing.json() == {"error": "Invoice not found"}
+
+
+def test_line_item_order_switch(fake: FakeChartMogul, api: Api) -> None:
+    ds = make_ds(api)
+    cus = make_customer(api, ds)["uuid"]
+    plan = make_plan(api, ds)
+    body = invoice("a", plan)
+    body["line_items"].insert(0, {"type": "one_time", "amount_in_cents": 5, "description": "first"})
+    sent = api.ok("POST", f"/import/customers/{cus}/invoices", {"invoices": [body]}, 201)["invoices"][0]
+    assert [li["type"] for li in sent["line_items"]] == ["one_time", "subscription"]
+    fake.line_item_order = "reversed"  # as the 2017/2019 recordings answered
+    again = api.ok("GET", f"/invoices/{sent['uuid']}")
+    assert [li["type"] for li in again["line_items"]] == ["subscription", "one_time"]
+    stored = fake.find_invoice(ds, "a")
+    assert stored is not None
+    assert [li["type"] for li in stored["line_items"]] == ["one_time", "subscription"]  # the store keeps the sent order
+    with pytest.raises(ValueError, match="line_item_order"):
+        fake.line_item_order = "sorted"
 
 
 @pytest.mark.parametrize("mode", ["save_valid", "save_none"])
@@ -451,7 +730,7 @@ def test_import_invoices_partial_failure(mode: str, fake: FakeChartMogul, api: A
         invoice("new", plan),
         invoice("old", plan),
         invoice("bad-plan", "pl_nope"),
-        {**invoice("bad-cur", plan), "currency": "usd"},
+        {**invoice("bad-cur", plan), "currency": "usd", "data_source_uuid": ds, "collection_method": "manual"},
     ]
     response = api.post(f"/import/customers/{cus}/invoices", {"invoices": batch})
     assert response.status_code == 422
@@ -461,6 +740,7 @@ def test_import_invoices_partial_failure(mode: str, fake: FakeChartMogul, api: A
     assert entries[1]["errors"]["external_id"] == "The external ID for this invoice already exists in our system."
     assert "line_items.plan_uuid" in entries[2]["errors"]
     assert "currency" in entries[3]["errors"]
+    assert not {"data_source_uuid", "collection_method", "customer_external_id"} & set(entries[3])
     if mode == "save_valid":
         assert entries[0]["uuid"].startswith("inv_")
         assert fake.find_invoice(ds, "new") is not None
@@ -549,7 +829,9 @@ def test_error_faults(fake: FakeChartMogul, api: Api) -> None:
     assert [r.fault for r in fake.requests] == ["error_before", "error_after", None]
     assert fake.writes() == []
     fake.inject(Fault("error_before", status=504, times=2))
-    assert [api.get("/ping").status_code for _ in range(3)] == [504, 504, 200]
+    timeouts = [api.get("/ping") for _ in range(3)]
+    assert [r.status_code for r in timeouts] == [504, 504, 200]
+    assert timeouts[0].text == "504 Gateway Timeout Error"  # ChartMogul's wording, as recorded
 
 
 def test_drop_faults(fake: FakeChartMogul, api: Api) -> None:
@@ -577,8 +859,12 @@ def test_latency_fault_causes_timeout_but_still_writes(fake: FakeChartMogul, api
 
 
 def test_status_faults(fake: FakeChartMogul, api: Api) -> None:
+    fake.inject(Fault("status_429", path_regex="ping"))
     fake.inject(Fault("status_429", path_regex="ping", retry_after=7))
     fake.inject(Fault("status_503", path_regex="ping"))
+    bare = api.get("/ping")
+    assert bare.status_code == 429
+    assert "Retry-After" not in bare.headers  # no recorded 429 carries one
     throttled = api.get("/ping")
     assert throttled.status_code == 429
     assert throttled.headers["Retry-After"] == "7"
@@ -592,6 +878,11 @@ def test_status_faults(fake: FakeChartMogul, api: Api) -> None:
     assert unavailable.text == "503 Service Unavailable"
     assert api.get("/ping").status_code == 200
     assert fake.rate_limited_count == 0  # injected 429s are not rate limiting
+    fake.retry_after = 2
+    fake.inject(Fault("status_429", path_regex="ping"))
+    assert api.get("/ping").headers["Retry-After"] == "2"  # the switch fills in for the fault
+    with pytest.raises(ValueError, match="retry_after"):
+        fake.retry_after = -1
 
 
 def test_fault_matching_and_clear(fake: FakeChartMogul, api: Api) -> None:
@@ -623,14 +914,16 @@ def test_random_faults_are_deterministic() -> None:
 # ---------------------------------------------------------------------- limits and concurrency
 
 
-def test_rate_limit_sends_429_with_retry_after() -> None:
+def test_rate_limit_sends_429_without_retry_after_unless_asked() -> None:
     with FakeChartMogul(api_key=KEY, rate_limit=5) as server:
         client = Api(server)
         codes = [client.get("/ping") for _ in range(8)]
         assert [r.status_code for r in codes] == [200] * 5 + [429] * 3
-        assert codes[-1].headers["Retry-After"] == "1"
+        assert "Retry-After" not in codes[-1].headers
         assert codes[-1].json()["message"] == "Your request rate has exceeded our rate limit."
         assert server.rate_limited_count == 3
+        server.retry_after = 1.5
+        assert client.get("/ping").headers["Retry-After"] == "1.5"
         time.sleep(1.05)
         assert client.get("/ping").status_code == 200
         server.set_rate_limit(None)
@@ -715,7 +1008,21 @@ def test_stop_is_prompt_with_idle_keep_alive_connections() -> None:
 def test_command_line_runner(tmp_path: Path) -> None:
     dump = tmp_path / "state.json"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.fake_chartmogul", "--port", "0", "--api-key", "k", *DEMO_ARGS, str(dump)],
+        [
+            sys.executable,
+            "-m",
+            "tests.fake_chartmogul",
+            "--port",
+            "0",
+            "--api-key",
+            "k",
+            "--tag-case",
+            "lower",
+            "--retry-after",
+            "3",
+            *DEMO_ARGS,
+            str(dump),
+        ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,

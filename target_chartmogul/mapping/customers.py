@@ -85,9 +85,11 @@ def _tags(value: t.Any, field: str) -> list[str]:
     if not isinstance(items, list):
         raise RecordRejected(f"field '{field}' must be an array of strings or a comma-separated string", field=field)
     tags: list[str] = []
+    seen: set[str] = set()
     for item in items:
-        tag = text(item, field).strip().lower()
-        if tag and tag not in tags:
+        tag = text(item, field).strip()
+        if tag and tag.casefold() not in seen:  # sent as written; ChartMogul compares tags case-insensitively
+            seen.add(tag.casefold())
             tags.append(tag)
     return tags
 

@@ -13,7 +13,7 @@ import typing as t
 from target_chartmogul.errors import RecordRejected
 from target_chartmogul.mapping.common import json_value, optional_text, required_data_source, required_text
 from target_chartmogul.mapping.transactions import map_transaction
-from target_chartmogul.values import cents, choice, currency, integer, is_blank, text, timestamp_text
+from target_chartmogul.values import boolean, cents, choice, currency, integer, is_blank, text, timestamp_text
 
 LINE_ITEM_TYPES = ("subscription", "one_time", "trial")
 PRORATION_TYPES = ("differential", "differential_mrr", "full")
@@ -57,8 +57,8 @@ def _line_item(item: t.Any, index: int) -> tuple[dict[str, t.Any], str | None]:
     kind = choice(item["type"], f"{prefix}type", LINE_ITEM_TYPES)
     body: dict[str, t.Any] = {"type": kind}
     for name in CENT_FIELDS:
-        if item.get(name) is not None:
-            body[name] = cents(item[name], prefix + name)
+        if item.get(name) is not None:  # a negative amount is a credit (proration on a downgrade)
+            body[name] = cents(item[name], prefix + name, allow_negative=name == "amount_in_cents")
     for name in DATE_FIELDS:
         if not is_blank(item.get(name)):
             body[name] = timestamp_text(item[name], prefix + name)
@@ -70,7 +70,7 @@ def _line_item(item: t.Any, index: int) -> tuple[dict[str, t.Any], str | None]:
     if item.get("event_order") is not None:
         body["event_order"] = integer(item["event_order"], prefix + "event_order")
     if item.get("prorated") is not None:
-        body["prorated"] = bool(item["prorated"])
+        body["prorated"] = boolean(item["prorated"], prefix + "prorated")
     if not is_blank(item.get("proration_type")):
         body["proration_type"] = choice(item["proration_type"], prefix + "proration_type", PRORATION_TYPES)
     if not is_blank(item.get("transaction_fees_currency")):

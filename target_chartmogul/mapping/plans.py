@@ -26,10 +26,6 @@ class PlanPayload:
         """Body of POST /plans."""
         return dataclasses.asdict(self)
 
-    def differs_from(self, held: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
-        """The fields ChartMogul holds differently (for a PATCH)."""
-        ours = {"name": self.name, "interval_count": self.interval_count, "interval_unit": self.interval_unit}
-        return {k: v for k, v in ours.items() if held.get(k) != v}
 
 
 def map_plan(record: t.Mapping[str, t.Any], default_data_source_uuid: str | None) -> PlanPayload:

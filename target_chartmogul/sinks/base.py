@@ -146,9 +146,19 @@ class ChartMogulSink(BatchSink):
         return entry is not None and entry.payload_hash is not None and entry.payload_hash == payload_hash(fingerprint)
 
     def remember(
-        self, data_source_uuid: str, external_id: str, *, uuid: str | None, payload: t.Any, record_hash: str | None = None
+        self,
+        data_source_uuid: str,
+        external_id: str,
+        *,
+        uuid: str | None,
+        payload: t.Any,
+        record_hash: str | None = None,
+        tags: t.Sequence[str] | None = None,
     ) -> None:
-        """Note a confirmed write in the sync memory; `payload` None when ChartMogul holds other data."""
+        """Note a confirmed write in the sync memory; `payload` None when ChartMogul holds other data.
+
+        `tags`: the customer tags the loader answers for (the only ones it may remove later).
+        """
         digest = payload_hash(payload) if payload is not None else None
         self.owner.ledger.written(
             self.object_name,
@@ -158,6 +168,7 @@ class ChartMogulSink(BatchSink):
             payload=digest,
             stream=self.stream_name,
             record=record_hash if digest is not None else None,
+            tags=tags,
         )
 
     def write_records(self, records: list[dict[str, t.Any]]) -> None:

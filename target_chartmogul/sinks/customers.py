@@ -10,13 +10,13 @@ from __future__ import annotations
 import typing as t
 
 from target_chartmogul import attributes as attrs
+from target_chartmogul import compare
 from target_chartmogul.errors import APIError, RecordRejected, is_already_exists
 from target_chartmogul.ledger import Entry, payload_hash
 from target_chartmogul.mapping.common import data_source, optional_text
 from target_chartmogul.mapping.customers import DATE_FIELDS, CustomerMapper, CustomerPayload
-from target_chartmogul.references import matches
 from target_chartmogul.sinks.base import ChartMogulSink
-from target_chartmogul.values import is_blank, timestamp
+from target_chartmogul.values import is_blank
 
 Record = dict[str, t.Any]
 
@@ -134,6 +134,9 @@ class CustomersSink(ChartMogulSink):
             self.count("skipped", len(deletions))
         upserts = [r for r in records if not r.get("_sdc_deleted_at")]
         raw_keys = [self.raw_memory_key(r) for r in upserts]
+        if self.settings.match_by != "uuid":  # a lost memory: read the data source's customers once
+            for ds in sorted({key[0] for key in raw_keys if key is not None}):
+                self.owner.refs.holdings.ensure("customer", ds)
         self.known = self.memory_lookup(key for key in raw_keys if key is not None)
         items: list[tuple[Record, CustomerPayload, str]] = []
         for record, raw_key in zip(upserts, raw_keys, strict=True):
@@ -186,7 +189,12 @@ class CustomersSink(ChartMogulSink):
     def fingerprint(self, payload: CustomerPayload) -> dict[str, t.Any]:
         """What the memory hashes: the mapped payload and the options that shape the writes."""
         return {
-            "settings": [self.settings.mode, self.settings.match_by, self.settings.remove_null_custom_attributes],
+            "settings": [
+                self.settings.mode,
+                self.settings.match_by,
+                self.settings.remove_null_custom_attributes,
+                self.settings.tags_mode,
+            ],
             "ds": payload.data_source_uuid,
             "external_id": payload.external_id,
             "uuid": payload.uuid,
@@ -198,9 +206,12 @@ class CustomersSink(ChartMogulSink):
     def write_remembered(self, payload: CustomerPayload, record_hash: str, fingerprint: dict[str, t.Any]) -> str:
         """Write one customer the memory does not hold as current, and remember it."""
         key = self.memory_key(payload)
-        outcome, uuid = self.write_one(payload, self.known.get(key))
+        entry = self.known.get(key)
+        outcome, uuid = self.write_one(payload, entry)
         written = None if outcome == "already_present" else fingerprint
-        self.remember(*key, uuid=uuid, payload=written, record_hash=record_hash)
+        # The tags the loader now answers for (managed tags): the record's, or what it owned before.
+        owned = payload.tags if payload.tags is not None and written is not None else (entry.tags if entry else None)
+        self.remember(*key, uuid=uuid, payload=written, record_hash=record_hash, tags=owned)
         return outcome
 
     def raw_memory_key(self, record: Record) -> tuple[str, str] | None:
@@ -230,7 +241,7 @@ class CustomersSink(ChartMogulSink):
         entry = self.known.get((data_source_uuid, external_id))
         uuid = entry.uuid if entry else None
         if uuid is None:
-            found = self.find_by_external_id(data_source_uuid, external_id)
+            found = self.owner.refs.held("customer", data_source_uuid, external_id)
             uuid = found["uuid"] if found else None
         if uuid is not None:
             try:
@@ -238,8 +249,7 @@ class CustomersSink(ChartMogulSink):
             except APIError as exc:
                 if exc.status != 404:
                     raise
-        self.owner.ledger.deleted("customers", data_source_uuid, external_id)
-        self.owner.refs.forget("customer", data_source_uuid, external_id)
+        self.owner.refs.forget("customer", data_source_uuid, external_id, gone=True)
         return "deleted" if uuid is not None else "unchanged"
 
     # One customer ---------------------------------------------------------------
@@ -249,10 +259,11 @@ class CustomersSink(ChartMogulSink):
         if entry is not None and entry.uuid:
             if mode == "insert":
                 return "already_present", entry.uuid
-            if match_by != "email" and not self.client.dry_run:
-                updated = self.update_known(entry.uuid, payload)
-                if updated is not None:
-                    return updated
+            if match_by != "email":
+                known = self.update_existing(entry, payload)
+                if known is not None:
+                    return known
+        owned = entry.tags if entry is not None else None
         if mode == "update":
             if match_by == "uuid":
                 existing = self.find_by_uuid(payload.uuid)
@@ -260,26 +271,53 @@ class CustomersSink(ChartMogulSink):
                 existing = self.find_by_external_id(payload.data_source_uuid, payload.external_id)
             if existing is None:
                 raise RecordRejected(self._no_match(payload, match_by), field=match_by)
-            return ("updated" if self.apply(existing, payload) else "unchanged"), existing["uuid"]
+            return ("updated" if self.apply(existing, payload, owned) else "unchanged"), existing["uuid"]
         if mode == "upsert" and match_by == "email":
             matches = self.find_by_email(payload)
             if matches:
-                changed = [self.apply(customer, payload) for customer in matches]
+                changed = [self.apply(customer, payload, owned) for customer in matches]
                 return ("updated" if any(changed) else "unchanged"), matches[0]["uuid"]
         return self.create(payload, insert_only=(mode == "insert"))
 
-    def update_known(self, uuid: str, payload: CustomerPayload) -> tuple[str, str] | None:
+    def update_existing(self, entry: Entry, payload: CustomerPayload) -> tuple[str, str] | None:
+        """Update a customer the memory knows; None if ChartMogul no longer has it (then it is created).
+
+        A change the memory proves (its hash differs) is PATCHed straight away; a customer
+        the memory only adopted from ChartMogul (no hash) is compared first, so a lost
+        memory costs reads, not writes.
+        """
+        uuid = str(entry.uuid)
+        holdings = self.owner.refs.holdings
+        held = None
+        if self.settings.match_by == "external_id" and payload.data_source_uuid and payload.external_id:
+            held = holdings.get("customer", payload.data_source_uuid, payload.external_id)
+            holdings.drop("customer", payload.data_source_uuid, payload.external_id)  # stale once written
+        if held is None and entry.payload_hash is not None and not self.client.dry_run:
+            return self.update_known(uuid, payload, entry.tags)
+        if held is None:
+            held = self.find_by_uuid(uuid)
+        if held is None:
+            self._gone(uuid, payload)
+            return None
+        return ("updated" if self.apply(held, payload, entry.tags) else "unchanged"), uuid
+
+    def _gone(self, uuid: str, payload: CustomerPayload) -> None:
+        self.logger.info("Customer %s is gone from ChartMogul; creating it again", uuid)
+        self.owner.ledger.deleted("customers", *self.memory_key(payload))
+        if payload.data_source_uuid and payload.external_id:
+            self.owner.refs.forget("customer", payload.data_source_uuid, payload.external_id)
+
+    def update_known(self, uuid: str, payload: CustomerPayload, owned: t.Sequence[str] | None) -> tuple[str, str] | None:
         """PATCH a customer the memory knows, no lookup; None if ChartMogul lost it (404)."""
         try:
             customer = self.client.patch(f"customers/{uuid}", payload.patch_body()).body or {}
         except APIError as exc:
             if exc.status != 404:
                 raise
-            self.logger.info("Customer %s is gone from ChartMogul; creating it again", uuid)
-            self.owner.ledger.deleted("customers", *self.memory_key(payload))
+            self._gone(uuid, payload)
             return None
         self._sync_custom(uuid, customer, payload)
-        self._sync_tags(uuid, customer, payload)
+        self._sync_tags(uuid, customer, payload, owned)
         self.owner.refs.remember("customer", payload.data_source_uuid, payload.external_id, customer or {"uuid": uuid})
         return "updated", uuid
 
@@ -292,7 +330,7 @@ class CustomersSink(ChartMogulSink):
                 return "created", None
             if insert_only:
                 return "already_present", existing["uuid"]
-            return ("updated" if self.apply(existing, payload) else "unchanged"), existing["uuid"]
+            return ("updated" if self.apply(existing, payload, None) else "unchanged"), existing["uuid"]
         try:
             response = self.client.post("customers", payload.create_body())
         except APIError as exc:
@@ -300,28 +338,34 @@ class CustomersSink(ChartMogulSink):
                 raise
             # A retried create that meets a duplicate wrote it on an earlier attempt.
             ours = exc.attempts > 1
-            existing = self.find_by_external_id(payload.data_source_uuid, payload.external_id)
+            existing = self.find_by_external_id(payload.data_source_uuid, payload.external_id, fresh=True)
             uuid = existing["uuid"] if existing else None
             if insert_only:
                 return ("created" if ours else "already_present"), uuid
             if existing is None:
                 msg = f"ChartMogul says external_id {payload.external_id!r} exists but no such customer was found"
                 raise RecordRejected(msg, field="external_id", status=exc.status) from None
-            changed = self.apply(existing, payload)
+            changed = self.apply(existing, payload, None)
             return ("created" if ours else ("updated" if changed else "unchanged")), uuid
         self.owner.refs.remember("customer", payload.data_source_uuid, payload.external_id, response.body)
         return "created", (response.body or {}).get("uuid")
 
-    def apply(self, existing: Record, payload: CustomerPayload) -> bool:
-        """Bring one existing customer in line with the payload; True if anything changed."""
+    def apply(self, existing: Record, payload: CustomerPayload, owned: t.Sequence[str] | None) -> bool:
+        """Bring one existing customer in line with the payload; True if anything changed.
+
+        Only fields ChartMogul holds differently are sent; fields it never echoes (such as
+        primary_contact) cannot be compared, so they ride along with any PATCH that is sent.
+        """
         uuid = existing["uuid"]
         changed = False
-        patch = {k: v for k, v in payload.fields.items() if _differs(existing, k, v)}
-        if patch:
+        differing = compare.customer_changes(payload.fields, existing, DATE_FIELDS)
+        if differing:
+            unechoed = {k: v for k, v in payload.fields.items() if k not in existing and v is not None}
+            patch = {**unechoed, **{k: payload.fields[k] for k in differing}}
             existing = self.client.patch(f"customers/{uuid}", patch).body or existing
             changed = True
         changed |= self._sync_custom(uuid, existing, payload)
-        changed |= self._sync_tags(uuid, existing, payload)
+        changed |= self._sync_tags(uuid, existing, payload, owned)
         self.owner.refs.remember("customer", payload.data_source_uuid, payload.external_id, existing)
         return changed
 
@@ -347,12 +391,12 @@ class CustomersSink(ChartMogulSink):
             self.client.delete(path, {"custom": remove})
         return bool(add or update or remove)
 
-    def _sync_tags(self, uuid: str, existing: Record, payload: CustomerPayload) -> bool:
+    def _sync_tags(self, uuid: str, existing: Record, payload: CustomerPayload, owned: t.Sequence[str] | None) -> bool:
+        """Add the record's tags; remove those it dropped (managed: only tags the loader set; exact: any)."""
         if payload.tags is None:
             return False
-        held = [str(tag).lower() for tag in (existing.get("attributes") or {}).get("tags") or []]
-        add = [tag for tag in payload.tags if tag not in held]
-        stale = [tag for tag in held if tag not in payload.tags]
+        held = [str(tag) for tag in (existing.get("attributes") or {}).get("tags") or []]
+        add, stale = compare.tag_changes(payload.tags, held, owned, exact=self.settings.tags_mode == "exact")
         path = f"customers/{uuid}/attributes/tags"
         if add:
             self.client.post(path, {"tags": add})
@@ -361,12 +405,11 @@ class CustomersSink(ChartMogulSink):
         return bool(add or stale)
 
     # Lookups ----------------------------------------------------------------------
-    def find_by_external_id(self, ds: str | None, ext: str | None) -> Record | None:
-        """The customer with this external_id in this data source."""
+    def find_by_external_id(self, ds: str | None, ext: str | None, *, fresh: bool = False) -> Record | None:
+        """The customer with this external_id in this data source (`fresh`: ask ChartMogul, not a listing)."""
         if not ds or not ext:
             return None
-        params = {"data_source_uuid": ds, "external_id": ext}
-        return next((c for c in self.client.paginate("customers", "entries", params) if matches(c, ds, ext)), None)
+        return self.owner.refs.held("customer", ds, ext, fresh=fresh)
 
     def find_by_uuid(self, uuid: str | None) -> Record | None:
         """The customer with this uuid, or None on 404."""
@@ -392,20 +435,3 @@ class CustomersSink(ChartMogulSink):
         if match_by == "uuid":
             return f'no customer with uuid "{payload.uuid}"'
         return f'no customer with external_id "{payload.external_id}" in data source {payload.data_source_uuid}'
-
-
-def _differs(existing: Record, field: str, value: t.Any) -> bool:
-    """Whether a standard field must be sent; absent in the answer counts as different."""
-    if field not in existing:
-        return value is not None
-    held = existing[field]
-    if value is None or held is None:
-        return (value is None) != (held is None)
-    if field in DATE_FIELDS:
-        try:
-            return timestamp(value, field) != timestamp(held, field)
-        except RecordRejected:
-            return True
-    if field == "primary_contact" and isinstance(held, dict):
-        return any(held.get(k) != v for k, v in value.items())
-    return bool(held != value)

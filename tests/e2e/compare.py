@@ -21,8 +21,8 @@ def moment(value: t.Any) -> dt.datetime | None:
 
 
 def tag_list(value: t.Any) -> list[str]:
-    """Tags as ChartMogul keeps them: lower-case, without duplicates (order ignored)."""
-    return sorted({str(v).strip().lower() for v in (value or []) if str(v).strip()})
+    """Tags compared as ChartMogul does: case-insensitively, without duplicates (order ignored)."""
+    return sorted({str(v).strip().casefold() for v in (value or []) if str(v).strip()})
 
 
 def _in_source(objects: t.Mapping[str, t.Any], ds: str) -> list[dict[str, t.Any]]:
@@ -71,7 +71,7 @@ def assert_fake_matches_db(fake: FakeChartMogul, ds: str, db: Database) -> None:
         types = fake.custom_attribute_types(held["uuid"])
         for key in want_custom:
             check(f"customer {ext} custom attribute {key} type", types.get(key), CUSTOM_ATTRIBUTES[key])
-        check(f"customer {ext} tags", sorted(held["attributes"]["tags"]), tag_list(row["tags"]))
+        check(f"customer {ext} tags", tag_list(held["attributes"]["tags"]), tag_list(row["tags"]))
 
     # Invoices, line items, payments and refunds ---------------------------------------------
     invoices = db.rows("SELECT * FROM billing.invoices ORDER BY external_id")

@@ -1,6 +1,34 @@
 """Fake ChartMogul API for tests: a real HTTP server with in-memory state.
 
-ChartMogul cannot be reached from CI, so the target is tested against this.
+ChartMogul cannot be reached from CI, so the target is tested against this. Its answers
+follow the client libraries' recorded exchanges (``tests/contract/``; the contract tests
+prove the match). Where the recordings are silent or disagree, each plausible behaviour is
+a switch, so tests can run the target against every one of them. Switches are keyword
+arguments of :class:`FakeChartMogul` and can be changed later as attributes
+(``fake.tag_case = "lower"``):
+
+``invoice_batch_mode``: ``"save_valid"`` (default) | ``"save_none"``
+    Whether an invoice import that answers 422 still saves its valid invoices.
+``tag_case``: ``"keep"`` (default) | ``"lower"``
+    Whether tags are stored as sent or lower-cased. Either way tags are unique
+    case-insensitively (adding ``VIP`` next to ``vip`` changes nothing).
+``auto_tags``: ``False`` (default) | ``True``
+    ChartMogul's own tags: ``auto-churned-delinquent-subscription`` the first time
+    invoices are imported for a customer, ``merged-customer`` on the survivor of a merge.
+    ``fake.tag_in_app(customer_uuid, *tags)`` plants tags exactly as given, as a person
+    in the app would add them (no HTTP, not subject to ``tag_case``).
+``last_page_cursor``: ``"string"`` (default, as recorded) | ``"null"``
+    The cursor on a last page (``has_more: false``). An empty page always has null.
+``retry_after``: ``None`` (default: no header, as in every recorded answer) | seconds
+    ``Retry-After`` on 429s (rate limit and ``status_429`` faults without their own value).
+``unset_city``: ``""`` (default, 2017-2023 recordings) | ``None`` (2025 recording)
+    What an unset customer ``city`` answers.
+``line_item_order``: ``"sent"`` (default, 2023 recordings) | ``"reversed"`` (2017/2019)
+    The order of line items in invoice answers.
+
+Answers never echo ``primary_contact``, an invoice's ``data_source_uuid``,
+``customer_external_id`` or ``collection_method``, or a line item's
+``plan_external_id``; the store keeps them, and tests may read the store directly.
 """
 
 from .faults import FAULT_KINDS, Fault

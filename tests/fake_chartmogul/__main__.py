@@ -29,6 +29,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-connections", type=int, default=20)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to each request")
     parser.add_argument("--invoice-batch-mode", choices=("save_valid", "save_none"), default="save_valid")
+    parser.add_argument("--tag-case", choices=("keep", "lower"), default="keep")
+    parser.add_argument("--auto-tags", action="store_true", help="add ChartMogul's own tags (first import, merge)")
+    parser.add_argument("--last-page-cursor", choices=("string", "null"), default="string")
+    parser.add_argument("--retry-after", type=float, default=None, help="Retry-After seconds on 429 (default: none)")
+    parser.add_argument("--unset-city", choices=("empty", "null"), default="empty", help='unset city as "" or null')
+    parser.add_argument("--line-item-order", choices=("sent", "reversed"), default="sent")
     parser.add_argument("--dump", type=Path, help="write the state as JSON here on shutdown")
     return parser.parse_args(argv)
 
@@ -44,6 +50,12 @@ def main(argv: list[str] | None = None) -> int:
         invoice_batch_mode=args.invoice_batch_mode,
         host=args.host,
         port=args.port,
+        tag_case=args.tag_case,
+        auto_tags=args.auto_tags,
+        last_page_cursor=args.last_page_cursor,
+        retry_after=args.retry_after,
+        unset_city="" if args.unset_city == "empty" else None,
+        line_item_order=args.line_item_order,
     )
     if args.data_source_uuid:
         fake.add_data_source(args.data_source_name, uuid=args.data_source_uuid)

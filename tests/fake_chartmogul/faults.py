@@ -35,7 +35,9 @@ class Fault:
     times: int = 1
     status: int | None = None
     delay: float = 0.0
-    retry_after: int = 1
+    # Retry-After seconds for a status_429; None sends no header (no recorded 429 carries one)
+    # unless the server's own ``retry_after`` switch is set.
+    retry_after: float | None = None
     _pattern: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

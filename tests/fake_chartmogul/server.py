@@ -26,7 +26,8 @@ from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 from .faults import Fault, FaultBook
-from .store import JSON, ApiError, Page, Store, bad_parameter, paginate
+from .store import JSON, ApiError, Page, Store, bad_parameter, missing_parameter
+from .views import transaction_view
 
 API_PREFIX = "/v1"
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
@@ -79,13 +80,20 @@ def json_reply(status: int, payload: Any, headers: dict[str, str] | None = None)
     return Reply(status, data, "application/json", headers or {})
 
 
+# ChartMogul's own wording where it differs from the HTTP reason phrase (recorded).
+TEXT_BODIES = {504: "504 Gateway Timeout Error"}
+
+
 def text_reply(status: int) -> Reply:
-    """text/plain reply like ChartMogul's 5xx pages, e.g. ``502 Bad Gateway``."""
-    try:
-        phrase = HTTPStatus(status).phrase
-    except ValueError:
-        phrase = "Error"
-    return Reply(status, f"{status} {phrase}".encode(), "text/plain; charset=utf-8")
+    """text/plain reply like ChartMogul's 5xx pages, e.g. ``500 Internal Server Error``."""
+    text = TEXT_BODIES.get(status)
+    if text is None:
+        try:
+            phrase = HTTPStatus(status).phrase
+        except ValueError:
+            phrase = "Error"
+        text = f"{status} {phrase}"
+    return Reply(status, text.encode(), "text/plain; charset=utf-8")
 
 
 def drop_reply() -> Reply:
@@ -106,11 +114,35 @@ def _page_args(query: dict[str, str]) -> tuple[str | None, str | None]:
     return query.get("cursor"), query.get("per_page")
 
 
-def _paged(items: list[JSON], query: dict[str, str], key: str, extra: JSON | None = None) -> Result:
+def _paged(
+    store: Store,
+    items: list[JSON],
+    query: dict[str, str],
+    key: str,
+    render: Callable[[list[JSON]], list[JSON]],
+    legacy: str,
+    extra: JSON | None = None,
+) -> Result:
+    """One page in the recorded shape of its endpoint.
+
+    A first page (no cursor sent) also carries the old page-number fields, and which
+    ones depends on the endpoint (``legacy``); later pages carry only cursor and has_more.
+    """
     cursor, per_page = _page_args(query)
-    page: Page = paginate(items, cursor, per_page)
+    page: Page = store.page(items, cursor, per_page)
     body: JSON = dict(extra or {})
-    body.update({key: page.items, "cursor": page.cursor, "has_more": page.has_more})
+    body[key] = render(page.items)
+    tail: JSON = {"cursor": page.cursor, "has_more": page.has_more}
+    if not page.first:
+        body.update(tail)
+    elif legacy in ("customers", "search"):
+        total: int | None = max(page.total_pages, 1) if legacy == "customers" else None
+        body.update({"current_page": 1, "total_pages": total, "has_more": page.has_more})
+        body.update({"per_page": page.per_page, "page": 1, "cursor": page.cursor})
+    elif legacy == "invoices":
+        body.update({"total_pages": page.total_pages, "current_page": 1, **tail})
+    else:  # plans, customer_invoices
+        body.update({"current_page": 1, "total_pages": page.total_pages, **tail})
     return 200, body
 
 
@@ -119,15 +151,18 @@ def _ping(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:
 
 
 def _create_data_source(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:
-    return 201, store.add_data_source(b.get("name"))
+    if "name" not in b:
+        raise missing_parameter("name")
+    return 201, store.add_data_source(b["name"])
 
 
 def _list_data_sources(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:
-    return 200, {"data_sources": store.list_data_sources(q.get("name"), q.get("system"))}
+    sources = store.list_data_sources(q.get("name"), q.get("system"))
+    return 200, {"data_sources": [store.data_source_answer(ds, q) for ds in sources]}
 
 
 def _get_data_source(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:
-    return 200, store.get_data_source(m["id"])
+    return 200, store.data_source_answer(store.get_data_source(m["id"]), q)
 
 
 def _delete_data_source(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:
@@ -136,29 +171,34 @@ def _delete_data_source(store: Store, m: re.Match[str], q: dict[str, str], b: JS
 
 
 def _create_customer(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:
-    return 201, store.create_customer(b)
+    return 201, store.customer_answer(store.create_customer(b))
 
 
 def _list_customers(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:
     items = store.list_customers(q.get("data_source_uuid"), q.get("external_id"), q.get("status"))
-    return _paged(items, q, "entries")
+    return _paged(store, items, q, "entries", store.customer_answers, "customers")
 
 
 def _search_customers(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:
-    return _paged(store.search_customers(q.get("email")), q, "entries")
+    return _paged(store, store.search_customers(q.get("email")), q, "entries", store.customer_answers, "search")
 
 
 def _get_customer(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:
-    return 200, store.get_customer(m["id"])
+    return 200, store.customer_answer(store.get_customer(m["id"]))
 
 
 def _update_customer(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:
-    return 200, store.update_customer(m["id"], b)
+    return 200, store.customer_answer(store.update_customer(m["id"], b))
 
 
 def _delete_customer(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:
     store.delete_customer(m["id"])
     return 204, None
+
+
+def _merge_customers(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:
+    store.merge_customers(b)
+    return 202, {}
 
 
 def _get_attributes(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:
@@ -191,7 +231,8 @@ def _create_plan(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> 
 
 
 def _list_plans(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:
-    return _paged(store.list_plans(q.get("data_source_uuid"), q.get("external_id")), q, "plans")
+    items = store.list_plans(q.get("data_source_uuid"), q.get("external_id"))
+    return _paged(store, items, q, "plans", list, "plans")
 
 
 def _get_plan(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:
@@ -213,16 +254,24 @@ def _import_invoices(store: Store, m: re.Match[str], q: dict[str, str], b: JSON)
 
 def _list_customer_invoices(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:
     items = store.list_customer_invoices(m["id"])
-    return _paged(items, q, "invoices", {"customer_uuid": m["id"]})
+
+    def render(page: list[JSON]) -> list[JSON]:
+        return store.invoice_answers(page, "customer_list")
+
+    return _paged(store, items, q, "invoices", render, "customer_invoices", {"customer_uuid": m["id"]})
 
 
 def _list_invoices(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:
     items = store.list_invoices(q.get("data_source_uuid"), q.get("external_id"), q.get("customer_uuid"))
-    return _paged(items, q, "invoices")
+
+    def render(page: list[JSON]) -> list[JSON]:
+        return store.invoice_answers(page, "list")
+
+    return _paged(store, items, q, "invoices", render, "invoices")
 
 
 def _get_invoice(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:
-    return 200, store.get_invoice(m["id"])
+    return 200, store.invoice_answers([store.get_invoice(m["id"])], "get")[0]
 
 
 def _delete_invoice(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:
@@ -231,11 +280,11 @@ def _delete_invoice(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) 
 
 
 def _create_transaction(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:
-    return 201, store.create_transaction(m["id"], b)
+    return 201, transaction_view(store.create_transaction(m["id"], b), standalone=True)
 
 
 def _get_transaction(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:
-    return 200, store.get_transaction(m["id"])
+    return 200, transaction_view(store.get_transaction(m["id"]), standalone=True)
 
 
 def _delete_transaction(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:
@@ -253,6 +302,7 @@ _ROUTE_TABLE: list[tuple[str, str, Handler]] = [
     ("POST", r"/customers", _create_customer),
     ("GET", r"/customers", _list_customers),
     ("GET", r"/customers/search", _search_customers),
+    ("POST", r"/customers/merges", _merge_customers),
     ("GET", rf"/customers/{_ID}", _get_customer),
     ("PATCH", rf"/customers/{_ID}", _update_customer),
     ("DELETE", rf"/customers/{_ID}", _delete_customer),
@@ -404,13 +454,28 @@ class FakeChartMogul:
         invoice_batch_mode: str = "save_valid",
         host: str = "127.0.0.1",
         port: int = 0,
+        *,
+        tag_case: str = "keep",
+        auto_tags: bool = False,
+        last_page_cursor: str = "string",
+        retry_after: float | None = None,
+        unset_city: str | None = "",
+        line_item_order: str = "sent",
     ) -> None:
         self.api_key = api_key
         self.max_connections = max_connections
         self.host = host
         self.port = port
         self.url: str | None = None
-        self.store = Store(invoice_batch_mode)
+        self.store = Store(
+            invoice_batch_mode,
+            tag_case=tag_case,
+            auto_tags=auto_tags,
+            last_page_cursor=last_page_cursor,
+            unset_city=unset_city,
+            line_item_order=line_item_order,
+        )
+        self.retry_after = retry_after
         self.faults = FaultBook()
         self._rate_limit = rate_limit
         self._latency = latency
@@ -509,6 +574,62 @@ class FakeChartMogul:
     def invoice_batch_mode(self, mode: str) -> None:
         self.store.invoice_batch_mode = mode
 
+    @property
+    def tag_case(self) -> str:
+        return self.store.tag_case
+
+    @tag_case.setter
+    def tag_case(self, mode: str) -> None:
+        self.store.tag_case = mode
+
+    @property
+    def auto_tags(self) -> bool:
+        return self.store.auto_tags
+
+    @auto_tags.setter
+    def auto_tags(self, on: bool) -> None:
+        self.store.auto_tags = on
+
+    @property
+    def last_page_cursor(self) -> str:
+        return self.store.last_page_cursor
+
+    @last_page_cursor.setter
+    def last_page_cursor(self, mode: str) -> None:
+        self.store.last_page_cursor = mode
+
+    @property
+    def unset_city(self) -> str | None:
+        return self.store.unset_city
+
+    @unset_city.setter
+    def unset_city(self, value: str | None) -> None:
+        self.store.unset_city = value
+
+    @property
+    def line_item_order(self) -> str:
+        return self.store.line_item_order
+
+    @line_item_order.setter
+    def line_item_order(self, mode: str) -> None:
+        self.store.line_item_order = mode
+
+    @property
+    def retry_after(self) -> float | None:
+        """Seconds sent as ``Retry-After`` on 429s; None (default) sends no header, as recorded."""
+        return self._retry_after
+
+    @retry_after.setter
+    def retry_after(self, seconds: float | None) -> None:
+        if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0):
+            raise ValueError("retry_after must be None or a number of seconds >= 0")
+        self._retry_after = seconds
+
+    def _throttled(self, retry_after: float | None) -> Reply:
+        """A 429; the ``Retry-After`` header only when a number of seconds is configured."""
+        headers = {} if retry_after is None else {"Retry-After": f"{retry_after:g}"}
+        return json_reply(429, RATE_LIMIT_BODY, headers)
+
     def add_data_source(self, name: str, uuid: str | None = None) -> JSON:
         """Create a data source directly (no HTTP)."""
         return self.store.add_data_source(name, uuid)
@@ -524,6 +645,10 @@ class FakeChartMogul:
 
     def custom_attribute_types(self, customer_uuid: str) -> dict[str, str]:
         return self.store.custom_attribute_types(customer_uuid)
+
+    def tag_in_app(self, customer_uuid: str, *tags: str) -> list[str]:
+        """Tags a person adds in the ChartMogul app (no HTTP); returns the customer's tags."""
+        return self.store.tag_in_app(customer_uuid, *tags)
 
     def dump_state(self) -> JSON:
         """All stored objects as JSON-ready data."""
@@ -685,7 +810,7 @@ class FakeChartMogul:
         if in_flight > self.max_connections:
             reply = text_reply(503)
         elif not self._admit_rate():
-            reply = json_reply(429, RATE_LIMIT_BODY, {"Retry-After": "1"})
+            reply = self._throttled(self.retry_after)
         else:
             if self._latency > 0:
                 self._stopping.wait(self._latency)
@@ -725,7 +850,7 @@ class FakeChartMogul:
         if fault.kind == "drop_before":
             return drop_reply()
         if fault.kind == "status_429":
-            return json_reply(429, RATE_LIMIT_BODY, {"Retry-After": str(fault.retry_after)})
+            return self._throttled(fault.retry_after if fault.retry_after is not None else self.retry_after)
         applied = self._dispatch(method, api_path, query, body, bad_json)
         record.applied_status = applied.status
         if fault.kind == "error_after":

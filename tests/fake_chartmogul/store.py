@@ -19,10 +19,20 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from . import views
+
 JSON = dict[str, Any]
 UTC = timezone.utc
 
 BATCH_MODES = ("save_valid", "save_none")
+TAG_CASES = ("keep", "lower")
+CURSOR_MODES = ("string", "null")
+UNSET_CITIES = ("", None)
+LINE_ITEM_ORDERS = ("sent", "reversed")
+AUTO_CHURN_TAG = "auto-churned-delinquent-subscription"
+MERGED_TAG = "merged-customer"
+NEW_LEAD = "New Lead"
+ACTIVE = "Active"
 MAX_PER_PAGE = 200
 CUSTOM_TYPES = ("String", "Integer", "Decimal", "Timestamp", "Boolean")
 INTERVAL_UNITS = ("day", "month", "year")
@@ -37,6 +47,7 @@ DUP_LINE_ITEM = "The external ID for this line item already exists in our system
 DUP_TRANSACTION = "has already been taken"
 DUP_PLAN = "A plan with this identifier already exists in our system."
 DUP_DATA_SOURCE = "Has already been taken."
+DATA_SOURCE_NAME_REQUIRED = "A name is required for each data source."
 NOT_IN_LIST = "is not included in the list"
 BLANK = "can't be blank"
 INVALID = "is invalid"
@@ -227,20 +238,39 @@ def parse_per_page(raw: str | None) -> int:
 
 @dataclass
 class Page:
-    """One page of a cursor-paginated listing."""
+    """One page of a cursor-paginated listing.
+
+    ``first`` is True when no cursor was sent: only such pages carry the legacy
+    ``current_page``/``total_pages`` fields in real answers.
+    """
 
     items: list[JSON]
     cursor: str | None
     has_more: bool
+    per_page: int
+    total_pages: int
+    first: bool
 
 
-def paginate(items: list[JSON], cursor: str | None, per_page: str | None) -> Page:
-    """Cut a listing into pages; ``cursor`` is null on the last page."""
+def paginate(items: list[JSON], cursor: str | None, per_page: str | None, last_page_cursor: str = "string") -> Page:
+    """Cut a listing into pages.
+
+    On the last page ``has_more`` is false; its cursor is a string pointing past the
+    end (as recorded) unless ``last_page_cursor`` is ``"null"``. An empty page always
+    has a null cursor (recorded too).
+    """
     offset = decode_cursor(cursor)
     size = parse_per_page(per_page)
     chunk = items[offset : offset + size]
     has_more = offset + size < len(items)
-    return Page(chunk, encode_cursor(offset + size) if has_more else None, has_more)
+    if has_more:
+        next_cursor: str | None = encode_cursor(offset + size)
+    elif chunk and last_page_cursor == "string":
+        next_cursor = encode_cursor(offset + len(chunk))
+    else:
+        next_cursor = None
+    total_pages = -(-len(items) // size)
+    return Page(chunk, next_cursor, has_more, size, total_pages, not cursor)
 
 
 def _external_id(value: Any) -> str | None:
@@ -277,7 +307,16 @@ class Store:
     may serialise them outside the lock.
     """
 
-    def __init__(self, invoice_batch_mode: str = "save_valid") -> None:
+    def __init__(
+        self,
+        invoice_batch_mode: str = "save_valid",
+        *,
+        tag_case: str = "keep",
+        auto_tags: bool = False,
+        last_page_cursor: str = "string",
+        unset_city: str | None = "",
+        line_item_order: str = "sent",
+    ) -> None:
         self.lock = threading.RLock()
         self.data_sources: dict[str, JSON] = {}
         self.customers: dict[str, JSON] = {}
@@ -294,6 +333,16 @@ class Store:
         self._transaction_ext: dict[tuple[str, str], str] = {}
         self._transaction_invoice: dict[str, str] = {}
         self._subscriptions: dict[tuple[str, str], str] = {}
+        self._imported_customers: set[str] = set()
+        self.tag_case = tag_case
+        self.auto_tags = auto_tags
+        self.last_page_cursor = last_page_cursor
+        self.unset_city = unset_city
+        self.line_item_order = line_item_order
+
+    # ------------------------------------------------------------------ switches
+    # Where the recordings do not settle a behaviour, each plausible one is a switch
+    # (documented in the package docstring) so tests can run the target against all.
 
     @property
     def invoice_batch_mode(self) -> str:
@@ -306,12 +355,114 @@ class Store:
             raise ValueError(f"invoice_batch_mode must be one of {BATCH_MODES}")
         self._invoice_batch_mode = mode
 
+    @property
+    def tag_case(self) -> str:
+        """``keep`` stores tags as sent, ``lower`` lower-cases them (unknown which ChartMogul does)."""
+        return self._tag_case
+
+    @tag_case.setter
+    def tag_case(self, mode: str) -> None:
+        if mode not in TAG_CASES:
+            raise ValueError(f"tag_case must be one of {TAG_CASES}")
+        self._tag_case = mode
+
+    @property
+    def last_page_cursor(self) -> str:
+        """``string``: the last page carries a string cursor (as recorded); ``null``: a null one."""
+        return self._last_page_cursor
+
+    @last_page_cursor.setter
+    def last_page_cursor(self, mode: str) -> None:
+        if mode not in CURSOR_MODES:
+            raise ValueError(f"last_page_cursor must be one of {CURSOR_MODES}")
+        self._last_page_cursor = mode
+
+    @property
+    def unset_city(self) -> str | None:
+        """What an unset ``city`` answers: ``""`` (2017-2023 recordings) or None (2025)."""
+        return self._unset_city
+
+    @unset_city.setter
+    def unset_city(self, value: str | None) -> None:
+        if value not in UNSET_CITIES:
+            raise ValueError(f"unset_city must be one of {UNSET_CITIES}")
+        self._unset_city = value
+
+    @property
+    def line_item_order(self) -> str:
+        """``sent`` answers line items in the order posted; ``reversed`` as the 2017/2019 recordings did."""
+        return self._line_item_order
+
+    @line_item_order.setter
+    def line_item_order(self, mode: str) -> None:
+        if mode not in LINE_ITEM_ORDERS:
+            raise ValueError(f"line_item_order must be one of {LINE_ITEM_ORDERS}")
+        self._line_item_order = mode
+
+    # ------------------------------------------------------------------ answers
+    # HTTP answers are rendered here (the switches and derived fields live in the
+    # store); tests that read the store directly keep seeing every stored field.
+
+    def page(self, items: list[JSON], cursor: str | None, per_page: str | None) -> Page:
+        """Paginate with the current ``last_page_cursor`` switch."""
+        return paginate(items, cursor, per_page, self.last_page_cursor)
+
+    def customer_answers(self, customers: list[JSON]) -> list[JSON]:
+        """Customers as answered: ``""``/null for unset fields, derived status and customer-since."""
+        with self.lock:
+            since = self._customer_since({c["uuid"] for c in customers})
+            return [
+                views.customer_view(
+                    customer,
+                    status=self._status(customer, since),
+                    since=since.get(customer["uuid"]),
+                    unset_city=self.unset_city,
+                )
+                for customer in customers
+            ]
+
+    def _customer_since(self, wanted: set[str]) -> dict[str, datetime]:
+        """Date of each customer's first subscription invoice (one pass over all invoices)."""
+        since: dict[str, datetime] = {}
+        for invoice in self.invoices.values():
+            owner = invoice["customer_uuid"]
+            if owner not in wanted or not any(i.get("type") != "one_time" for i in invoice["line_items"]):
+                continue
+            moment = parse_timestamp(invoice["date"])
+            if moment is not None and (owner not in since or moment < since[owner]):
+                since[owner] = moment
+        return since
+
+    @staticmethod
+    def _status(customer: JSON, since: dict[str, datetime]) -> str:
+        """Subscribers are Active (recorded with a customer-since); others keep their lead status."""
+        return ACTIVE if customer["uuid"] in since else (customer.get("status") or NEW_LEAD)
+
+    def customer_answer(self, customer: JSON) -> JSON:
+        """One customer as answered."""
+        return self.customer_answers([customer])[0]
+
+    def invoice_answers(self, invoices: list[JSON], answer: views.InvoiceAnswer) -> list[JSON]:
+        """Invoices as the given endpoint answers them."""
+        reverse = self.line_item_order == "reversed"
+        return [views.invoice_view(i, answer, reverse_line_items=reverse) for i in invoices]
+
+    def data_source_answer(self, source: JSON, query: dict[str, str]) -> JSON:
+        """A data source with the blocks its ``with_*`` flags ask for."""
+        with self.lock:
+            processed = sum(1 for i in self.invoices.values() if i["data_source_uuid"] == source["uuid"])
+        return views.data_source_view(source, query, processed=processed, auto_churn=self.auto_tags)
+
     # ------------------------------------------------------------------ data sources
 
     def add_data_source(self, name: Any, uuid: str | None = None) -> JSON:
-        """Create a data source; names are unique per account."""
+        """Create a data source; names are unique per account.
+
+        A null or blank name is a 422 (recorded 2016); leaving ``name`` out altogether is
+        the 400 the HTTP layer answers (recorded 2023).
+        """
         if not isinstance(name, str) or not name.strip():
-            raise missing_parameter("name")
+            raise unprocessable({"name": DATA_SOURCE_NAME_REQUIRED})
         with self.lock:
             if any(ds["name"] == name for ds in self.data_sources.values()):
                 raise unprocessable({"name": DUP_DATA_SOURCE})
@@ -323,7 +474,7 @@ class Store:
                 "name": name,
                 "system": "Custom",
                 "created_at": format_timestamp(datetime.now(UTC)),
-                "status": "never_imported",
+                "status": "idle",  # every recording since 2017 answers idle right after create
             }
             self.data_sources[ds_uuid] = source
             return copy.deepcopy(source)
@@ -361,7 +512,7 @@ class Store:
         return source
 
     def _mark_imported(self, ds_uuid: str) -> None:
-        """A source that received data is no longer ``never_imported``."""
+        """A source that received data is ``idle`` (covers sources made ``never_imported`` by tests)."""
         source = self.data_sources.get(ds_uuid)
         if source is not None:
             source["status"] = "idle"
@@ -421,13 +572,11 @@ class Store:
                     "arr": 0,
                     "currency": "USD",
                     "currency-sign": "$",
-                    "customer-since": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00"),
                     "billing-system-url": None,
-                    "chartmogul-url": f"https://app.chartmogul.com/#/customers/{customer_id}",
                     "billing-system-type": self.data_sources[ds_uuid]["system"],
                 }
             )
-            self._refresh_address(customer)
+            self._drop_foreign_state(customer)
             self.customers[cus_uuid] = customer
             self._custom_types[cus_uuid] = types
             self._customer_ext[(ds_uuid, external_id)] = cus_uuid
@@ -447,24 +596,23 @@ class Store:
             if data_source_uuid is not None and external_id is not None:
                 hit = self._customer_ext.get((data_source_uuid, external_id))
                 candidates = [] if hit is None else [self.customers[hit]]
-            return [
-                copy.deepcopy(c)
+            found = [
+                c
                 for c in candidates
                 if (data_source_uuid is None or data_source_uuid in c["data_source_uuids"])
                 and (external_id is None or external_id in c["external_ids"])
-                and (wanted_status is None or c["status"] == wanted_status)
             ]
+            if wanted_status is not None:
+                since = self._customer_since({c["uuid"] for c in found})
+                found = [c for c in found if self._status(c, since) == wanted_status]
+            return copy.deepcopy(found)
 
     def search_customers(self, email: str | None) -> list[JSON]:
         """Customers by email (case-insensitive); 404 when none, as ChartMogul does."""
         if not email:
             raise missing_parameter("email")
         with self.lock:
-            found = [
-                c
-                for c in self.customers.values()
-                if isinstance(c["email"], str) and c["email"].lower() == email.lower()
-            ]
+            found = [c for c in self.customers.values() if isinstance(c["email"], str) and c["email"].lower() == email.lower()]
             found = copy.deepcopy(found)
         if not found:
             raise ApiError(
@@ -513,8 +661,53 @@ class Store:
             if new_custom is not None and new_types is not None:
                 customer["attributes"]["custom"] = new_custom
                 self._custom_types[cus_uuid] = new_types
-            self._refresh_address(customer)
+            self._drop_foreign_state(customer)
             return copy.deepcopy(customer)
+
+    def merge_customers(self, body: JSON) -> None:
+        """``POST /customers/merges``: ``from`` joins ``into`` (external ids, data sources, invoices).
+
+        Each side is ``{customer_uuid}`` or ``{data_source_uuid, external_id}``. The survivor
+        lists its data source once per external id (recorded: a source can repeat), and gets
+        the ``merged-customer`` tag when ``auto_tags`` is on.
+        """
+        with self.lock:
+            source = self._merge_side(body, "from")
+            target = self._merge_side(body, "into")
+            if source["uuid"] == target["uuid"]:
+                raise unprocessable({"into": "must differ from from"})
+            target["external_ids"] += source["external_ids"]
+            target["data_source_uuids"] += source["data_source_uuids"]
+            for key, owner in list(self._customer_ext.items()):
+                if owner == source["uuid"]:
+                    self._customer_ext[key] = target["uuid"]
+            for invoice in self.invoices.values():
+                if invoice["customer_uuid"] == source["uuid"]:
+                    invoice["customer_uuid"] = target["uuid"]
+            for (owner, sub_ext), sub_uuid in list(self._subscriptions.items()):
+                if owner == source["uuid"]:
+                    self._subscriptions.setdefault((target["uuid"], sub_ext), sub_uuid)
+                    del self._subscriptions[(owner, sub_ext)]
+            if source["uuid"] in self._imported_customers:
+                self._imported_customers.add(target["uuid"])
+            self._merge_tags(target, source["attributes"]["tags"])
+            for key, value in source["attributes"]["custom"].items():
+                target["attributes"]["custom"].setdefault(key, value)
+            if self.auto_tags:
+                self._merge_tags(target, [MERGED_TAG])
+            del self.customers[source["uuid"]]
+            self._custom_types.pop(source["uuid"], None)
+
+    def _merge_side(self, body: JSON, side: str) -> JSON:
+        ref = body.get(side)
+        if not isinstance(ref, dict):
+            raise missing_parameter(side)
+        if ref.get("customer_uuid"):
+            return self._customer(str(ref["customer_uuid"]))
+        hit = self._customer_ext.get((str(ref.get("data_source_uuid")), str(ref.get("external_id"))))
+        if hit is None:
+            raise not_found("Customer")
+        return self.customers[hit]
 
     def delete_customer(self, cus_uuid: str) -> None:
         """Delete a customer and its invoices."""
@@ -544,6 +737,7 @@ class Store:
     def _drop_customer(self, cus_uuid: str) -> None:
         customer = self.customers.pop(cus_uuid)
         self._custom_types.pop(cus_uuid, None)
+        self._imported_customers.discard(cus_uuid)
         for ds_uuid in customer["data_source_uuids"]:
             for ext in customer["external_ids"]:
                 if self._customer_ext.get((ds_uuid, ext)) == cus_uuid:
@@ -552,14 +746,10 @@ class Store:
             del self._subscriptions[key]
 
     @staticmethod
-    def _refresh_address(customer: JSON) -> None:
-        """``address`` mirrors the flat location fields (kept as sent)."""
-        customer["address"] = {
-            "country": customer["country"],
-            "state": customer["state"],
-            "city": customer["city"],
-            "address_zip": customer["zip"],
-        }
+    def _drop_foreign_state(customer: JSON) -> None:
+        """``state`` is for US addresses: recorded, state "NY" sent with country DE came back null."""
+        if customer.get("country") not in (None, "US"):
+            customer["state"] = None
 
     @staticmethod
     def _validate_customer_fields(body: JSON) -> tuple[JSON, dict[str, str]]:
@@ -598,14 +788,8 @@ class Store:
         """``GET /customers/{uuid}/attributes``."""
         with self.lock:
             attributes = self._customer(cus_uuid)["attributes"]
-            return copy.deepcopy(
-                {
-                    "tags": attributes["tags"],
-                    "stripe": attributes["stripe"],
-                    "clearbit": attributes["clearbit"],
-                    "custom": attributes["custom"],
-                }
-            )
+            # recorded keys: no clearbit here, unlike the customer object
+            return copy.deepcopy({"tags": attributes["tags"], "stripe": attributes["stripe"], "custom": attributes["custom"]})
 
     def add_custom_attributes(self, cus_uuid: str, entries: Any) -> JSON:
         """POST custom attributes with explicit types; all or nothing."""
@@ -654,7 +838,7 @@ class Store:
                     types.pop(key, None)
 
     def add_tags(self, cus_uuid: str, tags: Any) -> JSON:
-        """POST tags: idempotent union, lower-cased."""
+        """POST tags: idempotent union (case-insensitive), answered as the full set."""
         with self.lock:
             customer = self._customer(cus_uuid)
             if not isinstance(tags, list):
@@ -663,35 +847,60 @@ class Store:
             incoming = self._tag_list(tags, errors)
             if errors:
                 raise unprocessable(errors)
-            current = customer["attributes"]["tags"]
-            current.extend(tag for tag in incoming if tag not in current)
-            return {"tags": list(current)}
+            self._merge_tags(customer, incoming)
+            return {"tags": list(customer["attributes"]["tags"])}
 
     def remove_tags(self, cus_uuid: str, tags: Any) -> JSON:
-        """DELETE tags: returns the remaining set."""
+        """DELETE tags (matched case-insensitively): returns the remaining set."""
         with self.lock:
             customer = self._customer(cus_uuid)
             if not isinstance(tags, list):
                 raise missing_parameter("tags")
-            gone = {str(tag).strip().lower() for tag in tags}
-            remaining = [tag for tag in customer["attributes"]["tags"] if tag not in gone]
+            gone = {str(tag).strip().casefold() for tag in tags}
+            remaining = [tag for tag in customer["attributes"]["tags"] if tag.casefold() not in gone]
             customer["attributes"]["tags"] = remaining
             return {"tags": list(remaining)}
 
-    @staticmethod
-    def _tag_list(tags: Any, errors: dict[str, str]) -> list[str]:
-        """Lower-case and de-duplicate tags, keeping first-seen order."""
+    def tag_in_app(self, cus_uuid: str, *tags: str) -> list[str]:
+        """Test helper: tags a person adds in the ChartMogul app (no HTTP); returns the new set.
+
+        The target must live with tags it did not send, so tests plant them here, exactly
+        as given (``tag_case`` is about what the API does with tags it is sent); a tag
+        already present in another case is not added twice.
+        """
+        with self.lock:
+            customer = self._customer(cus_uuid)
+            if not all(isinstance(tag, str) and tag.strip() for tag in tags):
+                raise ValueError(f"tags must be non-empty strings: {tags!r}")
+            self._merge_tags(customer, [tag.strip() for tag in tags])
+            return list(customer["attributes"]["tags"])
+
+    def _merge_tags(self, customer: JSON, tags: Iterable[str]) -> None:
+        """Append tags not yet present; uniqueness ignores case whatever ``tag_case`` says."""
+        current = customer["attributes"]["tags"]
+        seen = {tag.casefold() for tag in current}
+        for tag in tags:
+            if tag.casefold() not in seen:
+                current.append(tag)
+                seen.add(tag.casefold())
+
+    def _tag_list(self, tags: Any, errors: dict[str, str]) -> list[str]:
+        """Strip, apply ``tag_case`` and de-duplicate case-insensitively, keeping first-seen order."""
         if not isinstance(tags, list):
             errors["tags"] = "must be an array"
             return []
         result: list[str] = []
+        seen: set[str] = set()
         for tag in tags:
             if not isinstance(tag, str | int | float) or isinstance(tag, bool):
                 errors["tags"] = INVALID
                 continue
-            text = str(tag).strip().lower()
-            if text and text not in result:
+            text = str(tag).strip()
+            if self.tag_case == "lower":
+                text = text.lower()
+            if text and text.casefold() not in seen:
                 result.append(text)
+                seen.add(text.casefold())
         return result
 
     @staticmethod
@@ -856,14 +1065,34 @@ class Store:
             for raw, prepared, errors in outcomes:
                 if prepared is not None and not errors and save:
                     saved = self._save_invoice(prepared)
-                    entries.append({**saved, "errors": {}})
+                    entries.append(self.invoice_answers([saved], "import")[0])
+                    self._first_import(customer)
                 else:
-                    echo = copy.deepcopy(raw) if isinstance(raw, dict) else {}
-                    echo.pop("uuid", None)
-                    echo.setdefault("external_id", None)
-                    echo["errors"] = errors
-                    entries.append(echo)
+                    entries.append(self._refused_invoice(raw, errors))
             return (422 if failed else 201), {"invoices": entries}
+
+    @staticmethod
+    def _refused_invoice(raw: Any, errors: dict[str, str]) -> JSON:
+        """An invoice that was not saved: echoed with its ``errors`` (shape unrecorded), minus
+        the keys no recorded invoice answer carries.
+        """
+        echo = copy.deepcopy(raw) if isinstance(raw, dict) else {}
+        for name in ("uuid", "data_source_uuid", "customer_external_id", "collection_method"):
+            echo.pop(name, None)
+        for item in echo.get("line_items") or []:
+            if isinstance(item, dict):
+                item.pop("plan_external_id", None)
+        echo.setdefault("external_id", None)
+        echo["errors"] = errors
+        return echo
+
+    def _first_import(self, customer: JSON) -> None:
+        """With ``auto_tags``, ChartMogul's own tag arrives with a customer's first invoices (as recorded)."""
+        if customer["uuid"] in self._imported_customers:
+            return
+        self._imported_customers.add(customer["uuid"])
+        if self.auto_tags:
+            self._merge_tags(customer, [AUTO_CHURN_TAG])
 
     def list_customer_invoices(self, cus_uuid: str) -> list[JSON]:
         """Invoices of one customer (404 "Invoice not found" for unknown customers)."""
@@ -1068,6 +1297,9 @@ class Store:
             value = raw.get(name)
             if value is not None and not is_int(value):
                 errors[f"{prefix}{name}"] = "must be an integer"
+        fees_currency = raw.get("transaction_fees_currency")
+        if fees_currency is not None and (not isinstance(fees_currency, str) or not _CURRENCY_RE.match(fees_currency)):
+            errors[f"{prefix}transaction_fees_currency"] = INVALID
         return {
             "uuid": None,
             "external_id": _external_id(raw.get("external_id")),
@@ -1076,6 +1308,7 @@ class Store:
             "result": raw.get("result"),
             "amount_in_cents": raw.get("amount_in_cents"),
             "transaction_fees_in_cents": raw.get("transaction_fees_in_cents"),
+            "transaction_fees_currency": fees_currency,
         }
 
     def _save_invoice(self, prepared: _Prepared) -> JSON:

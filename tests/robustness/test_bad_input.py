@@ -248,6 +248,13 @@ CASES: dict[str, Case] = {
     "reject-invoice-date-in-year-1-before-utc": Case(
         invoices_case(invoice(102, date="0001-01-01T00:00:00+01:00")),
         reject=(INVOICES_STREAM, {"external_id": "inv-102"}, "date")),
+    "reject-prorated-that-is-not-a-boolean": Case(
+        invoices_case(_line_item(102, 0, prorated="yes")),
+        reject=(INVOICES_STREAM, {"external_id": "inv-102"}, "line_items[0].prorated")),
+    # A downgrade's credit for the unused part of a plan (ChartMogul's proration model); "false" is false.
+    "lands-negative-proration-credit-with-prorated-false-as-text": Case(
+        invoices_case(_line_item(102, 0, amount_in_cents=Decimal("-4995"), prorated="false")),
+        lands=lambda fake, ds: _proration_credit_held(fake, ds)),
     "reject-plan-interval-unit-week": Case(
         plans_case({"external_id": "p-x", "name": "Weekly", "interval_count": 1, "interval_unit": "week"}),
         reject=(PLANS_STREAM, {"external_id": "p-x"}, "interval_unit")),
@@ -303,6 +310,14 @@ def test_bad_input(case_id, fake, ds, base_config, tmp_path):
     assert key.get("external_id") not in held or key.get("external_id") in (None, "")
     states = [json.loads(x) for x in result.stdout.splitlines() if x.strip()]
     assert states == [{"bookmarks": {"case": {"replication_key_value": 1}}}]
+
+
+def _proration_credit_held(fake: t.Any, ds: str) -> None:
+    held = fake.find_invoice(ds, "inv-102")
+    assert held is not None
+    credit = next(item for item in held["line_items"] if item["external_id"] == "li-102-1")
+    assert (credit["amount_in_cents"], credit["prorated"]) == (-4995, False)
+    assert {"inv-101", "inv-103"} <= _held_ids(fake, ds, INVOICES_STREAM)
 
 
 def _held_ids(fake: t.Any, ds: str, stream: str) -> set[str]:

@@ -1,0 +1,248 @@
+"""One rule for "changed": what ChartMogul holds against what a record asks for.
+
+ChartMogul answers in its own conventions (see tests/contract, copied from its recorded
+answers): unset text comes back as `""` or null, dates as `….000Z`, amounts it was never
+sent as their defaults, line items in any order, and some fields are never echoed at all.
+Comparing raw values would write changes that are not there, or miss real ones, so every
+sink asks here. The rules:
+
+- text: `""` and null are the same;
+- dates: the same UTC instant to the second;
+- amounts and counts: the same integer, a field we do not send compared with its default;
+- a field ChartMogul does not answer with is not compared;
+- tags: case-insensitively.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import typing as t
+
+from target_chartmogul.errors import RecordRejected
+from target_chartmogul.values import timestamp
+
+Obj = t.Mapping[str, t.Any]
+
+# What ChartMogul answers for a line-item field it was not sent (recorded answers).
+LINE_ITEM_DEFAULTS: dict[str, t.Any] = {
+    "quantity": 1,
+    "discount_amount_in_cents": 0,
+    "tax_amount_in_cents": 0,
+    "transaction_fees_in_cents": 0,
+    "prorated": False,
+}
+LINE_ITEM_DATES = frozenset({"service_period_start", "service_period_end", "cancelled_at"})
+LINE_ITEM_COMPARED = (
+    "type",
+    "amount_in_cents",
+    "quantity",
+    "plan_uuid",
+    "subscription_external_id",
+    "subscription_set_external_id",
+    "service_period_start",
+    "service_period_end",
+    "cancelled_at",
+    "prorated",
+    "proration_type",
+    "discount_code",
+    "discount_amount_in_cents",
+    "discount_description",
+    "tax_amount_in_cents",
+    "transaction_fees_in_cents",
+    "transaction_fees_currency",
+    "account_code",
+    "description",
+    "event_order",
+)
+INVOICE_DATES = frozenset({"date", "due_date"})
+INVOICE_COMPARED = ("date", "due_date", "currency", "collection_method")
+TRANSACTION_COMPARED = ("type", "result", "date", "amount_in_cents", "transaction_fees_in_cents", "transaction_fees_currency")
+
+
+def _blank(value: t.Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _instant(value: t.Any) -> dt.datetime | None:
+    if _blank(value):
+        return None
+    try:
+        return timestamp(value, "").replace(microsecond=0)
+    except RecordRejected:
+        return None
+
+
+def same_value(ours: t.Any, held: t.Any, *, is_date: bool = False) -> bool:
+    """Whether ChartMogul's `held` value is what we would send as `ours`."""
+    if _blank(ours) or _blank(held):
+        return _blank(ours) and _blank(held)
+    if is_date:
+        mine, theirs = _instant(ours), _instant(held)
+        return mine is not None and mine == theirs
+    if isinstance(ours, bool) or isinstance(held, bool):
+        return isinstance(ours, bool) and isinstance(held, bool) and ours == held
+    if isinstance(ours, (int, decimal.Decimal)) and isinstance(held, (int, float, decimal.Decimal)):
+        return decimal.Decimal(str(ours)) == decimal.Decimal(str(held))
+    if isinstance(ours, str) and isinstance(held, str):
+        return ours == held
+    return bool(ours == held)
+
+
+def changed_fields(
+    ours: Obj,
+    held: Obj,
+    *,
+    dates: t.Collection[str] = (),
+    defaults: t.Mapping[str, t.Any] | None = None,
+    compared: t.Iterable[str] | None = None,
+) -> list[str]:
+    """Names of the fields whose held value differs from ours; fields not in `held` are not compared.
+
+    `compared` limits the fields looked at (default: the keys of `ours`); a field of
+    `compared` that we do not send counts as its default, or as unset.
+    """
+    names = list(compared) if compared is not None else list(ours)
+    changed = []
+    for name in names:
+        if name not in held:
+            continue
+        mine = ours[name] if name in ours else (defaults or {}).get(name)
+        if not same_value(mine, held[name], is_date=name in dates):
+            changed.append(name)
+    return changed
+
+
+# Customers ---------------------------------------------------------------------------
+def customer_changes(fields: Obj, held: Obj, date_fields: t.Collection[str]) -> list[str]:
+    """Standard customer fields to PATCH (fields ChartMogul does not echo, such as primary_contact, are not compared)."""
+    return changed_fields(fields, held, dates=date_fields)
+
+
+def _folded(tags: t.Iterable[str]) -> dict[str, str]:
+    return {tag.casefold(): tag for tag in tags}
+
+
+def tag_changes(
+    wanted: t.Sequence[str],
+    held: t.Iterable[str],
+    owned: t.Iterable[str] | None,
+    *,
+    exact: bool,
+) -> tuple[list[str], list[str]]:
+    """(tags to add, tags to remove), compared case-insensitively.
+
+    `exact`: ChartMogul mirrors the record, every other tag goes. Otherwise only tags the
+    loader set earlier (`owned`, from the sync memory) and the record dropped are removed:
+    tags ChartMogul sets itself and tags people add in the app stay.
+    """
+    have = _folded(held)
+    want = _folded(wanted)
+    add = [tag for key, tag in want.items() if key not in have]
+    removable = have if exact else {key: have[key] for key in _folded(owned or ()) if key in have}
+    remove = [tag for key, tag in removable.items() if key not in want]
+    return add, remove
+
+
+# Plans -------------------------------------------------------------------------------
+def plan_changes(ours: Obj, held: Obj) -> dict[str, t.Any]:
+    """The plan fields ChartMogul holds differently (for a PATCH)."""
+    names = ("name", "interval_count", "interval_unit")
+    return {name: ours[name] for name in changed_fields(ours, held, compared=names)}
+
+
+# Invoices ----------------------------------------------------------------------------
+def _line_key(item: Obj) -> tuple[t.Any, ...]:
+    """A line item's content, normalised, for matching items that carry no external id."""
+    key: list[t.Any] = []
+    for name in LINE_ITEM_COMPARED:
+        value = item.get(name, LINE_ITEM_DEFAULTS.get(name))
+        if name in LINE_ITEM_DATES:
+            value = _instant(value)
+        elif _blank(value):
+            value = None
+        elif isinstance(value, (int, decimal.Decimal)) and not isinstance(value, bool):
+            value = decimal.Decimal(str(value))
+        key.append(value)
+    return tuple(key)
+
+
+def _line_changes(ours: Obj, held: Obj, where: str) -> list[str]:
+    fields = changed_fields(ours, held, dates=LINE_ITEM_DATES, defaults=LINE_ITEM_DEFAULTS, compared=LINE_ITEM_COMPARED)
+    return [f"{where}.{name}" for name in fields]
+
+
+def line_item_changes(ours: t.Sequence[Obj], held: t.Sequence[Obj]) -> list[str]:
+    """What differs between our line items and ChartMogul's: matched by external id, else by content.
+
+    ChartMogul may answer line items in another order than they were sent (recorded).
+    """
+    changes: list[str] = []
+    held_by_id = {item["external_id"]: item for item in held if not _blank(item.get("external_id"))}
+    unmatched_held = [item for item in held if _blank(item.get("external_id"))]
+    for index, item in enumerate(ours):
+        ext = item.get("external_id")
+        where = f"line_items[{ext if not _blank(ext) else index}]"
+        if not _blank(ext):
+            match = held_by_id.pop(ext, None)
+            if match is None:
+                changes.append(f"{where} (not in ChartMogul)")
+            else:
+                changes.extend(_line_changes(item, match, where))
+            continue
+        key = _line_key(item)
+        found = next((i for i, other in enumerate(unmatched_held) if _line_key(other) == key), None)
+        if found is None:
+            changes.append(f"{where} (no such line item in ChartMogul)")
+        else:
+            unmatched_held.pop(found)
+    for ext in held_by_id:
+        changes.append(f"line_items[{ext}] (only in ChartMogul)")
+    if unmatched_held:
+        changes.append(f"{len(unmatched_held)} line item(s) only in ChartMogul")
+    return changes
+
+
+def invoice_changes(ours: Obj, held: Obj) -> list[str]:
+    """What differs between an invoice body (plans resolved) and ChartMogul's invoice, transactions aside."""
+    # collection_method only when we send it: what ChartMogul assumes without it is not recorded.
+    compared = [name for name in INVOICE_COMPARED if name in ours or name != "collection_method"]
+    changes = changed_fields(ours, held, dates=INVOICE_DATES, compared=compared)
+    return changes + line_item_changes(ours.get("line_items") or [], held.get("line_items") or [])
+
+
+def transaction_changes(ours: Obj, held: Obj) -> list[str]:
+    """Fields of a transaction that ChartMogul holds differently (amount null means the full amount)."""
+    return changed_fields(ours, held, dates=("date",), compared=TRANSACTION_COMPARED)
+
+
+def _transaction_key(tx: Obj) -> tuple[t.Any, ...]:
+    amount = tx.get("amount_in_cents")
+    return (tx.get("type"), tx.get("result"), _instant(tx.get("date")), None if amount is None else int(amount))
+
+
+def missing_transactions(ours: t.Sequence[Obj], held: t.Sequence[Obj]) -> tuple[list[Obj], list[str]]:
+    """(our transactions ChartMogul lacks, descriptions of those it holds differently).
+
+    Matched by external id; one without an external id matches a held one of the same
+    type, result, date and amount (it cannot be told apart otherwise).
+    """
+    held_by_id = {tx["external_id"]: tx for tx in held if not _blank(tx.get("external_id"))}
+    anonymous = [_transaction_key(tx) for tx in held if _blank(tx.get("external_id"))]
+    missing: list[Obj] = []
+    differing: list[str] = []
+    for tx in ours:
+        ext = tx.get("external_id")
+        if _blank(ext):
+            key = _transaction_key(tx)
+            if key in anonymous:
+                anonymous.remove(key)
+            else:
+                missing.append(tx)
+            continue
+        match = held_by_id.get(ext)
+        if match is None:
+            missing.append(tx)
+        else:
+            differing.extend(f"transactions[{ext}].{name}" for name in transaction_changes(tx, match))
+    return missing, differing

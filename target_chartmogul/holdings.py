@@ -1,0 +1,129 @@
+"""What ChartMogul already holds in a data source, read in pages when the sync memory cannot tell.
+
+A lost sync memory (a new working directory, a deleted file, another worker, a memory
+kept elsewhere) must cost reads, never writes or losses. So when the memory holds
+nothing for a data source and kind of object, every object of that kind is listed once
+(200 per page) before anything is decided: the memory adopts their uuids, and the
+listed copies let the sinks compare instead of writing what is already there.
+
+Invoices carry no `data_source_uuid` in ChartMogul's answers (recorded): a listing
+filtered by data source is trusted to hold only that data source's invoices.
+"""
+
+from __future__ import annotations
+
+import threading
+import typing as t
+
+if t.TYPE_CHECKING:
+    from target_chartmogul.client import ChartMogulClient
+    from target_chartmogul.ledger import Ledger
+
+Obj = dict[str, t.Any]
+
+# kind -> (list path, root key of the list answer, memory object name)
+LISTS: dict[str, tuple[str, str, str]] = {
+    "customer": ("customers", "entries", "customers"),
+    "plan": ("plans", "plans", "plans"),
+    "invoice": ("invoices", "invoices", "invoices"),
+}
+# Keys of a listed object that no comparison reads: dropped so a large account stays small in memory.
+NOISE = frozenset(
+    {"address", "chartmogul-url", "billing-system-url", "billing-system-type", "currency-sign", "mrr", "arr", "id"}
+)
+
+
+def external_ids_in(obj: Obj, data_source_uuid: str) -> list[str]:
+    """The external ids an object has in one data source.
+
+    A merged customer carries parallel `external_ids` and `data_source_uuids` lists
+    (recorded); objects without them (plans, invoices) have one `external_id`, and an
+    invoice's data source is what the listing was filtered by.
+    """
+    ids = obj.get("external_ids")
+    sources = obj.get("data_source_uuids")
+    if isinstance(ids, list) and isinstance(sources, list) and len(ids) == len(sources):
+        return [str(ext) for ext, ds in zip(ids, sources, strict=True) if ds == data_source_uuid and ext]
+    source = obj.get("data_source_uuid")
+    if isinstance(sources, list) and data_source_uuid not in sources:
+        return []
+    if source is not None and not isinstance(sources, list) and source != data_source_uuid:
+        return []
+    if isinstance(ids, list):
+        return [str(ext) for ext in ids if ext]
+    return [str(obj["external_id"])] if obj.get("external_id") else []
+
+
+def slim(obj: Obj) -> Obj:
+    """A listed object without the keys no comparison reads."""
+    return {key: value for key, value in obj.items() if key not in NOISE}
+
+
+class Holdings:
+    """Listings of whole data sources, read at most once per (kind, data source) and run."""
+
+    def __init__(self, client: t.Callable[[], ChartMogulClient], ledger: t.Callable[[], Ledger]) -> None:
+        self._client = client
+        self._ledger = ledger
+        self._held: dict[tuple[str, str, str], Obj] = {}
+        self._listed: set[tuple[str, str]] = set()
+        self._checked: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+        self._reading: dict[tuple[str, str], threading.Lock] = {}
+        self.objects_read = 0
+
+    def ensure(self, kind: str, data_source_uuid: str) -> bool:
+        """Read every `kind` object of the data source if the memory holds none of them.
+
+        True when this run holds the whole listing, so a miss in it is authoritative.
+        """
+        key = (kind, data_source_uuid)
+        with self._lock:
+            if key in self._listed:
+                return True
+            if key in self._checked:
+                return False
+            reading = self._reading.setdefault(key, threading.Lock())
+        with reading:  # one reader per data source; the others wait for its result
+            with self._lock:
+                if key in self._listed or key in self._checked:
+                    return key in self._listed
+            path, root, memory_name = LISTS[kind]
+            if self._ledger().holds_any(memory_name, data_source_uuid):
+                with self._lock:
+                    self._checked.add(key)
+                return False
+            found: dict[str, str] = {}
+            held: dict[tuple[str, str, str], Obj] = {}
+            for obj in self._client().paginate(path, root, {"data_source_uuid": data_source_uuid}):
+                for ext in external_ids_in(obj, data_source_uuid):
+                    held[(kind, data_source_uuid, ext)] = slim(obj)
+                    if obj.get("uuid"):
+                        found[ext] = str(obj["uuid"])
+            self._ledger().adopt(memory_name, data_source_uuid, found)
+            with self._lock:
+                self._held.update(held)
+                self._listed.add(key)
+                self.objects_read += len(held)
+            return True
+
+    def listed(self, kind: str, data_source_uuid: str) -> bool:
+        """Whether the whole listing of (kind, data source) was read in this run."""
+        with self._lock:
+            return (kind, data_source_uuid) in self._listed
+
+    def get(self, kind: str, data_source_uuid: str, external_id: str) -> Obj | None:
+        """The listed copy of one object (kept current with our own writes), or None."""
+        with self._lock:
+            return self._held.get((kind, data_source_uuid, external_id))
+
+    def put(self, kind: str, data_source_uuid: str, external_id: str, obj: Obj) -> None:
+        """Keep the copy of an object current after we wrote it (only where a listing was read)."""
+        with self._lock:
+            if (kind, data_source_uuid) in self._listed:
+                self._held[(kind, data_source_uuid, external_id)] = slim(obj)
+
+    def drop(self, kind: str, data_source_uuid: str, external_id: str) -> None:
+        """The object is gone from ChartMogul."""
+        with self._lock:
+            self._held.pop((kind, data_source_uuid, external_id), None)

@@ -1,0 +1,99 @@
+"""Every endpoint the target calls has a real recorded exchange behind the fake's answer.
+
+A workload that walks every write path (create, update, tags and custom attributes
+added and removed, deletes, plans, invoices, refunds, late payments, a lost memory,
+matching by email) runs against the fake; each (method, route) it called must appear in
+a recording (not a mock) among the contract fixtures.
+"""
+
+from __future__ import annotations
+
+import typing as t
+from decimal import Decimal
+
+from tests.conftest import run_target
+from tests.contract.recordings import all_recordings
+from tests.fake_chartmogul import FakeChartMogul
+from tests.fake_chartmogul.server import route
+from tests.helpers import fresh_memory
+from tests.singer_messages import INTEGER, STRING, customers_stream, record
+from tests.test_billing import (
+    CUSTOMERS,
+    INVOICES,
+    PLANS,
+    billing_config,
+    billing_messages,
+    customers_messages,
+    invoices_messages,
+    plans_messages,
+)
+
+STREAM = "public-customers"
+
+
+def endpoint(method: str, path: str) -> tuple[str, str]:
+    """(method, the fake's route pattern) naming one endpoint whatever ids the path holds."""
+    found = route(method, path)
+    assert found is not None, f"the fake has no route for {method} {path}"
+    return method, found[1].re.pattern
+
+
+def recorded_endpoints() -> set[tuple[str, str]]:
+    recorded = set()
+    for recording in all_recordings():
+        if recording.evidence != "recording":
+            continue
+        for exchange in recording.exchanges:
+            if route(exchange.method, exchange.path) is not None:
+                recorded.add(endpoint(exchange.method, exchange.path))
+    return recorded
+
+
+def walk_every_write_path(fake: FakeChartMogul, base_config: dict[str, t.Any], tmp_path: t.Any) -> None:
+    extra = {"seats": INTEGER, "plan": STRING}
+    options = {"custom_attributes": ["seats", "plan"], "remove_null_custom_attributes": True, "delete_missing": True}
+    config = {**billing_config(base_config), "streams": {STREAM: options, "billing-refunds": {"object": "transactions"}}}
+    rows = [{"external_id": "c-1", "name": "One", "tags": ["a", "b"], "seats": 1, "plan": "x"},
+            {"external_id": "c-2", "name": "Two", "tags": ["a"], "seats": 2, "plan": "y"}]
+    run_target(config, customers_stream(STREAM, rows, extra))
+    changed = [{**rows[0], "tags": ["a", "c"], "seats": 5, "plan": None, "city": "Oslo"}]
+    run_target(config, [*customers_stream(STREAM, changed, extra),
+                        record(STREAM, {"external_id": "c-2", "_sdc_deleted_at": "2024-05-01T00:00:00Z"})])
+    run_target(config, billing_messages())
+    renamed = [{"external_id": "pl-basic", "name": "Basic renamed", "interval_count": 1, "interval_unit": "month"}]
+    run_target(config, plans_messages(renamed))
+    late = {**INVOICES[0], "transactions": [*INVOICES[0]["transactions"], {
+        "type": "payment", "result": "successful", "date": "2024-01-09T00:00:00Z", "external_id": "late-1",
+        "amount_in_cents": Decimal("10")}]}
+    run_target(fresh_memory(config, tmp_path, "lost"), [*billing_messages(("plans", "customers")),
+                                                       *invoices_messages([late])])
+    late_2 = {**INVOICES[1], "transactions": [*INVOICES[1]["transactions"], {
+        "type": "payment", "result": "successful", "date": "2024-02-09T00:00:00Z", "external_id": "late-2",
+        "amount_in_cents": Decimal("10")}]}
+    run_target(config, invoices_messages([late_2]))  # the memory knows it: read by uuid
+    run_target(config, customers_stream(STREAM, [{**changed[0], "plan": "z"}], extra))  # a custom attribute again
+    adopted = fresh_memory(config, tmp_path, "adopted")  # the listing adopts every object, then one is compared
+    run_target(adopted, [*customers_messages(CUSTOMERS[:1]), *plans_messages(PLANS[:1])])
+    run_target(adopted, [*customers_messages(CUSTOMERS[1:2]), *plans_messages(PLANS[1:])])
+    by_email = {**base_config, "streams": {STREAM: {"match_by": "email"}}}
+    run_target(by_email, customers_stream(STREAM, [{"external_id": "c-9", "name": "Nine", "email": "billing@acme.test"}]))
+
+
+def test_every_endpoint_the_target_calls_is_recorded(fake, ds, base_config, tmp_path):
+    walk_every_write_path(fake, base_config, tmp_path)
+    called = {endpoint(r.method, r.path) for r in fake.requests}
+
+    assert called - recorded_endpoints() == set()
+    # the walk reached the paths it is meant to reach
+    assert {("DELETE", r"^/customers/(?P<id>[^/]+)/attributes/tags$"),
+            ("DELETE", r"^/customers/(?P<id>[^/]+)/attributes/custom$"),
+            ("PUT", r"^/customers/(?P<id>[^/]+)/attributes/custom$"),
+            ("DELETE", r"^/customers/(?P<id>[^/]+)$"),
+            ("PATCH", r"^/plans/(?P<id>[^/]+)$"),
+            ("GET", r"^/customers/search$"),
+            ("POST", r"^/import/invoices/(?P<id>[^/]+)/transactions$"),
+            ("GET", r"^/invoices$"),
+            ("GET", r"^/invoices/(?P<id>[^/]+)$"),
+            ("GET", r"^/customers/(?P<id>[^/]+)$"),
+            ("GET", r"^/plans/(?P<id>[^/]+)$"),
+            ("POST", r"^/customers/(?P<id>[^/]+)/attributes/custom$")} <= called

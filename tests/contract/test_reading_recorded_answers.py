@@ -1,0 +1,194 @@
+"""Our own reading of ChartMogul's answers, tested on the recorded bodies themselves.
+
+The fake is held to the recordings elsewhere (test_fake_matches_recordings.py); here the
+target's code that reads answers (pagination, lookups, error parsing, "changed") meets
+the recorded bodies directly, with no fake in between.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import typing as t
+
+import pytest
+
+from target_chartmogul import compare
+from target_chartmogul.client import ChartMogulClient, Response
+from target_chartmogul.errors import APIError, is_already_exists, parse_error_body
+from target_chartmogul.holdings import external_ids_in
+from target_chartmogul.mapping.customers import DATE_FIELDS
+from target_chartmogul.references import matches
+from tests.contract.recordings import Exchange, load
+
+
+class RecordedPages(ChartMogulClient):
+    """A client whose GETs are answered by recorded exchanges (matched by path and cursor)."""
+
+    def __init__(self, exchanges: t.Sequence[Exchange]) -> None:
+        super().__init__("http://127.0.0.1:9/v1", "unused")
+        self.exchanges = list(exchanges)
+        self.asked: list[dict[str, t.Any]] = []
+
+    def get(self, path: str, params: dict[str, t.Any] | None = None) -> Response:
+        query = dict(params or {})
+        self.asked.append(query)
+        for exchange in self.exchanges:
+            if exchange.path.lstrip("/") == path and exchange.query.get("cursor") == query.get("cursor"):
+                return Response(exchange.status, copy.deepcopy(exchange.response_body), 1)
+        raise AssertionError(f"no recorded page for {path} {query}")
+
+
+def test_a_last_page_with_a_string_cursor_ends_the_listing():
+    # has_more false, cursor a non-null string; following it would give an empty page (recorded).
+    recording = load("customer_invoices_pagination")
+    first = recording.find("GET", r"/invoices$")
+    assert first.response_body["has_more"] is False and isinstance(first.response_body["cursor"], str)
+    client = RecordedPages([first])
+    path = first.path.lstrip("/")
+
+    entries = list(client.paginate(path, "invoices"))
+
+    assert [e["external_id"] for e in entries] == [i["external_id"] for i in first.response_body["invoices"]]
+    assert len(client.asked) == 1
+
+
+def test_a_cursor_is_followed_while_has_more():
+    recording = load("customer_list_pagination")
+    pages = [e for e in recording.exchanges if e.method == "GET"]
+    client = RecordedPages(pages)
+    seen = []
+    for entry in client.paginate("customers", "entries"):
+        seen.append(entry["uuid"])
+        if len(seen) == len(pages):  # the recording stops after its pages; so do we
+            break
+    assert seen == [p.response_body["entries"][0]["uuid"] for p in pages]
+    assert client.asked[1]["cursor"] == pages[0].response_body["cursor"]
+
+
+def test_a_lookup_by_external_id_keeps_only_the_customer_of_the_data_source():
+    answer = load("customer_find_by_external_id_hit").find("GET", r"^/customers$").response_body
+    entries = answer["entries"]
+    assert len(entries) == 2  # the same external id in two data sources
+    for customer in entries:
+        ds = customer["data_source_uuid"]
+        assert [c["uuid"] for c in entries if matches(c, ds, "test_cus_ext_id")] == [customer["uuid"]]
+
+
+def test_merged_customers_pair_external_ids_with_their_data_sources():
+    answer = load("customer_list_pagination").find("GET", r"^/customers$").response_body
+    merged = answer["entries"][0]
+    assert len(merged["external_ids"]) == len(merged["data_source_uuids"]) > 1
+    for ext, ds in zip(merged["external_ids"], merged["data_source_uuids"], strict=True):
+        assert ext in external_ids_in(merged, ds)
+
+
+@pytest.mark.parametrize(("name", "path"), [("invoice_list_pagination", r"^/invoices$"),
+                                            ("invoice_retrieve", r"^/invoices/")])
+def test_invoice_answers_carry_no_data_source_so_the_lookup_filter_is_trusted(name, path):
+    answer = load(name).find("GET", path).response_body
+    invoice = answer["invoices"][0] if "invoices" in answer else answer
+    assert "data_source_uuid" not in invoice
+    assert matches(invoice, "ds_any", invoice["external_id"])
+
+
+@pytest.mark.parametrize(
+    ("name", "path", "message", "fields"),
+    [
+        ("ping_401", r"^/ping$", "No valid API key provided", {}),
+        ("data_source_404", r"^/data_sources/", "Data source not found", {}),
+        ("data_source_422", r"^/data_sources$", "name: A name is required for each data source.",
+         {"name": "A name is required for each data source."}),
+        ("data_source_400", r"^/data_sources$", 'Parameter "name" is missing', {"name": 'Parameter "name" is missing'}),
+        ("customer_search_404", r"^/customers/search$", 'Can\'t find any customers with email: "no@email.com"',
+         {"email": 'Can\'t find any customers with email: "no@email.com"'}),
+        ("ping_500", r"^/ping$", "500 Internal Server Error", {}),
+        ("ping_504", r"^/ping$", "504 Gateway Timeout Error", {}),
+    ],
+)
+def test_recorded_error_bodies_are_read(name, path, message, fields):
+    exchange = load(name).find(exchange_method(name), path)
+    text = exchange.response_body if isinstance(exchange.response_body, str) else _json(exchange.response_body)
+    parsed_message, parsed_fields, _ = parse_error_body(exchange.status, text)
+    assert (parsed_message, parsed_fields) == (message, fields)
+
+
+def test_the_error_details_shape_names_each_field():
+    exchange = load("plan_group_422").find("POST", r"^/plan_groups$")
+    _, fields, _ = parse_error_body(exchange.status, _json(exchange.response_body))
+    assert set(fields) == {"name", "plan_ids"}
+    error = APIError(422, "x", fields=fields)
+    assert not is_already_exists(error)
+
+
+def exchange_method(name: str) -> str:
+    return {"data_source_404": "DELETE", "data_source_422": "POST", "data_source_400": "POST"}.get(name, "GET")
+
+
+def _json(body: t.Any) -> str:
+    return json.dumps(body)
+
+
+# "Changed" on recorded pairs: what was sent, and what ChartMogul answered for it -------------------
+
+
+@pytest.mark.parametrize("name", ["customer_create", "customer_invoices_create"])
+def test_a_customer_as_answered_equals_the_fields_that_created_it(name):
+    recording = load(name)
+    if name == "customer_create":
+        sent = recording.find("POST", r"^/customers$").request_body
+        held = recording.find("POST", r"^/customers$").response_body
+    else:  # a customer with every date set, as GET answers it
+        held = recording.find("GET", r"^/customers/").response_body
+        sent = {k: held[k] for k in ("name", "email", "company", "country", "state", "city", "zip")}
+        sent |= {"lead_created_at": "2015-11-01 00:00:00", "free_trial_started_at": "2015-11-07T02:20:00+01:00"}
+    fields = {k: v for k, v in sent.items() if k not in ("external_id", "data_source_uuid")}
+    unset = {"company": None, "country": None, "zip": None, "state": None}  # answered "" or null
+    assert compare.customer_changes({**unset, **fields}, held, DATE_FIELDS) == []
+    assert compare.customer_changes({**fields, "name": "Other"}, held, DATE_FIELDS) == ["name"]
+
+
+@pytest.mark.parametrize(
+    ("name", "post", "get"),
+    [
+        ("customer_invoices_create", r"/invoices$", None),
+        ("invoices_go", r"/invoices$", None),
+        ("invoice_after_merge_go", r"/invoices$", r"^/invoices/inv_"),  # line items answered reversed
+        ("invoice_retrieve_go_2017", r"/invoices$", r"^/invoices/inv_"),  # 2017 shapes
+    ],
+)
+def test_an_invoice_as_answered_equals_the_body_that_imported_it(name, post, get):
+    recording = load(name)
+    exchange = recording.find("POST", r"^/import/customers/.*" + post)
+    answers = exchange.response_body["invoices"]
+    if get is not None:
+        answers = [recording.find("GET", get).response_body]
+    for sent, held in zip(exchange.request_body["invoices"], answers, strict=True):
+        assert compare.invoice_changes(sent, held) == []
+        assert compare.missing_transactions(sent.get("transactions") or [], held["transactions"]) == ([], [])
+        corrected = copy.deepcopy(sent)
+        corrected["line_items"][0]["amount_in_cents"] += 100
+        ext = corrected["line_items"][0].get("external_id")
+        expected = ([f"line_items[{ext}].amount_in_cents"] if ext else
+                    ["line_items[0] (no such line item in ChartMogul)", "1 line item(s) only in ChartMogul"])
+        assert compare.invoice_changes(corrected, held) == expected
+
+
+def test_a_transaction_as_answered_equals_the_body_that_created_it():
+    exchange = load("transaction_create").find("POST", r"/transactions$")
+    assert compare.transaction_changes(exchange.request_body, exchange.response_body) == []
+    assert compare.transaction_changes({**exchange.request_body, "amount_in_cents": 400}, exchange.response_body) == [
+        "amount_in_cents"]
+
+
+def test_a_plan_as_answered_equals_the_body_that_created_it():
+    exchange = load("plan_create").find("POST", r"^/plans$")
+    assert compare.plan_changes(exchange.request_body, exchange.response_body) == {}
+
+
+def test_tags_chartmogul_added_itself_are_not_ours_to_remove():
+    answer = load("customer_tags_add").find("POST", r"/attributes/tags$").response_body
+    held = answer["tags"]
+    assert "auto-churned-delinquent-subscription" in held and "merged-customer" in held
+    assert compare.tag_changes([], held, ["test-tag"], exact=False) == ([], ["test-tag"])
+    assert compare.tag_changes(["TEST-TAG"], held, ["test-tag"], exact=False) == ([], [])

@@ -1,0 +1,561 @@
+"""The sync memory's schema version: older memories are migrated on open, newer ones refused.
+
+Also the memory's newer parts: customer tags, `holds_any` and `adopt`. Every test runs
+with the memory in SQLite and again in the real PostgreSQL server (`ledger_url`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import logging
+import pathlib
+import threading
+import typing as t
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from target_chartmogul import ledger as ledger_module
+from target_chartmogul.errors import FatalError
+from target_chartmogul.ledger import Entry, Ledger, RememberedReject, _engine_url
+from tests.conftest import run_target
+from tests.test_sync_memory import STREAM, rows, stream
+
+# The tables exactly as target-chartmogul 0.1.0 created them: `metadata.create_all` of
+# target_chartmogul/ledger.py at 8063fab (the commit before 04309b3 added record_hash; the
+# tables are unchanged since c079b6c), compiled with SQLAlchemy 2.0 for each dialect.
+DDL_0_1_0 = {
+    "sqlite": [
+        """CREATE TABLE tcm_rejected_records (
+\tstream VARCHAR(500) NOT NULL,
+\trecord_key VARCHAR(2000) NOT NULL,
+\trecord TEXT NOT NULL,
+\treason TEXT NOT NULL,
+\tfield VARCHAR(500),
+\tstatus INTEGER,
+\trejected_at DATETIME NOT NULL,
+\tPRIMARY KEY (stream, record_key)
+)""",
+        """CREATE TABLE tcm_stream_schemas (
+\tstream VARCHAR(500) NOT NULL,
+\tschema TEXT NOT NULL,
+\tkey_properties TEXT NOT NULL,
+\tPRIMARY KEY (stream)
+)""",
+        """CREATE TABLE tcm_synced_objects (
+\tdata_source_uuid VARCHAR(100) NOT NULL,
+\tobject VARCHAR(32) NOT NULL,
+\texternal_id VARCHAR(1000) NOT NULL,
+\tuuid VARCHAR(100),
+\tpayload_hash VARCHAR(64),
+\tstream VARCHAR(500),
+\tsynced_at DATETIME NOT NULL,
+\tPRIMARY KEY (data_source_uuid, object, external_id)
+)""",
+    ],
+    "postgresql": [
+        """CREATE TABLE tcm_rejected_records (
+\tstream VARCHAR(500) NOT NULL,
+\trecord_key VARCHAR(2000) NOT NULL,
+\trecord TEXT NOT NULL,
+\treason TEXT NOT NULL,
+\tfield VARCHAR(500),
+\tstatus INTEGER,
+\trejected_at TIMESTAMP WITH TIME ZONE NOT NULL,
+\tPRIMARY KEY (stream, record_key)
+)""",
+        """CREATE TABLE tcm_stream_schemas (
+\tstream VARCHAR(500) NOT NULL,
+\tschema TEXT NOT NULL,
+\tkey_properties TEXT NOT NULL,
+\tPRIMARY KEY (stream)
+)""",
+        """CREATE TABLE tcm_synced_objects (
+\tdata_source_uuid VARCHAR(100) NOT NULL,
+\tobject VARCHAR(32) NOT NULL,
+\texternal_id VARCHAR(1000) NOT NULL,
+\tuuid VARCHAR(100),
+\tpayload_hash VARCHAR(64),
+\tstream VARCHAR(500),
+\tsynced_at TIMESTAMP WITH TIME ZONE NOT NULL,
+\tPRIMARY KEY (data_source_uuid, object, external_id)
+)""",
+    ],
+}
+# Version 2 (04309b3 .. before schema versions): the same, plus record_hash after payload_hash.
+DDL_V2 = {
+    dialect: [ddl.replace("\tpayload_hash VARCHAR(64),\n", "\tpayload_hash VARCHAR(64),\n\trecord_hash VARCHAR(64),\n")
+              for ddl in ddls]
+    for dialect, ddls in DDL_0_1_0.items()
+}
+
+V1_COLUMNS = ["data_source_uuid", "object", "external_id", "uuid", "payload_hash", "stream", "synced_at"]
+CURRENT_COLUMNS = {*V1_COLUMNS, "record_hash", "tags"}
+DS = "ds_00000000-aaaa"
+HASH_A, HASH_B, HASH_C = "a" * 64, "b" * 64, "c" * 64
+SYNCED_AT = dt.datetime(2026, 11, 1, 12, 30, 5, 123456, tzinfo=dt.timezone.utc)
+REJECTED_AT = dt.datetime(2026, 11, 2, 8, 0, 0, tzinfo=dt.timezone.utc)
+REJECT_RECORD = '{"external_id": "x", "country": "Germany", "amount": 12.50}'
+SCHEMA_JSON = '{"properties": {"external_id": {"type": "string"}}}'
+
+
+def engine_for(url: str) -> sa.Engine:
+    return sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+
+
+def old_tables(version: int) -> sa.MetaData:
+    """The tables as the old code declared them, to write rows exactly as it did (types included)."""
+    meta = sa.MetaData()
+    sa.Table("tcm_synced_objects", meta,
+             sa.Column("data_source_uuid", sa.String(100), primary_key=True),
+             sa.Column("object", sa.String(32), primary_key=True),
+             sa.Column("external_id", sa.String(1000), primary_key=True),
+             sa.Column("uuid", sa.String(100)),
+             sa.Column("payload_hash", sa.String(64)),
+             *([sa.Column("record_hash", sa.String(64))] if version == 2 else []),
+             sa.Column("stream", sa.String(500)),
+             sa.Column("synced_at", sa.DateTime(timezone=True), nullable=False))
+    sa.Table("tcm_rejected_records", meta,
+             sa.Column("stream", sa.String(500), primary_key=True),
+             sa.Column("record_key", sa.String(2000), primary_key=True),
+             sa.Column("record", sa.Text, nullable=False),
+             sa.Column("reason", sa.Text, nullable=False),
+             sa.Column("field", sa.String(500)),
+             sa.Column("status", sa.Integer),
+             sa.Column("rejected_at", sa.DateTime(timezone=True), nullable=False))
+    sa.Table("tcm_stream_schemas", meta,
+             sa.Column("stream", sa.String(500), primary_key=True),
+             sa.Column("schema", sa.Text, nullable=False),
+             sa.Column("key_properties", sa.Text, nullable=False))
+    return meta
+
+
+def synced_rows(version: int) -> list[dict[str, t.Any]]:
+    rows = [
+        {"data_source_uuid": DS, "object": "customers", "external_id": "c1", "uuid": "cus_1",
+         "payload_hash": HASH_A, "stream": "public-customers", "synced_at": SYNCED_AT},
+        {"data_source_uuid": DS, "object": "customers", "external_id": " spaced id ", "uuid": "cus_2",
+         "payload_hash": None, "stream": "public-customers", "synced_at": SYNCED_AT},
+        {"data_source_uuid": DS, "object": "plans", "external_id": "gold", "uuid": "pl_1",
+         "payload_hash": HASH_B, "stream": "billing-plans", "synced_at": SYNCED_AT},
+    ]
+    if version == 2:
+        for row, record_hash in zip(rows, (HASH_C, None, HASH_A), strict=True):
+            row["record_hash"] = record_hash
+    return rows
+
+
+def write_old_memory(url: str, version: int) -> None:
+    """A memory as 0.1.0 (version 1) or 04309b3 (version 2) left it: exact DDL, no version table."""
+    engine = engine_for(url)
+    meta = old_tables(version)
+    with engine.begin() as conn:
+        for ddl in (DDL_0_1_0 if version == 1 else DDL_V2)[engine.dialect.name]:
+            conn.exec_driver_sql(ddl)
+        conn.execute(sa.insert(meta.tables["tcm_synced_objects"]), synced_rows(version))
+        conn.execute(sa.insert(meta.tables["tcm_rejected_records"]).values(
+            stream="public-customers", record_key='["x"]', record=REJECT_RECORD,
+            reason="country: not an ISO 3166-1 alpha-2 code", field="country", status=422, rejected_at=REJECTED_AT))
+        conn.execute(sa.insert(meta.tables["tcm_stream_schemas"]).values(
+            stream="public-customers", schema=SCHEMA_JSON, key_properties='["external_id"]'))
+    engine.dispose()
+
+
+def dump(url: str) -> dict[str, t.Any]:
+    """Everything the memory holds, by table (only the columns every version has), plus its stamp."""
+    engine = engine_for(url)
+    with engine.connect() as conn:
+        tables = set(sa.inspect(conn).get_table_names())
+        result = {
+            "synced": conn.exec_driver_sql(
+                f"SELECT {', '.join(V1_COLUMNS)} FROM tcm_synced_objects ORDER BY object, external_id").all(),
+            "rejected": conn.exec_driver_sql("SELECT * FROM tcm_rejected_records").all(),
+            "schemas": conn.exec_driver_sql("SELECT * FROM tcm_stream_schemas").all(),
+            "version": conn.exec_driver_sql("SELECT version FROM tcm_schema").all() if "tcm_schema" in tables else None,
+            "columns": {c["name"] for c in sa.inspect(conn).get_columns("tcm_synced_objects")},
+        }
+    engine.dispose()
+    return result
+
+
+class Statements:
+    """Every SQL statement any engine runs meanwhile: (first word, executemany, rows)."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, bool, int]] = []
+
+    def __enter__(self) -> Statements:
+        sa.event.listen(sa.Engine, "before_cursor_execute", self._note)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        sa.event.remove(sa.Engine, "before_cursor_execute", self._note)
+
+    def _note(self, conn, cursor, statement, parameters, context, executemany) -> None:
+        self.seen.append((statement.split()[0].upper(), executemany, len(parameters) if executemany else 1))
+
+    def writes(self) -> list[tuple[str, bool, int]]:
+        return [s for s in self.seen if s[0] not in {"SELECT", "PRAGMA", "SHOW"}]
+
+
+def migration_logs(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "target_chartmogul.ledger"]
+
+
+# Migrations ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("version", [1, 2])
+def test_the_old_ddl_is_what_the_old_code_created(version):
+    """The literal DDL above and the tables the rows are written through describe the same memory."""
+    for dialect in (sqlite.dialect(), postgresql.dialect()):
+        compiled = [
+            "\n".join(line.rstrip() for line in str(sa.schema.CreateTable(table).compile(dialect=dialect)).strip().splitlines())
+            for table in old_tables(version).sorted_tables
+        ]
+        assert compiled == (DDL_0_1_0 if version == 1 else DDL_V2)[dialect.name]
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_an_older_memory_is_migrated_on_open_and_keeps_everything(ledger_url, version, caplog):
+    write_old_memory(ledger_url, version)
+    before = dump(ledger_url)
+    assert before["version"] is None
+    assert before["columns"] == set(V1_COLUMNS) | ({"record_hash"} if version == 2 else set())
+
+    caplog.set_level(logging.INFO, logger="target_chartmogul.ledger")
+    memory = Ledger(ledger_url)
+    after = dump(ledger_url)
+    assert after == {**before, "version": [(3,)], "columns": CURRENT_COLUMNS}
+    assert migration_logs(caplog) == [
+        f"Sync memory at {ledger_url} migrated from schema {version} to 3 (columns added; every remembered row kept)"
+    ]
+    record_hashes = (HASH_C, None, HASH_A) if version == 2 else (None, None, None)
+    assert memory.lookup("customers", DS, ["c1", " spaced id ", "c9"]) == {
+        "c1": Entry("cus_1", HASH_A, "public-customers", record_hashes[0], None),
+        " spaced id ": Entry("cus_2", None, "public-customers", record_hashes[1], None),
+    }
+    assert memory.get("plans", DS, "gold") == Entry("pl_1", HASH_B, "billing-plans", record_hashes[2], None)
+    assert memory.stream_objects("customers", "public-customers") == {(DS, "c1"): "cus_1", (DS, " spaced id "): "cus_2"}
+    assert memory.remembers_rejects() is True
+    assert memory.remembered_rejects() == [RememberedReject(
+        "public-customers", '["x"]', {"external_id": "x", "country": "Germany", "amount": decimal.Decimal("12.50")},
+        "country: not an ISO 3166-1 alpha-2 code")]
+    assert memory.schema("public-customers") == ({"properties": {"external_id": {"type": "string"}}}, ["external_id"])
+    assert memory.holds_any("customers", DS) is True
+    memory.close()
+
+    caplog.clear()
+    with Statements() as statements:  # a second open only reads
+        again = Ledger(ledger_url)
+        again.close()
+    assert ("SELECT", False, 1) in statements.seen  # (the listener saw the reads)
+    assert statements.writes() == []
+    assert migration_logs(caplog) == []
+    assert dump(ledger_url) == after
+
+
+def test_upgrading_the_loader_over_a_0_1_0_memory_costs_no_call(fake, ds, base_config, ledger_url, caplog):
+    """The user's view: the next run after the upgrade still finds every unchanged row unchanged."""
+    config = {**base_config, "ledger_url": ledger_url, "streams": {STREAM: {"custom_attributes": ["seats"]}}}
+    run_target(config, stream(rows(20)))
+    engine = engine_for(ledger_url)
+    v1_synced = old_tables(1).tables["tcm_synced_objects"]
+    with engine.begin() as conn:  # the same memory, as 0.1.0 would hold it
+        kept = conn.execute(sa.select(v1_synced)).mappings().all()
+        for table in ("tcm_schema", "tcm_synced_objects", "tcm_rejected_records", "tcm_stream_schemas"):
+            conn.exec_driver_sql(f"DROP TABLE {table}")
+        for ddl in DDL_0_1_0[engine.dialect.name]:
+            conn.exec_driver_sql(ddl)
+        conn.execute(sa.insert(v1_synced), [dict(row) for row in kept])
+    engine.dispose()
+    assert len(kept) == 20
+
+    caplog.set_level(logging.INFO, logger="target_chartmogul.ledger")
+    fake.clear_requests()
+    result = run_target(config, stream(rows(20)))
+    assert fake.count() == 0
+    assert result.counts(STREAM)["unchanged"] == 20
+    assert migration_logs(caplog) == [
+        f"Sync memory at {ledger_url} migrated from schema 1 to 3 (columns added; every remembered row kept)"
+    ]
+
+
+def test_the_migrated_memory_takes_new_writes(ledger_url):
+    write_old_memory(ledger_url, 1)
+    memory = Ledger(ledger_url)
+    memory.written("customers", DS, "c1", uuid="cus_1", payload=HASH_B, stream="public-customers",
+                   record=HASH_C, tags=["VIP"])
+    memory.written("customers", DS, "c2", uuid="cus_3", payload=HASH_A, stream="public-customers")
+    memory.close()
+    reopened = Ledger(ledger_url)
+    assert reopened.lookup("customers", DS, ["c1", "c2", " spaced id "]) == {
+        "c1": Entry("cus_1", HASH_B, "public-customers", HASH_C, ("VIP",)),
+        "c2": Entry("cus_3", HASH_A, "public-customers", None, None),
+        " spaced id ": Entry("cus_2", None, "public-customers", None, None),
+    }
+    reopened.close()
+
+
+def test_a_migrated_memory_has_the_columns_and_types_of_a_new_one(ledger_url):
+    write_old_memory(ledger_url, 1)
+    Ledger(ledger_url).close()
+    engine = engine_for(ledger_url)
+    with engine.connect() as conn:
+        migrated = {c["name"]: (str(c["type"]), c["nullable"]) for c in sa.inspect(conn).get_columns("tcm_synced_objects")}
+        # the same database, created fresh by the current code under another name
+        meta = sa.MetaData()
+        ledger_module.synced.to_metadata(meta, name="fresh_synced_objects")
+        meta.create_all(conn)
+        fresh = {c["name"]: (str(c["type"]), c["nullable"]) for c in sa.inspect(conn).get_columns("fresh_synced_objects")}
+        conn.commit()
+    engine.dispose()
+    assert migrated == fresh
+    assert migrated["tags"] == ("TEXT", True) and migrated["record_hash"] == ("VARCHAR(64)", True)
+
+
+def test_dry_run_also_migrates_the_schema(ledger_url):
+    write_old_memory(ledger_url, 1)
+    before = dump(ledger_url)
+    memory = Ledger(ledger_url, read_only=True)
+    memory.written("customers", DS, "c1", uuid="cus_9", payload=HASH_C, stream="public-customers")
+    memory.close()  # dry run: the write is not kept
+    assert dump(ledger_url) == {**before, "version": [(3,)], "columns": CURRENT_COLUMNS}
+
+
+def test_a_failed_migration_changes_nothing(ledger_url, monkeypatch):
+    write_old_memory(ledger_url, 1)
+    before = dump(ledger_url)
+
+    def add_tags_then_fail(conn: sa.Connection) -> None:
+        ledger_module._to_3(conn)
+        raise RuntimeError("disk full")
+
+    monkeypatch.setitem(ledger_module.MIGRATIONS, 3, add_tags_then_fail)
+    with pytest.raises(FatalError) as failed:
+        Ledger(ledger_url)
+    assert str(failed.value) == "cannot open the sync memory (ledger_url): RuntimeError: disk full"
+    assert dump(ledger_url) == before  # record_hash, tags and tcm_schema all rolled back with it
+
+
+def test_two_processes_opening_an_old_memory_at_once_migrate_it_once(ledger_url, caplog):
+    write_old_memory(ledger_url, 1)
+    before = dump(ledger_url)
+    caplog.set_level(logging.INFO, logger="target_chartmogul.ledger")
+    start = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def open_memory() -> None:
+        start.wait()
+        try:
+            Ledger(ledger_url).close()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_memory) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == []
+    assert len(migration_logs(caplog)) == 1
+    assert dump(ledger_url) == {**before, "version": [(3,)], "columns": CURRENT_COLUMNS}
+
+
+def test_a_lost_version_stamp_is_inferred_from_the_columns(ledger_url, caplog):
+    memory = Ledger(ledger_url)
+    memory.written("customers", DS, "c1", uuid="cus_1", payload=HASH_A, stream="s", record=HASH_B, tags=["a"])
+    memory.close()
+    engine = engine_for(ledger_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE tcm_schema")
+    engine.dispose()
+    caplog.set_level(logging.INFO, logger="target_chartmogul.ledger")
+    reopened = Ledger(ledger_url)  # record_hash present: schema 2, so step 3 runs and finds tags there
+    assert migration_logs(caplog) == [
+        f"Sync memory at {ledger_url} migrated from schema 2 to 3 (columns added; every remembered row kept)"
+    ]
+    assert reopened.get("customers", DS, "c1") == Entry("cus_1", HASH_A, "s", HASH_B, ("a",))
+    reopened.close()
+    assert dump(ledger_url)["version"] == [(3,)]
+
+
+def test_dropped_tables_under_a_current_stamp_are_created_again(ledger_url, caplog):
+    Ledger(ledger_url).close()
+    engine = engine_for(ledger_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE tcm_synced_objects")
+    engine.dispose()
+    caplog.set_level(logging.INFO, logger="target_chartmogul.ledger")
+    memory = Ledger(ledger_url)
+    assert memory.holds_any("customers", DS) is False
+    memory.close()
+    assert migration_logs(caplog) == []
+    assert dump(ledger_url)["columns"] == CURRENT_COLUMNS
+
+
+def test_a_new_memory_is_stamped_current(ledger_url, caplog):
+    caplog.set_level(logging.INFO, logger="target_chartmogul.ledger")
+    Ledger(ledger_url).close()
+    created = dump(ledger_url)
+    assert (created["version"], created["columns"], created["synced"]) == ([(3,)], CURRENT_COLUMNS, [])
+    assert migration_logs(caplog) == []
+
+
+def test_a_memory_from_a_newer_release_is_refused_in_one_line(ledger_url):
+    Ledger(ledger_url).close()
+    engine = engine_for(ledger_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE tcm_schema SET version = 4")
+    engine.dispose()
+    with pytest.raises(FatalError) as refused:
+        Ledger(ledger_url)
+    assert str(refused.value) == (
+        f"the sync memory at {ledger_url} was written by a newer target-chartmogul (schema 4); "
+        "this version understands up to 3"
+    )
+    assert dump(ledger_url)["version"] == [(4,)]  # left as it was
+
+
+# Tags, holds_any, adopt ---------------------------------------------------------------------
+def test_tags_round_trip(ledger_url):
+    memory = Ledger(ledger_url)
+    memory.written("customers", DS, "none", uuid="u0", payload=HASH_A, stream="s")
+    memory.written("customers", DS, "empty", uuid="u1", payload=HASH_A, stream="s", tags=[])
+    memory.written("customers", DS, "mixed", uuid="u2", payload=HASH_A, stream="s", tags=("VIP", "vip", "Churn Risk"))
+    expected = {
+        "none": Entry("u0", HASH_A, "s", None, None),
+        "empty": Entry("u1", HASH_A, "s", None, ()),
+        "mixed": Entry("u2", HASH_A, "s", None, ("VIP", "vip", "Churn Risk")),
+    }
+    assert memory.lookup("customers", DS, ["none", "empty", "mixed"]) == expected  # unflushed
+    memory.flush()
+    assert memory.lookup("customers", DS, ["none", "empty", "mixed"]) == expected
+    assert memory.get("customers", DS, "mixed") == expected["mixed"]
+    memory.close()
+    reopened = Ledger(ledger_url)
+    assert reopened.lookup("customers", DS, ["none", "empty", "mixed"]) == expected
+    reopened.close()
+    engine = engine_for(ledger_url)
+    with engine.connect() as conn:
+        stored = conn.exec_driver_sql("SELECT external_id, tags FROM tcm_synced_objects ORDER BY external_id").all()
+    engine.dispose()
+    assert [tuple(row) for row in stored] == [("empty", "[]"), ("mixed", '["VIP", "vip", "Churn Risk"]'), ("none", None)]
+
+
+def test_tags_are_a_sequence_of_names_not_one_string(ledger_url):
+    memory = Ledger(ledger_url)
+    with pytest.raises(TypeError):
+        memory.written("customers", DS, "c1", uuid="u", payload=None, stream="s", tags="VIP")
+    memory.close()
+
+
+def test_holds_any(ledger_url):
+    memory = Ledger(ledger_url)
+    assert memory.holds_any("customers", DS) is False
+    memory.written("customers", DS, "c1", uuid="u1", payload=HASH_A, stream="s")
+    assert memory.holds_any("customers", DS) is True  # unflushed
+    assert memory.holds_any("customers", "ds_other") is False
+    assert memory.holds_any("plans", DS) is False
+    memory.flush()
+    assert memory.holds_any("customers", DS) is True
+    memory.close()
+
+    reopened = Ledger(ledger_url)
+    with Statements() as statements:
+        assert reopened.holds_any("customers", DS) is True
+        assert reopened.holds_any("customers", DS) is True  # kept for the run: no second query
+    assert statements.seen == [("SELECT", False, 1)]
+    reopened.deleted("customers", DS, "c1")
+    assert reopened.holds_any("customers", DS) is True  # unflushed deletes do not matter
+    assert reopened.holds_any("customers", "ds_other") is False
+    reopened.adopt("customers", "ds_other", {"c7": "u7"})
+    assert reopened.holds_any("customers", "ds_other") is True
+    reopened.close()
+
+
+def test_adopt_never_overwrites_and_lands_in_one_flush(ledger_url):
+    memory = Ledger(ledger_url)
+    memory.written("customers", DS, "flushed", uuid="u-f", payload=HASH_A, stream="s", record=HASH_B, tags=["t"])
+    memory.flush()
+    memory.written("customers", DS, "pending", uuid="u-p", payload=HASH_C, stream="s")
+    memory.written("customers", DS, "gone", uuid="u-g", payload=HASH_C, stream="s")
+    memory.deleted("customers", DS, "gone")
+
+    found = {f"c{i:05d}": f"cus_{i}" for i in range(5000)}
+    found.update({"flushed": "other-f", "pending": "other-p", "gone": "other-g"})
+    with Statements() as statements:
+        memory.adopt("customers", DS, found)
+        memory.adopt("customers", DS, {"c00001": "second-guess"})  # the first adoption stands
+        assert memory.lookup("customers", DS, ["flushed", "pending", "gone", "c00001"]) == {
+            "flushed": Entry("u-f", HASH_A, "s", HASH_B, ("t",)),
+            "pending": Entry("u-p", HASH_C, "s", None, None),
+            "c00001": Entry("cus_1", None, None, None, None),
+        }
+        statements.seen.clear()
+        memory.flush()
+    # one DELETE (gone), one INSERT (pending), one executemany for the adopted objects: the 5000
+    # new ones and "flushed", which the database leaves as it is (ON CONFLICT DO NOTHING)
+    assert sorted(statements.writes()) == [("DELETE", False, 1), ("INSERT", False, 1), ("INSERT", True, 5001)]
+    memory.close()
+
+    reopened = Ledger(ledger_url)
+    ids = list(found)
+    entries = reopened.lookup("customers", DS, ids)
+    assert len(entries) == 5002
+    assert entries["flushed"] == Entry("u-f", HASH_A, "s", HASH_B, ("t",))
+    assert entries["pending"] == Entry("u-p", HASH_C, "s", None, None)
+    assert "gone" not in entries  # deleted in this run: an older listing does not bring it back
+    assert {ext: e for ext, e in entries.items() if ext.startswith("c")} == {
+        f"c{i:05d}": Entry(f"cus_{i}", None, None, None, None) for i in range(5000)
+    }
+    assert reopened.stream_objects("customers", "s") == {(DS, "flushed"): "u-f", (DS, "pending"): "u-p"}
+    reopened.close()
+
+
+def test_a_write_after_adopt_wins_and_a_delete_after_adopt_forgets(ledger_url):
+    memory = Ledger(ledger_url)
+    memory.adopt("customers", DS, {"a": "u-a", "b": "u-b"})
+    memory.written("customers", DS, "a", uuid="u-a", payload=HASH_A, stream="s", tags=["x"])
+    memory.deleted("customers", DS, "b")
+    memory.close()
+    reopened = Ledger(ledger_url)
+    assert reopened.lookup("customers", DS, ["a", "b"]) == {"a": Entry("u-a", HASH_A, "s", None, ("x",))}
+    reopened.close()
+
+
+def test_dry_run_adopts_nothing(ledger_url):
+    memory = Ledger(ledger_url, read_only=True)
+    memory.adopt("customers", DS, {"a": "u-a"})
+    assert memory.get("customers", DS, "a") == Entry("u-a", None, None, None, None)
+    memory.close()
+    reopened = Ledger(ledger_url)
+    assert reopened.holds_any("customers", DS) is False
+    reopened.close()
+
+
+# URLs --------------------------------------------------------------------------------------
+def test_engine_url(tmp_path: pathlib.Path, monkeypatch):
+    for given in ("postgresql://u:p@db.example:5433/warehouse", "postgres://u:p@db.example:5433/warehouse"):
+        assert _engine_url(given).render_as_string(hide_password=False) == "postgresql+psycopg://u:p@db.example:5433/warehouse"
+    assert _engine_url("postgresql+psycopg2://u@h/d").render_as_string() == "postgresql+psycopg2://u@h/d"
+    path = tmp_path / "a" / "b" / "ledger.db"
+    assert _engine_url(f"sqlite:///{path}").render_as_string() == f"sqlite:///{path}"
+    assert path.parent.is_dir()
+    monkeypatch.chdir(tmp_path)
+    assert _engine_url("sqlite:///.target-chartmogul/ledger.db").database == ".target-chartmogul/ledger.db"
+    assert (tmp_path / ".target-chartmogul").is_dir()
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert _engine_url("sqlite:///~/memory/ledger.db").database == str(tmp_path / "home" / "memory" / "ledger.db")
+    assert (tmp_path / "home" / "memory").is_dir()
+    assert _engine_url("sqlite:///:memory:").database == ":memory:"
+    assert _engine_url("sqlite://").database is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".target-chartmogul", "a", "home"]
+
+
+def test_an_in_memory_sqlite_memory_opens():
+    memory = Ledger("sqlite:///:memory:")
+    memory.written("customers", DS, "c1", uuid="u1", payload=HASH_A, stream="s", tags=["t"])
+    memory.flush()
+    assert memory.get("customers", DS, "c1") == Entry("u1", HASH_A, "s", None, ("t",))
+    memory.close()
