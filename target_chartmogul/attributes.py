@@ -15,9 +15,11 @@ import math
 import re
 import typing as t
 
-from target_chartmogul.encoding import dumps, iso_utc, plain_number
+from target_chartmogul import dates, numbers
+from target_chartmogul.booleans import boolean
+from target_chartmogul.encoding import dumps
 from target_chartmogul.errors import RecordRejected
-from target_chartmogul.values import boolean, integer, text, timestamp
+from target_chartmogul.values import text
 
 STRING, INTEGER, DECIMAL, TIMESTAMP, BOOLEAN = "String", "Integer", "Decimal", "Timestamp", "Boolean"
 MAX_STRING_LENGTH = 255
@@ -95,37 +97,41 @@ def coerce(kind: str, value: t.Any, field: str) -> t.Any:
             value = dumps(value)
         return text(value, field, max_length=MAX_STRING_LENGTH)
     if kind == INTEGER:
-        return integer(value, field)
+        return numbers.integer(value, field)
     if kind == DECIMAL:
-        if isinstance(value, bool):
-            raise RecordRejected(f"field '{field}' must be a number, got a boolean", field=field)
-        try:
-            number = decimal.Decimal(str(value).strip())
-        except (decimal.InvalidOperation, ValueError):
-            raise RecordRejected(f"field '{field}' must be a number, got {str(value)[:40]!r}", field=field) from None
-        if not number.is_finite():
-            raise RecordRejected(f"field '{field}' must be a finite number, got {value}", field=field)
-        return plain_number(number)
+        number = numbers.plain_number(numbers.parse(value, field))
+        if isinstance(number, float) and math.isinf(number):  # JSON has no Infinity
+            raise RecordRejected(f"field '{field}' is too large for a Decimal attribute, got {str(value)[:40]}", field=field)
+        return number
     if kind == BOOLEAN:
         return boolean(value, field)
     if kind == TIMESTAMP:
-        return iso_utc(timestamp(value, field))
+        return dates.timestamp_text(value, field)
     raise RecordRejected(f"field '{field}': unknown custom attribute type {kind!r}", field=field)
 
 
 def same_value(kind: str, ours: t.Any, theirs: t.Any) -> bool:
-    """Whether ChartMogul already holds `ours` (as sent by `coerce`) in `theirs`."""
+    """Whether ChartMogul already holds `ours` (as sent by `coerce`) in `theirs`.
+
+    Numbers are compared as decimals (`12.5` and `"12.50"` are the same), never as floats.
+    """
     if ours is None or theirs is None:
         return ours is None and theirs is None
-    try:
-        if kind == TIMESTAMP:
-            return timestamp(ours, "") == timestamp(theirs, "")
-        if kind in (INTEGER, DECIMAL):
-            return math.isclose(float(ours), float(theirs), rel_tol=1e-12, abs_tol=0.0)
-        if kind == BOOLEAN:
-            return ours == coerce(BOOLEAN, theirs, "")
-    except (RecordRejected, ValueError, TypeError):
-        return False
+    read = _READERS.get(kind)
+    if read is not None:
+        try:
+            return bool(read(ours) == read(theirs))
+        except (RecordRejected, ValueError, TypeError):  # an answer we cannot read is not a match
+            return False
     if kind == STRING and not isinstance(theirs, str):
         return ours == json.dumps(theirs) or ours == str(theirs)
     return bool(ours == theirs)
+
+
+# How a held value of each non-text type is read for comparing (the same readers as for records).
+_READERS: dict[str, t.Callable[[t.Any], t.Any]] = {
+    TIMESTAMP: lambda value: dates.parse(value, ""),
+    INTEGER: lambda value: numbers.parse(value, ""),
+    DECIMAL: lambda value: numbers.parse(value, ""),
+    BOOLEAN: lambda value: boolean(value, ""),
+}

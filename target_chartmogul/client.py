@@ -27,6 +27,7 @@ from target_chartmogul.errors import (
     AuthenticationError,
     FatalError,
     RetriesExhaustedError,
+    TargetChartMogulError,
     parse_error_body,
 )
 from target_chartmogul.pacing import Pacer
@@ -49,7 +50,11 @@ class Response:
 
 @dataclasses.dataclass
 class Attempt:
-    """One HTTP attempt, as handed to observers (request log, counters). Never holds the key."""
+    """One HTTP attempt, as handed to observers (request log, counters). Never holds the key.
+
+    `dry_run`: a write `DryRunClient` answered without sending it; `status` is None (nothing
+    was sent) and `response_text` the answer ChartMogul would have given.
+    """
 
     method: str
     path: str
@@ -61,6 +66,18 @@ class Attempt:
     response_text: str | None
     error: str | None
     dry_run: bool = False
+
+
+@dataclasses.dataclass
+class _Call:
+    """One logical request and the number of attempts made at it so far."""
+
+    method: str
+    path: str
+    params: dict[str, t.Any] | None
+    body: t.Any
+    data: bytes | None
+    attempts: int = 0
 
 
 class _Transient(Exception):
@@ -82,6 +99,39 @@ def _retry_after(response: requests.Response) -> float | None:
         return None
 
 
+def _json_body(response: requests.Response) -> t.Any:
+    """The parsed body of a success; None for 202/204 (no usable body) and for non-JSON text."""
+    if not response.text or response.status_code in (202, 204):
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _log_retry(details: t.Any) -> None:
+    call: _Call = details["args"][0]
+    LOGGER.info(
+        "%s %s attempt %d failed (%s); retrying in %.1fs",
+        call.method,
+        call.path,
+        details["tries"],
+        details["exception"].description,
+        details["wait"],
+    )
+
+
+def _log_give_up(details: t.Any) -> None:
+    call: _Call = details["args"][0]
+    LOGGER.warning(
+        "%s %s gave up after %d attempts: %s",
+        call.method,
+        call.path,
+        details["tries"],
+        details["exception"].description,
+    )
+
+
 def _wait_gen(base: float, cap: float) -> t.Generator[float, t.Any, None]:
     """Full-jitter exponential waits, never shorter than the server's Retry-After.
 
@@ -101,7 +151,11 @@ def _wait_gen(base: float, cap: float) -> t.Generator[float, t.Any, None]:
 
 
 class ChartMogulClient:
-    """Thread-safe ChartMogul REST client shared by all sinks of a run."""
+    """Thread-safe ChartMogul REST client shared by all sinks of a run.
+
+    Every request is sent (dry runs use `target_chartmogul.dry_run.DryRunClient`, which
+    answers writes itself).
+    """
 
     def __init__(
         self,
@@ -114,7 +168,6 @@ class ChartMogulClient:
         max_retries: int = 8,
         backoff_base: float = 0.5,
         observers: t.Sequence[t.Callable[[Attempt], None]] = (),
-        dry_run: bool = False,
     ) -> None:
         self.base_url = api_url.rstrip("/")
         self.timeout = timeout
@@ -122,28 +175,30 @@ class ChartMogulClient:
         self.backoff_base = backoff_base
         self.pacer = Pacer(max_requests_per_second, max_concurrency)
         self.observers = list(observers)
-        self.dry_run = dry_run
-        self.calls = 0
-        self._calls_lock = threading.Lock()
         self.preflight: t.Callable[[], None] | None = None
         self._preflight_lock = threading.RLock()
         self._preflight_done = False
         self._preflight_error: FatalError | None = None
-        self.session = requests.Session()
+        self._send_with_retries = self._retry_policy()
+        self.session = self._session(api_key)
+
+    def _session(self, api_key: str) -> requests.Session:
+        """A pooled session that carries the key; its headers are never logged or raised with."""
+        session = requests.Session()
         # Read the environment once (proxies, CA bundle), not on every request: requests would
         # otherwise look for ~/.netrc and proxy settings per call, a measurable CPU cost.
-        self.session.trust_env = False
-        self.session.proxies.update(requests.utils.get_environ_proxies(self.base_url))
+        session.trust_env = False
+        session.proxies.update(requests.utils.get_environ_proxies(self.base_url))
         bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
         if bundle:
-            self.session.verify = bundle
+            session.verify = bundle
         pool = self.pacer.max_concurrency
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool, pool_block=True, max_retries=0)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
         token = base64.b64encode(f"{api_key}:".encode()).decode("ascii")
         # Set on the session, never on a request object we log or raise with.
-        self.session.headers.update(
+        session.headers.update(
             {
                 "Authorization": f"Basic {token}",
                 "Content-Type": "application/json",
@@ -151,6 +206,26 @@ class ChartMogulClient:
                 "User-Agent": f"target-chartmogul/{__version__}",
             },
         )
+        return session
+
+    def _retry_policy(self) -> t.Callable[[_Call], Response]:
+        """`_attempt` wrapped in the retry policy, built once per client (not per request).
+
+        Exponential full-jitter waits that honour Retry-After, at most `max_retries` retries;
+        backoff's own logger stays off, as our handlers log once and without headers.
+        """
+        decorate = backoff.on_exception(
+            _wait_gen,
+            _Transient,
+            max_tries=self.max_retries + 1,
+            jitter=None,
+            logger=None,
+            on_backoff=_log_retry,
+            on_giveup=_log_give_up,
+            base=self.backoff_base,
+            cap=MAX_BACKOFF_SECONDS,
+        )
+        return t.cast("t.Callable[[_Call], Response]", decorate(self._attempt))
 
     def close(self) -> None:
         """Release pooled connections."""
@@ -209,53 +284,13 @@ class ChartMogulClient:
         RetriesExhaustedError when transient failures outlast `max_retries`.
         """
         self._run_preflight()
-        if self.dry_run and method != "GET":
-            LOGGER.info("DRY RUN: would %s %s %s", method, path, dumps(body)[:500] if body is not None else "")
-            self._notify(Attempt(method, path, params, body, 1, None, 0.0, None, None, dry_run=True))
-            return Response(0, None, 1)
         data = dumps(body).encode("utf-8") if body is not None else None
-        attempts = 0
-
-        def attempt() -> Response:
-            nonlocal attempts
-            attempts += 1
-            return self._attempt(method, path, params, body, data, attempts)
-
-        def give_up(details: t.Any) -> None:
-            LOGGER.warning(
-                "%s %s gave up after %d attempts: %s",
-                method,
-                path,
-                details["tries"],
-                details["exception"].description,
-            )
-
-        def log_retry(details: t.Any) -> None:
-            LOGGER.info(
-                "%s %s attempt %d failed (%s); retrying in %.1fs",
-                method,
-                path,
-                details["tries"],
-                details["exception"].description,
-                details["wait"],
-            )
-
-        retrying = backoff.on_exception(
-            _wait_gen,
-            _Transient,
-            max_tries=self.max_retries + 1,
-            jitter=None,
-            logger=None,  # our own handlers log, once and without the request's headers
-            on_backoff=log_retry,
-            on_giveup=give_up,
-            base=self.backoff_base,
-            cap=MAX_BACKOFF_SECONDS,
-        )(attempt)
+        call = _Call(method, path, params, body, data)
         try:
-            return retrying()
+            return self._send_with_retries(call)
         except _Transient as exc:
             msg = (
-                f"ChartMogul did not answer {method} {path} after {attempts} attempts "
+                f"ChartMogul did not answer {method} {path} after {call.attempts} attempts "
                 f"(last: {exc.description}); stopping so that nothing is marked done that was not written"
             )
             raise RetriesExhaustedError(msg) from None
@@ -279,18 +314,17 @@ class ChartMogulClient:
         if self._preflight_error is not None:
             raise self._preflight_error
 
-    def _attempt(
-        self,
-        method: str,
-        path: str,
-        params: dict[str, t.Any] | None,
-        body: t.Any,
-        data: bytes | None,
-        number: int,
-    ) -> Response:
-        url = f"{self.base_url}/{path.lstrip('/')}"
-        with self._calls_lock:
-            self.calls += 1
+    def _attempt(self, call: _Call) -> Response:
+        """One attempt: send it, then read the answer (the retry policy repeats this)."""
+        call.attempts += 1
+        return self._classify(call, self._send(call))
+
+    def _send(self, call: _Call) -> requests.Response:
+        """Put one attempt on the wire (paced) and tell the observers, whatever happens.
+
+        A timeout or a failed connection is transient; any other transport failure is fatal.
+        """
+        url = f"{self.base_url}/{call.path.lstrip('/')}"
         started = time.monotonic()
         status: int | None = None
         text: str | None = None
@@ -298,13 +332,7 @@ class ChartMogulClient:
         try:
             with self.pacer.slot():
                 started = time.monotonic()
-                response = self.session.request(
-                    method,
-                    url,
-                    params=params,
-                    data=data,
-                    timeout=self.timeout,
-                )
+                response = self.session.request(call.method, url, params=call.params, data=call.data, timeout=self.timeout)
                 status = response.status_code
                 text = response.text
         except requests.Timeout:
@@ -315,35 +343,32 @@ class ChartMogulClient:
             raise _Transient(error) from None
         except requests.RequestException as exc:
             error = f"request failed: {type(exc).__name__}"
-            raise FatalError(f"{method} {path}: {error}") from None
+            raise FatalError(f"{call.method} {call.path}: {error}") from None
         finally:
-            self._notify(
-                Attempt(method, path, params, body, number, status, time.monotonic() - started, text, error),
-            )
+            duration = time.monotonic() - started
+            self._notify(Attempt(call.method, call.path, call.params, call.body, call.attempts, status, duration, text, error))
+        return response
 
+    def _classify(self, call: _Call, response: requests.Response) -> Response:
+        """A success, a transient failure to retry (`_Transient`), or a refusal (raised)."""
+        status = response.status_code
         if status in RETRY_STATUSES:
             raise _Transient(f"HTTP {status}", _retry_after(response))
         if 200 <= status < 300:
-            parsed: t.Any = None
-            if text and status not in (202, 204):
-                try:
-                    parsed = response.json()
-                except ValueError:
-                    parsed = None
-            return Response(status, parsed, number)
-        message, fields, parsed_body = parse_error_body(status, text or "")
+            return Response(status, _json_body(response), call.attempts)
+        raise self._refusal(call.method, call.path, status, response.text or "", call.attempts)
+
+    @staticmethod
+    def _refusal(method: str, path: str, status: int, text: str, attempts: int) -> TargetChartMogulError:
+        """The error for a non-retryable answer: AuthenticationError for 401/403, else APIError.
+
+        Built from ChartMogul's body only: the request's headers (the key) never reach it.
+        """
+        message, fields, parsed_body = parse_error_body(status, text)
         if status in (401, 403):
             msg = f"ChartMogul refused the API key (HTTP {status}: {message}). Check the api_key setting."
-            raise AuthenticationError(msg)
-        raise APIError(
-            status,
-            message,
-            fields=fields,
-            body=parsed_body,
-            method=method,
-            path=path,
-            attempts=number,
-        )
+            return AuthenticationError(msg)
+        return APIError(status, message, fields=fields, body=parsed_body, method=method, path=path, attempts=attempts)
 
     def _notify(self, attempt: Attempt) -> None:
         for observer in self.observers:

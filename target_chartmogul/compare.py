@@ -19,8 +19,9 @@ import datetime as dt
 import decimal
 import typing as t
 
+from target_chartmogul import dates
 from target_chartmogul.errors import RecordRejected
-from target_chartmogul.values import timestamp
+from target_chartmogul.values import is_blank
 
 Obj = t.Mapping[str, t.Any]
 
@@ -60,23 +61,19 @@ INVOICE_COMPARED = ("date", "due_date", "currency", "collection_method")
 TRANSACTION_COMPARED = ("type", "result", "date", "amount_in_cents", "transaction_fees_in_cents", "transaction_fees_currency")
 
 
-def _blank(value: t.Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
-
-
 def _instant(value: t.Any) -> dt.datetime | None:
-    if _blank(value):
+    if is_blank(value):
         return None
     try:
-        return timestamp(value, "").replace(microsecond=0)
+        return dates.parse(value, "").replace(microsecond=0)
     except RecordRejected:
         return None
 
 
 def same_value(ours: t.Any, held: t.Any, *, is_date: bool = False) -> bool:
     """Whether ChartMogul's `held` value is what we would send as `ours`."""
-    if _blank(ours) or _blank(held):
-        return _blank(ours) and _blank(held)
+    if is_blank(ours) or is_blank(held):
+        return is_blank(ours) and is_blank(held)
     if is_date:
         mine, theirs = _instant(ours), _instant(held)
         return mine is not None and mine == theirs
@@ -159,7 +156,7 @@ def _line_key(item: Obj) -> tuple[t.Any, ...]:
         value = item.get(name, LINE_ITEM_DEFAULTS.get(name))
         if name in LINE_ITEM_DATES:
             value = _instant(value)
-        elif _blank(value):
+        elif is_blank(value):
             value = None
         elif isinstance(value, (int, decimal.Decimal)) and not isinstance(value, bool):
             value = decimal.Decimal(str(value))
@@ -178,12 +175,12 @@ def line_item_changes(ours: t.Sequence[Obj], held: t.Sequence[Obj]) -> list[str]
     ChartMogul may answer line items in another order than they were sent (recorded).
     """
     changes: list[str] = []
-    held_by_id = {item["external_id"]: item for item in held if not _blank(item.get("external_id"))}
-    unmatched_held = [item for item in held if _blank(item.get("external_id"))]
+    held_by_id = {item["external_id"]: item for item in held if not is_blank(item.get("external_id"))}
+    unmatched_held = [item for item in held if is_blank(item.get("external_id"))]
     for index, item in enumerate(ours):
         ext = item.get("external_id")
-        where = f"line_items[{ext if not _blank(ext) else index}]"
-        if not _blank(ext):
+        where = f"line_items[{ext if not is_blank(ext) else index}]"
+        if not is_blank(ext):
             match = held_by_id.pop(ext, None)
             if match is None:
                 changes.append(f"{where} (not in ChartMogul)")
@@ -227,13 +224,13 @@ def missing_transactions(ours: t.Sequence[Obj], held: t.Sequence[Obj]) -> tuple[
     Matched by external id; one without an external id matches a held one of the same
     type, result, date and amount (it cannot be told apart otherwise).
     """
-    held_by_id = {tx["external_id"]: tx for tx in held if not _blank(tx.get("external_id"))}
-    anonymous = [_transaction_key(tx) for tx in held if _blank(tx.get("external_id"))]
+    held_by_id = {tx["external_id"]: tx for tx in held if not is_blank(tx.get("external_id"))}
+    anonymous = [_transaction_key(tx) for tx in held if is_blank(tx.get("external_id"))]
     missing: list[Obj] = []
     differing: list[str] = []
     for tx in ours:
         ext = tx.get("external_id")
-        if _blank(ext):
+        if is_blank(ext):
             key = _transaction_key(tx)
             if key in anonymous:
                 anonymous.remove(key)

@@ -2,6 +2,11 @@
 
 `requests(json=...)` and the SDK's state writer both use plain `json`, which refuses
 Decimal and dates; every body and every STATE line goes through `dumps` instead.
+
+Dates are written by `dates.iso_utc`, in UTC. A datetime with no UTC equivalent
+(`0001-01-01T00:00:00+05:00`) makes `dumps` raise ValueError rather than write a date
+that is not UTC. It is not reached: the only datetimes in records are made by
+`dates.parse` (schema validation), which rejects such a value naming its field.
 """
 
 from __future__ import annotations
@@ -11,29 +16,8 @@ import decimal
 import json
 import typing as t
 
-
-def iso_utc(value: dt.datetime | dt.date) -> str:
-    """ISO-8601 in UTC with a `Z`; naive datetimes are taken as UTC, dates as midnight UTC."""
-    if not isinstance(value, dt.datetime):
-        value = dt.datetime(value.year, value.month, value.day, tzinfo=dt.timezone.utc)
-    elif value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone.utc)
-    else:
-        try:
-            value = value.astimezone(dt.timezone.utc)
-        except OverflowError:  # no UTC equivalent (year 1 or 9999 with an offset): keep it as given
-            return value.isoformat()
-    text = f"{value.year:04d}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:{value.minute:02d}:{value.second:02d}"
-    if value.microsecond:
-        text += f".{value.microsecond // 1000:03d}"
-    return text + "Z"
-
-
-def plain_number(value: decimal.Decimal) -> int | float:
-    """A Decimal as an int when it is whole, else a float."""
-    if value == value.to_integral_value() and value.is_finite():
-        return int(value)
-    return float(value)
+from target_chartmogul.dates import iso_utc
+from target_chartmogul.numbers import plain_number
 
 
 def _default(value: t.Any) -> t.Any:

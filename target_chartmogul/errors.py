@@ -59,10 +59,6 @@ class APIError(TargetChartMogulError):
         self.path = path
         self.attempts = attempts
 
-    def field_message(self, field: str) -> str | None:
-        """The message for one field, as the API named it, if any."""
-        return self.fields.get(field)
-
     def mentions(self, text: str) -> bool:
         """Whether the message or any field message contains `text` (case-insensitive)."""
         needle = text.lower()
@@ -85,6 +81,73 @@ def _join(value: t.Any) -> str:
     return str(value)
 
 
+# One reader per recorded error-body shape (chartmogul-api.md §9). Each returns the
+# {field: message} pairs its shape carries; `_fields` decides which reader wins a field.
+_NOT_FIELDS = frozenset({"errors", "error_details", "code", "message", "param", "error", "invoices"})
+
+
+def _import_api_errors(body: dict[str, t.Any]) -> dict[str, str]:
+    """``{"errors": {field: message}}``: the Import API's per-object errors."""
+    errors = body.get("errors")
+    return {str(k): _join(v) for k, v in errors.items()} if isinstance(errors, dict) else {}
+
+
+def _param_error(body: dict[str, t.Any]) -> dict[str, str]:
+    """``{code, message, param}``: a missing or bad parameter (400, 404 of a search)."""
+    param = body.get("param")
+    return {param: str(body["message"])} if isinstance(param, str) and body.get("message") else {}
+
+
+def _error_details(body: dict[str, t.Any]) -> dict[str, str]:
+    """``error_details: [{param, code, message}]`` of newer 404s and 422s (first message per param)."""
+    details = body.get("error_details")
+    found: dict[str, str] = {}
+    for detail in details if isinstance(details, list) else []:
+        if isinstance(detail, dict) and detail.get("param"):
+            found.setdefault(str(detail["param"]), str(detail.get("message", "")))
+    return found
+
+
+def _field_lists(body: dict[str, t.Any]) -> dict[str, str]:
+    """``{field: [message, ...]}`` of newer 422s (plan groups): every other key holding strings only."""
+    return {
+        key: _join(value)
+        for key, value in body.items()
+        if key not in _NOT_FIELDS and isinstance(value, list) and all(isinstance(v, str) for v in value)
+    }
+
+
+def _invoice_errors(body: dict[str, t.Any]) -> dict[str, str]:
+    """``{"invoices": [{..., "errors": {field: message}}]}``: a refused import batch (a later invoice wins)."""
+    invoices = body.get("invoices")
+    found: dict[str, str] = {}
+    for invoice in invoices if isinstance(invoices, list) else []:
+        if isinstance(invoice, dict) and isinstance(invoice.get("errors"), dict):
+            found.update({str(k): _join(v) for k, v in invoice["errors"].items()})
+    return found
+
+
+def _fields(body: dict[str, t.Any]) -> dict[str, str]:
+    """Every field message of a JSON error body; a batch's per-invoice errors override the rest."""
+    fields: dict[str, str] = {}
+    for reader in (_import_api_errors, _param_error, _error_details, _field_lists):
+        for key, message in reader(body).items():
+            fields.setdefault(key, message)
+    fields.update(_invoice_errors(body))
+    return fields
+
+
+def _message(body: dict[str, t.Any], fields: dict[str, str]) -> str:
+    """The readable message: ``message``, else ``error``, else the field messages, else the body itself."""
+    if body.get("message"):
+        return str(body["message"])
+    if body.get("error"):
+        return str(body["error"])
+    if fields:
+        return "; ".join(f"{k}: {v}" for k, v in fields.items())
+    return json.dumps(body)[:300]
+
+
 def parse_error_body(status: int, text: str) -> tuple[str, dict[str, str], t.Any]:
     """Turn any ChartMogul error body into (message, {field: message}, parsed body).
 
@@ -100,31 +163,5 @@ def parse_error_body(status: int, text: str) -> tuple[str, dict[str, str], t.Any
     if not isinstance(body, dict):
         plain = " ".join(text.split())[:300] if text else ""
         return (plain or f"HTTP {status}"), {}, body
-
-    fields: dict[str, str] = {}
-    if isinstance(body.get("errors"), dict):
-        fields.update({str(k): _join(v) for k, v in body["errors"].items()})
-    if isinstance(body.get("param"), str) and body.get("message"):
-        fields.setdefault(body["param"], str(body["message"]))
-    for detail in body.get("error_details") or []:
-        if isinstance(detail, dict) and detail.get("param"):
-            fields.setdefault(str(detail["param"]), str(detail.get("message", "")))
-    for key, value in body.items():
-        if key in {"errors", "error_details", "code", "message", "param", "error", "invoices"}:
-            continue
-        if isinstance(value, list) and all(isinstance(v, str) for v in value):
-            fields.setdefault(key, _join(value))
-    if isinstance(body.get("invoices"), list):
-        for invoice in body["invoices"]:
-            if isinstance(invoice, dict) and invoice.get("errors"):
-                fields.update({str(k): _join(v) for k, v in invoice["errors"].items()})
-
-    if body.get("message"):
-        message = str(body["message"])
-    elif body.get("error"):
-        message = str(body["error"])
-    elif fields:
-        message = "; ".join(f"{k}: {v}" for k, v in fields.items())
-    else:
-        message = json.dumps(body)[:300]
-    return message, fields, body
+    fields = _fields(body)
+    return _message(body, fields), fields, body

@@ -223,6 +223,68 @@ _Key = tuple[str, str, str]  # (data source, object, external id)
 _Written = tuple[str | None, str | None, str, str | None, tuple[str, ...] | None]  # Entry's fields, in order
 
 
+# Deletes and the reject insert: one statement each, run with many rows (executemany) at each flush.
+_DELETE_SYNCED = sa.delete(synced).where(
+    synced.c.data_source_uuid == sa.bindparam("b_ds"),
+    synced.c.object == sa.bindparam("b_obj"),
+    synced.c.external_id == sa.bindparam("b_ext"),
+)
+_DELETE_REJECT = sa.delete(rejected).where(
+    rejected.c.stream == sa.bindparam("b_stream"), rejected.c.record_key == sa.bindparam("b_key")
+)
+_INSERT_REJECT = sa.insert(rejected)
+
+
+def _open_engine(url: str) -> sa.Engine:
+    """An engine on a current schema; a bad URL or an unreachable server is a FatalError naming the setting."""
+    engine: sa.Engine | None = None
+    try:
+        where = make_url(url).render_as_string(hide_password=True)
+        engine = sa.create_engine(_engine_url(url), future=True)
+        _prepare_schema(engine, where)
+    except FatalError:
+        if engine is not None:
+            engine.dispose()
+        raise
+    except Exception as exc:  # a bad URL or an unreachable server: say which setting
+        if engine is not None:
+            engine.dispose()
+        raise FatalError(f"cannot open the sync memory (ledger_url): {type(exc).__name__}: {exc}") from None
+    return engine
+
+
+def _written_row(key: _Key, value: _Written, now: dt.datetime) -> dict[str, t.Any]:
+    """One `tcm_synced_objects` row for a confirmed write."""
+    (ds, obj, ext), (uuid, digest, stream, record, tags) = key, value
+    return {
+        "data_source_uuid": ds,
+        "object": obj,
+        "external_id": ext,
+        "uuid": uuid,
+        "payload_hash": digest,
+        "record_hash": record,
+        "stream": stream,
+        "synced_at": now,
+        "tags": None if tags is None else dumps(list(tags)),
+    }
+
+
+def _adopted_row(key: _Key, uuid: str, now: dt.datetime) -> dict[str, t.Any]:
+    """One `tcm_synced_objects` row for an object found in ChartMogul: its uuid only."""
+    ds, obj, ext = key
+    return {
+        "data_source_uuid": ds,
+        "object": obj,
+        "external_id": ext,
+        "uuid": uuid,
+        "payload_hash": None,
+        "record_hash": None,
+        "stream": None,
+        "synced_at": now,
+        "tags": None,
+    }
+
+
 class Ledger:
     """SQLAlchemy-backed memory; writes are buffered and committed by `flush()`.
 
@@ -237,20 +299,7 @@ class Ledger:
         schema is still migrated: the steps only add empty columns and lose nothing,
         and the code below cannot read the old layout.
         """
-        engine: sa.Engine | None = None
-        try:
-            where = make_url(url).render_as_string(hide_password=True)
-            engine = sa.create_engine(_engine_url(url), future=True)
-            _prepare_schema(engine, where)
-        except FatalError:
-            if engine is not None:
-                engine.dispose()
-            raise
-        except Exception as exc:  # a bad URL or an unreachable server: say which setting
-            if engine is not None:
-                engine.dispose()
-            raise FatalError(f"cannot open the sync memory (ledger_url): {type(exc).__name__}: {exc}") from None
-        self.engine = engine
+        self.engine = _open_engine(url)
         self.read_only = read_only
         self._lock = threading.Lock()
         self._written: dict[_Key, _Written] = {}
@@ -461,50 +510,17 @@ class Ledger:
             return
         now = _now()
         with self.engine.begin() as conn:
-            for ds, obj, ext in deleted:
-                conn.execute(
-                    sa.delete(synced).where(
-                        synced.c.data_source_uuid == ds, synced.c.object == obj, synced.c.external_id == ext
-                    )
-                )
-            rows = [
-                {
-                    "data_source_uuid": ds,
-                    "object": obj,
-                    "external_id": ext,
-                    "uuid": uuid,
-                    "payload_hash": digest,
-                    "record_hash": record,
-                    "stream": stream,
-                    "synced_at": now,
-                    "tags": None if tags is None else dumps(list(tags)),
-                }
-                for (ds, obj, ext), (uuid, digest, stream, record, tags) in written.items()
-            ]
-            if rows:
-                conn.execute(self._upsert_synced, rows)
+            if deleted:
+                conn.execute(_DELETE_SYNCED, [{"b_ds": ds, "b_obj": obj, "b_ext": ext} for ds, obj, ext in deleted])
+            if written:
+                conn.execute(self._upsert_synced, [_written_row(key, value, now) for key, value in written.items()])
             if adopted:  # after the writes, so a row written in this batch is never replaced
-                conn.execute(
-                    self._insert_adopted,
-                    [
-                        {
-                            "data_source_uuid": ds,
-                            "object": obj,
-                            "external_id": ext,
-                            "uuid": uuid,
-                            "payload_hash": None,
-                            "record_hash": None,
-                            "stream": None,
-                            "synced_at": now,
-                            "tags": None,
-                        }
-                        for (ds, obj, ext), uuid in adopted.items()
-                    ],
-                )
-            for (stream, key), row in rejects.items():
-                conn.execute(sa.delete(rejected).where(rejected.c.stream == stream, rejected.c.record_key == key))
-                if row is not None:
-                    conn.execute(sa.insert(rejected).values(**row))
+                conn.execute(self._insert_adopted, [_adopted_row(key, uuid, now) for key, uuid in adopted.items()])
+            if rejects:  # a newer reject replaces the remembered one; a forgotten one only goes
+                conn.execute(_DELETE_REJECT, [{"b_stream": stream, "b_key": key} for stream, key in rejects])
+                replacements = [row for row in rejects.values() if row is not None]
+                if replacements:
+                    conn.execute(_INSERT_REJECT, replacements)
 
     def close(self) -> None:
         """Flush and release connections."""

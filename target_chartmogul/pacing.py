@@ -43,7 +43,6 @@ class Pacer:
         self._slots = threading.BoundedSemaphore(self.max_concurrency)
         self._clock = clock
         self._sleep = sleep
-        self.waited_seconds = 0.0
 
     def _wait_for_rate(self) -> None:
         if self._per_window is None:
@@ -60,7 +59,6 @@ class Pacer:
                     self._starts.append(now)
                     return
                 delay = spacing if len(self._starts) < self._per_window else self._window - (now - self._starts[0])
-                self.waited_seconds += delay
             self._sleep(max(delay, 0.001))
 
     @contextlib.contextmanager

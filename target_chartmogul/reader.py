@@ -43,4 +43,9 @@ class StrictSingerReader(SingerReader):
         if kind not in KNOWN_TYPES:
             msg = f"input line {self.line_number} has unknown message type {kind!r}: {_excerpt(line)}"
             raise InvalidInputLine(msg)
+        if kind == "SCHEMA":
+            schema = message.get("schema")
+            if not isinstance(schema, dict) or not isinstance(schema.get("properties"), dict):
+                msg = f"the SCHEMA message of stream {message.get('stream')!r} has no 'properties' object"
+                raise InvalidInputLine(msg)
         return message

@@ -14,9 +14,10 @@ filtered by data source is trusted.
 
 from __future__ import annotations
 
-import collections
 import threading
 import typing as t
+
+import cachetools
 
 from target_chartmogul.errors import RecordRejected
 from target_chartmogul.holdings import LISTS, Holdings, external_ids_in
@@ -52,7 +53,8 @@ class References:
         self._client = client
         self._ledger = ledger
         self.holdings = holdings if holdings is not None else Holdings(client, ledger)
-        self._known: collections.OrderedDict[tuple[str, str, str], Obj] = collections.OrderedDict()
+        # the least recently used go first; the sync memory still has them
+        self._known: cachetools.LRUCache[tuple[str, str, str], Obj] = cachetools.LRUCache(maxsize=CACHE_SIZE)
         self._lock = threading.Lock()
         self._finding: dict[tuple[str, str, str], threading.Lock] = {}
         self.lookups = 0
@@ -60,9 +62,6 @@ class References:
     def _keep(self, key: tuple[str, str, str], value: Obj) -> None:
         with self._lock:
             self._known[key] = value
-            self._known.move_to_end(key)
-            while len(self._known) > CACHE_SIZE:  # the oldest go; the sync memory still has them
-                self._known.popitem(last=False)
 
     def remember(self, kind: str, data_source_uuid: str | None, external_id: str | None, obj: t.Any) -> None:
         """Keep the uuid of an object just written or found (not the whole answer: memory stays flat)."""
@@ -81,10 +80,7 @@ class References:
     def cached(self, kind: str, data_source_uuid: str, external_id: str) -> Obj | None:
         """The cached object, without a lookup (None for a miss as for unknown)."""
         with self._lock:
-            found = self._known.get((kind, data_source_uuid, external_id))
-            if found is not None:
-                self._known.move_to_end((kind, data_source_uuid, external_id))
-            return found or None
+            return self._known.get((kind, data_source_uuid, external_id)) or None
 
     def find(self, kind: str, data_source_uuid: str, external_id: str) -> Obj | None:
         """The object's uuid from the cache, the memory or a listing, else from one lookup."""
@@ -101,10 +97,9 @@ class References:
     def _find(self, key: tuple[str, str, str]) -> Obj | None:
         kind, data_source_uuid, external_id = key
         with self._lock:
-            cached = self._known.get(key)
-            if cached:
-                self._known.move_to_end(key)
-                return cached
+            cached = self._known.get(key)  # a get counts as a use for the LRU order
+        if cached:
+            return cached
         entry = self._ledger().get(LISTS[kind][2], data_source_uuid, external_id)  # local, and sees this run's writes
         if entry is not None and entry.uuid:
             known = {"uuid": entry.uuid, "external_id": external_id, "data_source_uuid": data_source_uuid}

@@ -2,6 +2,8 @@
 
 Holds method, path, query, status, duration, attempt number and both bodies (cut at a
 size limit). The Authorization header is never handed to it, so the key cannot leak.
+In a dry run each write has a line too, marked `dry_run`, with status null (it was not
+sent) and, as response body, the answer ChartMogul would have given.
 """
 
 from __future__ import annotations

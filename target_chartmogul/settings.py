@@ -42,42 +42,47 @@ STREAM_OPTIONS = th.ObjectType(
     th.Property(
         "mode",
         th.StringType,
-        description="upsert, update or insert (customers); upsert (plans); insert (invoices, transactions).",
+        description="upsert (default), update or insert (customers); upsert (default) or insert (plans); insert "
+        "(invoices, transactions).",
     ),
     th.Property(
         "match_by",
         th.StringType,
-        description="Matching key: external_id (default), email (customers upsert) or uuid (customers update).",
+        description="Matching key: external_id (the default of every mode), email (customers upsert) or uuid "
+        "(customers update).",
     ),
     th.Property(
         "custom_attributes",
         th.CustomType({"type": ["array", "string"], "items": {"type": "string"}}),
+        default=[],
         description='Columns sent as typed custom attributes (customers): a list of names, or "*" for every non-standard column.',
     ),
     th.Property(
         "remove_null_custom_attributes",
         th.BooleanType,
+        default=False,
         description="Remove (DELETE) a custom attribute whose value became null, instead of setting it to null.",
     ),
     th.Property(
         "tags_mode",
         th.StringType(allowed_values=list(TAGS_MODES)),
-        description="Customers: managed (default) removes only tags the loader set from this column earlier, keeping "
+        default="managed",
+        description="Customers: managed removes only tags the loader set from this column earlier, keeping "
         "tags ChartMogul or people add; exact makes ChartMogul's tags mirror the column, removing every other tag.",
     ),
-    th.Property(
-        "invoices_per_request", th.IntegerType, description="Invoices of one customer per import call (default 50)."
-    ),
+    th.Property("invoices_per_request", th.IntegerType, default=50, description="Invoices of one customer per import call."),
     th.Property(
         "delete_missing",
         th.BooleanType,
+        default=False,
         description="Customers: delete on _sdc_deleted_at, and those absent from a complete full-table version.",
     ),
     th.Property(
         "max_delete_fraction",
         th.NumberType,
+        default=0.2,
         description="Customers: a version that would delete more than this share of the stream's customers "
-        "deletes none (default 0.2).",
+        "deletes none.",
     ),
     additional_properties=True,
 )
@@ -154,21 +159,36 @@ CONFIG_SCHEMA = th.PropertiesList(
 ).to_dict()
 
 
+STREAM_DEFAULTS: dict[str, t.Any] = {
+    name: spec["default"] for name, spec in STREAM_OPTIONS.to_dict()["properties"].items() if "default" in spec
+}
+
+
+def setting(config: t.Mapping[str, t.Any], name: str) -> t.Any:
+    """A top-level setting: the configured value, else its default from the schema (the one source of defaults)."""
+    value = config.get(name)
+    return value if value is not None else CONFIG_SCHEMA["properties"][name].get("default")
+
+
 @dataclasses.dataclass(frozen=True)
 class StreamSettings:
-    """What one incoming stream writes and how; `object` None means the stream is skipped."""
+    """What one incoming stream writes and how; `object` None means the stream is skipped.
+
+    Built by `stream_settings`, which fills every option from the stream's entry or the
+    schema's default: the fields here have no defaults of their own.
+    """
 
     stream_name: str
     object: str | None
-    mode: str = "upsert"
-    match_by: str = "external_id"
-    custom_attributes: tuple[str, ...] | t.Literal["*"] = ()
-    remove_null_custom_attributes: bool = False
-    tags_mode: str = "managed"
-    invoices_per_request: int = 50
-    delete_missing: bool = False
-    max_delete_fraction: float = 0.2
-    options: t.Mapping[str, t.Any] = dataclasses.field(default_factory=dict)
+    mode: str
+    match_by: str
+    custom_attributes: tuple[str, ...] | t.Literal["*"]
+    remove_null_custom_attributes: bool
+    tags_mode: str
+    invoices_per_request: int
+    delete_missing: bool
+    max_delete_fraction: float
+    options: t.Mapping[str, t.Any]
 
 
 def object_for_name(stream_name: str) -> str | None:
@@ -180,59 +200,80 @@ def object_for_name(stream_name: str) -> str | None:
     return last if last in OBJECTS else None
 
 
-def _fail(stream_name: str, option: str, message: str) -> t.NoReturn:
-    msg = f"Invalid setting streams.{stream_name}.{option}: {message}"
-    raise FatalError(msg)
+class _Options:
+    """One stream's entry of `streams`, read option by option; a bad one is a one-line FatalError."""
+
+    def __init__(self, stream_name: str, entry: t.Mapping[str, t.Any], *, listed: bool) -> None:
+        self.stream_name = stream_name
+        self.entry = entry
+        self.listed = listed
+
+    def fail(self, option: str, message: str) -> t.NoReturn:
+        msg = f"Invalid setting streams.{self.stream_name}.{option}: {message}"
+        raise FatalError(msg)
+
+    def get(self, option: str) -> t.Any:
+        value = self.entry.get(option)
+        return STREAM_DEFAULTS.get(option) if value is None else value
+
+    def one_of(self, option: str, allowed: t.Sequence[str], default: str, what: str = "") -> str:
+        value = self.entry.get(option) or default
+        if value not in allowed:
+            self.fail(option, f"{value!r} {what or 'is not allowed'}; expected one of {', '.join(allowed)}")
+        return str(value)
+
+    def object(self) -> str | None:
+        obj = self.entry.get("object") or object_for_name(self.stream_name)
+        if obj is None and self.listed:
+            self.fail("object", f"missing; expected one of {', '.join(OBJECTS)}")
+        if obj is not None and obj not in OBJECTS:
+            self.fail("object", f"unknown object {obj!r}; expected one of {', '.join(OBJECTS)}")
+        return obj
+
+    def custom_attributes(self) -> tuple[str, ...] | t.Literal["*"]:
+        custom = self.get("custom_attributes")
+        if custom == "*":
+            return "*"
+        if isinstance(custom, str) or not all(isinstance(c, str) for c in custom):
+            self.fail("custom_attributes", 'expected a list of column names or "*"')
+        return tuple(custom)
+
+    def positive_integer(self, option: str) -> int:
+        value = self.get(option)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            self.fail(option, "expected a positive integer")
+        return value
+
+    def fraction(self, option: str) -> float:
+        value = self.get(option)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            self.fail(option, "expected a number from 0 to 1")
+        return float(value)
 
 
 def stream_settings(stream_name: str, streams_config: t.Mapping[str, t.Any] | None) -> StreamSettings:
     """Resolve and check one stream's options; a bad option is a one-line FatalError."""
     entry = dict((streams_config or {}).get(stream_name) or {})
-    obj = entry.get("object") or object_for_name(stream_name)
+    options = _Options(stream_name, entry, listed=stream_name in (streams_config or {}))
+    obj = options.object()
     if obj is None:
-        if stream_name in (streams_config or {}):
-            _fail(stream_name, "object", f"missing; expected one of {', '.join(OBJECTS)}")
-        return StreamSettings(stream_name, None)
-    if obj not in OBJECTS:
-        _fail(stream_name, "object", f"unknown object {obj!r}; expected one of {', '.join(OBJECTS)}")
+        return StreamSettings(stream_name, None, "", "", (), False, "", 0, False, 0.0, entry)
     modes = MODES[obj]
-    mode = entry.get("mode") or DEFAULT_MODE[obj]
-    if mode not in modes:
-        _fail(stream_name, "mode", f"{mode!r} is not a mode of {obj}; expected one of {', '.join(modes)}")
-    match_by = entry.get("match_by") or modes[mode][0]
-    if match_by not in modes[mode]:
-        _fail(
-            stream_name,
-            "match_by",
-            f"{match_by!r} does not go with mode {mode}; expected one of {', '.join(modes[mode])}",
-        )
-    custom = entry.get("custom_attributes") or ()
-    if custom != "*":
-        if isinstance(custom, str) or not all(isinstance(c, str) for c in custom):
-            _fail(stream_name, "custom_attributes", 'expected a list of column names or "*"')
-        custom = tuple(custom)
-    tags_mode = entry.get("tags_mode") or "managed"
-    if tags_mode not in TAGS_MODES:
-        _fail(stream_name, "tags_mode", f"{tags_mode!r}; expected one of {', '.join(TAGS_MODES)}")
-    per_request = entry.get("invoices_per_request", 50)
-    if not isinstance(per_request, int) or per_request < 1:
-        _fail(stream_name, "invoices_per_request", "expected a positive integer")
-    delete_missing = bool(entry.get("delete_missing", False))
+    mode = options.one_of("mode", list(modes), DEFAULT_MODE[obj], f"is not a mode of {obj}")
+    match_by = options.one_of("match_by", modes[mode], modes[mode][0], f"does not go with mode {mode}")
+    delete_missing = bool(options.get("delete_missing"))
     if delete_missing and (obj != "customers" or match_by != "external_id"):
-        _fail(stream_name, "delete_missing", "only customers matched by external_id can be deleted")
-    fraction = entry.get("max_delete_fraction", 0.2)
-    if not isinstance(fraction, (int, float)) or not 0 <= fraction <= 1:
-        _fail(stream_name, "max_delete_fraction", "expected a number from 0 to 1")
+        options.fail("delete_missing", "only customers matched by external_id can be deleted")
     return StreamSettings(
         stream_name=stream_name,
         object=obj,
         mode=mode,
         match_by=match_by,
-        custom_attributes=custom,
-        remove_null_custom_attributes=bool(entry.get("remove_null_custom_attributes", False)),
-        tags_mode=tags_mode,
-        invoices_per_request=per_request,
+        custom_attributes=options.custom_attributes(),
+        remove_null_custom_attributes=bool(options.get("remove_null_custom_attributes")),
+        tags_mode=options.one_of("tags_mode", TAGS_MODES, STREAM_DEFAULTS["tags_mode"]),
+        invoices_per_request=options.positive_integer("invoices_per_request"),
         delete_missing=delete_missing,
-        max_delete_fraction=fraction,
+        max_delete_fraction=options.fraction("max_delete_fraction"),
         options=entry,
     )

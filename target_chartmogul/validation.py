@@ -8,12 +8,16 @@ becomes a reject line naming the stream, the key and the field.
 from __future__ import annotations
 
 import copy
-import datetime as dt
+import dataclasses
 import typing as t
 
 import jsonschema
+from singer_sdk.sinks.core import BaseJSONSchemaValidator
 
-from target_chartmogul.errors import FatalError
+from target_chartmogul import dates
+from target_chartmogul.errors import FatalError, RecordRejected
+
+INVALID = "__target_chartmogul_invalid__"
 
 
 def clean_schema(schema: t.Any) -> t.Any:
@@ -35,20 +39,33 @@ def clean_schema(schema: t.Any) -> t.Any:
 
 
 def _date_format(prop: t.Any) -> str | None:
+    """`date` or `date-time` when a property schema declares one (directly or in anyOf/oneOf)."""
     if not isinstance(prop, dict):
         return None
     if prop.get("format") in {"date-time", "date"}:
         return str(prop["format"])
-    for key in ("anyOf", "oneOf"):
-        for option in prop.get(key) or []:
-            found = _date_format(option)
-            if found:
-                return found
-    return None
+    options = [option for key in ("anyOf", "oneOf") for option in prop.get(key) or []]
+    return next((found for option in options if (found := _date_format(option))), None)
+
+
+@dataclasses.dataclass(frozen=True)
+class Invalid:
+    """Why a record cannot be written, and the record as it arrived (for the rejects file)."""
+
+    field: str
+    reason: str
+    record: dict[str, t.Any]
 
 
 class RecordChecker:
-    """Validates records against a stream schema and parses its date fields."""
+    """Validates records against a stream schema and reads their dates with `dates.parse`.
+
+    Used as singer-sdk's validator (`Sink.get_validator`), it never raises: an invalid
+    record is marked under INVALID, with its original copy, so it becomes one reject line
+    and the run goes on. Valid dates are rewritten in a form singer-sdk's own date parsing
+    (which runs next) reads identically; the fields of an invalid record are blanked so that
+    parsing cannot fail on them.
+    """
 
     def __init__(self, stream_name: str, schema: dict[str, t.Any], *, validate: bool = True) -> None:
         self.schema = clean_schema(copy.deepcopy(schema))
@@ -62,20 +79,55 @@ class RecordChecker:
             name: fmt for name, prop in (self.schema.get("properties") or {}).items() if (fmt := _date_format(prop))
         }
 
-    def check(self, record: dict[str, t.Any]) -> tuple[str, str] | None:
-        """Return (field, problem) for an invalid record, else None; dates are parsed in place."""
-        if self.validator is not None and not self.validator.is_valid(record):
-            error = jsonschema.exceptions.best_match(self.validator.iter_errors(record))
-            if error is not None:
-                field = ".".join(str(p) for p in error.absolute_path) or "(record)"
-                return field, f"field '{field}' does not match the stream schema: {error.message[:200]}"
+    def validate(self, record: dict[str, t.Any]) -> None:
+        """singer-sdk's validator call: mark, never raise."""
+        if INVALID in record:
+            return
+        original = dict(record)
+        problem = self._schema_problem(record) or self._read_dates(record)
+        if problem is not None:
+            record[INVALID] = Invalid(problem[0], problem[1], original)
+            for name in self.date_fields:
+                record[name] = None
+
+    def mark_missing_keys(self, record: dict[str, t.Any], key_properties: t.Sequence[str]) -> None:
+        """A record without a key property is invalid; the key is set to None so singer-sdk does not raise."""
+        missing = [key for key in key_properties if key not in record]
+        if missing and INVALID not in record:
+            reason = f"key property '{missing[0]}' is missing from the record"
+            record[INVALID] = Invalid(missing[0], reason, dict(record))
+        for key in missing:
+            record[key] = None
+
+    def _schema_problem(self, record: dict[str, t.Any]) -> tuple[str, str] | None:
+        if self.validator is None or self.validator.is_valid(record):
+            return None
+        error = jsonschema.exceptions.best_match(self.validator.iter_errors(record))
+        if error is None:
+            return None
+        field = ".".join(str(p) for p in error.absolute_path) or "(record)"
+        return field, f"field '{field}' does not match the stream schema: {error.message[:200]}"
+
+    def _read_dates(self, record: dict[str, t.Any]) -> tuple[str, str] | None:
         for name, fmt in self.date_fields.items():
             value = record.get(name)
             if not isinstance(value, str):
                 continue
             try:
-                parsed = dt.datetime.fromisoformat(value.strip())
-            except ValueError:
-                return name, f"field '{name}' is not a valid ISO-8601 {fmt}: {value[:60]!r}"
-            record[name] = parsed
+                moment = dates.parse(value, name)
+            except RecordRejected as exc:
+                return name, exc.reason
+            record[name] = moment.date().isoformat() if fmt == "date" else moment.isoformat()
         return None
+
+
+class SDKValidator(BaseJSONSchemaValidator):
+    """The `RecordChecker` in the shape of singer-sdk's validator hook."""
+
+    def __init__(self, checker: RecordChecker) -> None:
+        super().__init__(checker.schema)
+        self.checker = checker
+
+    def validate(self, record: dict[str, t.Any]) -> None:
+        """Mark an invalid record instead of raising (see `RecordChecker`)."""
+        self.checker.validate(record)

@@ -1,27 +1,25 @@
-"""Shared fixtures: the fake ChartMogul API and ways to run the target against it."""
+"""Shared fixtures: the fake ChartMogul API, a data source, a base config, the sync memory's databases.
+
+Helpers that test modules import live in helper modules (tests/running.py, tests/helpers.py,
+tests/billing.py, tests/customer_rows.py, tests/singer_messages.py, tests/robustness/load.py),
+never here and never in a test module (tests/test_suite_layout.py checks the latter).
+"""
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import io
-import json
 import os
 import pathlib
-import subprocess
-import sys
 import typing as t
 import uuid
 
 import pytest
 import sqlalchemy as sa
 
-from target_chartmogul.target import TargetChartMogul
 from tests.fake_chartmogul import FakeChartMogul
-from tests.singer_messages import lines
+from tests.running import API_KEY, REPO, ProcessResult, RunResult, run_cli, run_target
 
-API_KEY = "sk_test_0123456789abcdefSECRET"
-REPO = pathlib.Path(__file__).resolve().parent.parent
+# Test modules import these from tests.running; they stay importable from here too.
+__all__ = ["API_KEY", "REPO", "ProcessResult", "RunResult", "run_cli", "run_target"]
 
 
 @pytest.fixture
@@ -46,69 +44,6 @@ def base_config(fake: FakeChartMogul, ds: str, tmp_path: pathlib.Path) -> dict[s
         "request_timeout": 5,
         "max_retries": 6,
     }
-
-
-@dataclasses.dataclass
-class RunResult:
-    """What one in-process run produced."""
-
-    stdout: str
-    target: TargetChartMogul | None
-    error: BaseException | None
-    rejects_path: pathlib.Path
-
-    @property
-    def states(self) -> list[dict[str, t.Any]]:
-        return [json.loads(line) for line in self.stdout.splitlines() if line.strip()]
-
-    @property
-    def rejects(self) -> list[dict[str, t.Any]]:
-        if not self.rejects_path.exists():
-            return []
-        return [json.loads(line) for line in self.rejects_path.read_text().splitlines()]
-
-    def counts(self, stream: str) -> dict[str, int]:
-        assert self.target is not None
-        return self.target.summary.as_dict().get(stream, {})
-
-
-def run_target(config: dict[str, t.Any], messages: t.Iterable[t.Any], *, expect_error: bool = False) -> RunResult:
-    """Run the target in this process on `messages`; fast, and the summary can be read."""
-    out = io.StringIO()
-    target: TargetChartMogul | None = None
-    error: BaseException | None = None
-    with contextlib.redirect_stdout(out):
-        try:
-            target = TargetChartMogul(config=config, validate_config=True)
-            target.listen(io.StringIO(lines(messages)))
-        except Exception as exc:
-            error = exc
-    if error is not None and not expect_error:
-        raise error
-    rejects = pathlib.Path(config.get("rejects_path", ".target-chartmogul/rejects.jsonl"))
-    return RunResult(out.getvalue(), target, error, rejects)
-
-
-@dataclasses.dataclass
-class ProcessResult:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-def run_cli(config: dict[str, t.Any], messages: t.Iterable[t.Any] | str, tmp_path: pathlib.Path,
-            *, extra_args: t.Sequence[str] = (), env: dict[str, str] | None = None,
-            timeout: float = 120) -> ProcessResult:
-    """Run `target-chartmogul` as users do: a subprocess reading stdin."""
-    config_path = tmp_path / "config.json"
-    config_path.write_text(json.dumps(config))
-    text = messages if isinstance(messages, str) else lines(messages)
-    proc = subprocess.run(
-        [sys.executable, "-m", "target_chartmogul", "--config", str(config_path), *extra_args],
-        input=text, capture_output=True, text=True, timeout=timeout, cwd=tmp_path,
-        env={**os.environ, **(env or {})}, check=False,
-    )
-    return ProcessResult(proc.returncode, proc.stdout, proc.stderr)
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Helpers shared by test modules: counting what the fake saw, fresh sync memories."""
+"""Helpers shared by test modules: counting what the fake saw, fresh sync memories, error lines of a log."""
 
 from __future__ import annotations
 
@@ -30,3 +30,8 @@ def reads(fake: FakeChartMogul, path_regex: str | None = None, *, query: t.Mappi
 def fresh_memory(config: dict[str, t.Any], tmp_path: pathlib.Path, name: str) -> dict[str, t.Any]:
     """The same config with an empty sync memory (a new working directory, a deleted file, another worker)."""
     return {**config, "ledger_url": f"sqlite:///{tmp_path / f'{name}.db'}"}
+
+
+def error_lines(stderr: str) -> list[str]:
+    """The ERROR and CRITICAL lines of a run's stderr (the target's log format: `... | ERROR | ...`)."""
+    return [line for line in stderr.splitlines() if "| ERROR" in line or "| CRITICAL" in line]

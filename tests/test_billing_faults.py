@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import run_target
-from tests.fake_chartmogul import Fault
-from tests.test_billing import (
+from tests.billing import (
     IMPORT_PATH,
+    TRANSACTION_PATH,
     assert_all_created,
     assert_billing_landed,
     billing_config,
     billing_messages,
 )
-
-TRANSACTION_PATH = r"^/import/invoices/[^/]+/transactions$"
+from tests.fake_chartmogul import Fault
+from tests.running import run_target
 
 
 def on_both(kind: str, times: int, **kwargs) -> list[Fault]:
@@ -58,4 +57,6 @@ def test_random_mixed_faults_with_a_fixed_seed(fake, ds, config):
     assert result.rejects == []
     assert_billing_landed(fake, ds)
     assert_all_created(result)
+    # The seed fixes the sequence of draws, not which request gets which: requests go out from
+    # several threads, so how many faults fire varies from run to run. Only "some did" is certain.
     assert sum(1 for r in fake.requests if r.fault) > 0

@@ -6,8 +6,8 @@ import typing as t
 
 import pytest
 
-from tests.conftest import run_target
 from tests.fake_chartmogul import FakeChartMogul
+from tests.running import run_target
 from tests.singer_messages import BOOLEAN, DATETIME, INTEGER, NUMBER, STRING, customers_stream, record, schema
 
 STREAM = "public-customers"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import run_target
 from tests.fake_chartmogul import Fault
+from tests.running import run_target
 from tests.singer_messages import INTEGER, customers_stream
 
 STREAM = "customers"

@@ -10,7 +10,7 @@ import sys
 import yaml
 
 from scripts.settings_table import settings_markdown
-from tests.conftest import REPO
+from tests.running import REPO
 
 
 def about() -> dict:

@@ -20,8 +20,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from target_chartmogul import ledger as ledger_module
 from target_chartmogul.errors import FatalError
 from target_chartmogul.ledger import Entry, Ledger, RememberedReject, _engine_url
-from tests.conftest import run_target
-from tests.test_sync_memory import STREAM, rows, stream
+from tests.customer_rows import STREAM, rows, stream
+from tests.running import run_target
 
 # The tables exactly as target-chartmogul 0.1.0 created them: `metadata.create_all` of
 # target_chartmogul/ledger.py at 8063fab (the commit before 04309b3 added record_hash; the

@@ -12,11 +12,7 @@ from decimal import Decimal
 
 import pytest
 
-from tests.conftest import run_target
-from tests.fake_chartmogul import Fault
-from tests.helpers import fresh_memory, reads, write_calls
-from tests.singer_messages import customers_stream
-from tests.test_billing import (
+from tests.billing import (
     IMPORT_PATH,
     INVOICES,
     INVOICES_STREAM,
@@ -32,6 +28,10 @@ from tests.test_billing import (
     refunds_messages,
     transactions_by_external_id,
 )
+from tests.fake_chartmogul import Fault
+from tests.helpers import fresh_memory, reads, write_calls
+from tests.running import run_target
+from tests.singer_messages import customers_stream
 
 STREAM = "public-customers"
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from target_chartmogul.pacing import API_MAX_CONNECTIONS, WINDOW_MARGIN_SECONDS, Pacer
 
 
@@ -28,10 +30,14 @@ def test_never_more_than_the_limit_in_any_window():
         with pacer.slot():
             starts.append(clock.now)
     window = 1.0 + WINDOW_MARGIN_SECONDS
+    busiest = 0
     for i, start in enumerate(starts):
         in_window = [s for s in starts[i:] if s - start < window - 1e-9]
         assert len(in_window) <= 40
-    # and it uses the limit: 200 requests take about 5 windows, not more
+        busiest = max(busiest, len(in_window))
+    # and it uses the limit: 200 requests take 5 windows, 40 in each, not more
+    assert busiest == 40
+    assert [sum(1 for s in starts if k * window <= s < (k + 1) * window) for k in range(5)] == [40] * 5
     assert starts[-1] < 5 * window
 
 
@@ -42,7 +48,8 @@ def test_rates_below_one_per_second_space_requests_out():
     for _ in range(3):
         with pacer.slot():
             starts.append(clock.now)
-    assert starts[1] - starts[0] >= 2.0 and starts[2] - starts[1] >= 2.0
+    # one start every 2 s, plus the same safety margin as a window (the clock is fake: exact)
+    assert starts == pytest.approx([0.0, 2.0 + WINDOW_MARGIN_SECONDS, 2 * (2.0 + WINDOW_MARGIN_SECONDS)])
 
 
 def test_concurrency_is_capped_at_twenty():

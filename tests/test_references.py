@@ -9,19 +9,19 @@ import pytest
 
 from target_chartmogul.holdings import external_ids_in
 from target_chartmogul.references import matches
-from tests.conftest import run_target
-from tests.helpers import reads
-from tests.test_billing import (
+from tests.billing import (
     CUSTOMERS,
     INVOICES_STREAM,
     PLANS_STREAM,
-    _invoice,
     assert_invoice_matches,
     billing_config,
     customers_messages,
     invoices_messages,
+    make_invoice,
     plans_messages,
 )
+from tests.helpers import reads
+from tests.running import run_target
 
 PLANS = [{"external_id": f"pl-{n}", "name": f"Plan {n}", "interval_count": 1, "interval_unit": "month"}
          for n in range(4)]
@@ -33,7 +33,7 @@ def many_invoices(count: int) -> list[dict[str, t.Any]]:
         account = CUSTOMERS[n % len(CUSTOMERS)]["external_id"]
         plan = PLANS[n % len(PLANS)]["external_id"]
         day = 1 + n % 27
-        invoices.append(_invoice(100 + n, account, plan, f"2024-01-{day:02d}T00:00:00+00:00",
+        invoices.append(make_invoice(100 + n, account, plan, f"2024-01-{day:02d}T00:00:00+00:00",
                                  f"2024-02-{day:02d}T00:00:00+00:00", "9990", "0"))
     return invoices
 

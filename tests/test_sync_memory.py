@@ -11,25 +11,15 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from tests.conftest import API_KEY, run_target
+from tests.customer_rows import STREAM, rows, stream
+from tests.running import API_KEY, run_target
 from tests.singer_messages import INTEGER, STRING, customers_stream, record, schema
-
-STREAM = "public-customers"
 
 
 @pytest.fixture
 def config(base_config, ledger_url):
     return {**base_config, "ledger_url": ledger_url,
             "streams": {STREAM: {"custom_attributes": ["seats"], "delete_missing": True}}}
-
-
-def rows(n: int, **changes: t.Any) -> list[dict[str, t.Any]]:
-    return [{"external_id": f"c{i:04d}", "name": f"Customer {i}", "seats": i, "tags": ["a"], **changes}
-            for i in range(n)]
-
-
-def stream(rows_: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
-    return customers_stream(STREAM, rows_, {"seats": INTEGER})
 
 
 def versioned(rows_: list[dict[str, t.Any]], version: int, *, complete: bool = True) -> list[dict[str, t.Any]]:
@@ -64,7 +54,11 @@ def test_one_changed_row_makes_only_that_customers_calls(fake, ds, config):
     # every call is about the changed customer, and none is a lookup.
     calls = [r for r in fake.requests if r.path != "/ping" and not r.path.startswith("/data_sources/")]
     assert len(calls) == len(fake.requests) - 2
-    assert calls and all(uuid in r.path for r in calls), [r.path for r in calls]
+    assert [(r.method, r.path, r.body) for r in calls] == [
+        ("PATCH", f"/customers/{uuid}", {"name": "Renamed"}),
+        ("PUT", f"/customers/{uuid}/attributes/custom", {"custom": {"seats": 99}}),
+        ("POST", f"/customers/{uuid}/attributes/tags", {"tags": ["b"]}),
+    ]
     assert [r for r in calls if r.method == "GET"] == []  # the memory knew the uuid
     customer = fake.customers[uuid]
     assert (customer["name"], customer["attributes"]["custom"]["seats"]) == ("Renamed", 99)

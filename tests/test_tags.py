@@ -11,10 +11,10 @@ import typing as t
 
 import pytest
 
-from tests.conftest import run_target
+from tests.billing import INVOICES, billing_config, customers_messages, invoices_messages, plans_messages
 from tests.helpers import fresh_memory, write_calls
+from tests.running import run_target
 from tests.singer_messages import customers_stream
-from tests.test_billing import INVOICES, billing_config, customers_messages, invoices_messages, plans_messages
 
 STREAM = "public-customers"
 AUTO_TAG = "auto-churned-delinquent-subscription"

@@ -13,10 +13,11 @@ import logging
 import typing as t
 
 from target_chartmogul.attributes import CustomAttribute, check_key, coerce, type_from_schema, type_from_value
+from target_chartmogul.dates import timestamp_text
 from target_chartmogul.errors import RecordRejected
 from target_chartmogul.mapping.common import OnceLogger, data_source, json_value, optional_text
 from target_chartmogul.settings import StreamSettings
-from target_chartmogul.values import country, is_blank, text, timestamp_text
+from target_chartmogul.values import country, is_blank, text
 
 TEXT_FIELDS = ("name", "email", "company", "state", "city", "zip", "website_url", "owner")
 DATE_FIELDS = ("lead_created_at", "free_trial_started_at")
@@ -103,6 +104,22 @@ def _contact(value: t.Any) -> dict[str, t.Any] | None:
     return {k: text(contact[k], f"primary_contact.{k}") for k in CONTACT_FIELDS if not is_blank(contact.get(k))}
 
 
+def _standard_fields(record: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
+    """The ChartMogul customer fields the record has columns for (a null column clears the field)."""
+    fields: dict[str, t.Any] = {}
+    for name in TEXT_FIELDS:
+        if name in record:
+            fields[name] = optional_text(record, name)
+    for name in DATE_FIELDS:
+        if name in record:
+            fields[name] = None if is_blank(record[name]) else timestamp_text(record[name], name)
+    if "country" in record:
+        fields["country"] = None if is_blank(record["country"]) else country(record["country"])
+    if "primary_contact" in record:
+        fields["primary_contact"] = _contact(record["primary_contact"])
+    return fields
+
+
 class CustomerMapper:
     """Maps one stream's records; knows its schema (for attribute types) and options."""
 
@@ -140,41 +157,45 @@ class CustomerMapper:
 
     def map(self, record: t.Mapping[str, t.Any]) -> CustomerPayload:
         """Build the payload, or raise RecordRejected naming the field at fault."""
-        fields: dict[str, t.Any] = {}
-        for name in TEXT_FIELDS:
-            if name in record:
-                fields[name] = optional_text(record, name)
-        for name in DATE_FIELDS:
-            if name in record:
-                fields[name] = None if is_blank(record[name]) else timestamp_text(record[name], name)
-        if "country" in record:
-            fields["country"] = None if is_blank(record["country"]) else country(record["country"])
-        if "primary_contact" in record:
-            fields["primary_contact"] = _contact(record["primary_contact"])
-
-        custom: dict[str, CustomAttribute] = {}
-        for column in self._custom_columns(record):
-            custom[column] = self._attribute(column, record[column], column)
-
+        fields = _standard_fields(record)
+        custom = {column: self._attribute(column, record[column], column) for column in self._custom_columns(record)}
         tags: list[str] | None = _tags(record["tags"], "tags") if "tags" in record else None
-        nested = record.get("attributes")
-        if nested is not None:
-            nested = json_value(nested, "attributes")
-            if not isinstance(nested, dict):
-                raise RecordRejected(
-                    "field 'attributes' must be an object {custom: {...}, tags: [...]}", field="attributes"
-                )
-            nested_custom = nested.get("custom") or {}
-            if not isinstance(nested_custom, dict):
-                raise RecordRejected(
-                    "field 'attributes.custom' must be an object of key: value", field="attributes.custom"
-                )
-            for key, value in nested_custom.items():
-                field = f"attributes.custom.{key}"
-                custom[key] = self._attribute(key, value, field, nested=True)
-            if tags is None and "tags" in nested:
-                tags = _tags(nested["tags"], "attributes.tags")
+        nested_custom, nested_tags = self._nested_attributes(record)
+        custom.update(nested_custom)
+        if tags is None:
+            tags = nested_tags
+        self._note_ignored(record, custom)
+        payload = CustomerPayload(
+            external_id=optional_text(record, "external_id"),
+            uuid=optional_text(record, "uuid"),
+            data_source_uuid=data_source(record, self.default_data_source_uuid),
+            fields=fields,
+            custom=custom,
+            tags=tags,
+        )
+        self._check_required(payload)
+        return payload
 
+    def _nested_attributes(self, record: t.Mapping[str, t.Any]) -> tuple[dict[str, CustomAttribute], list[str] | None]:
+        """Custom attributes and tags from an `attributes: {custom: {...}, tags: [...]}` column."""
+        nested = record.get("attributes")
+        if nested is None:
+            return {}, None
+        nested = json_value(nested, "attributes")
+        if not isinstance(nested, dict):
+            raise RecordRejected("field 'attributes' must be an object {custom: {...}, tags: [...]}", field="attributes")
+        nested_custom = nested.get("custom") or {}
+        if not isinstance(nested_custom, dict):
+            raise RecordRejected("field 'attributes.custom' must be an object of key: value", field="attributes.custom")
+        custom = {
+            key: self._attribute(key, value, f"attributes.custom.{key}", nested=True)
+            for key, value in nested_custom.items()
+        }
+        tags = _tags(nested["tags"], "attributes.tags") if "tags" in nested else None
+        return custom, tags
+
+    def _note_ignored(self, record: t.Mapping[str, t.Any], custom: t.Mapping[str, CustomAttribute]) -> None:
+        """Say once which columns are neither customer fields nor custom attributes."""
         ignored = sorted(
             c for c in record if c not in STANDARD_FIELDS and c not in custom and not c.startswith("_sdc_")
         )
@@ -187,17 +208,6 @@ class CustomerMapper:
                 ", ".join(ignored),
                 self.settings.stream_name,
             )
-
-        payload = CustomerPayload(
-            external_id=optional_text(record, "external_id"),
-            uuid=optional_text(record, "uuid"),
-            data_source_uuid=data_source(record, self.default_data_source_uuid),
-            fields=fields,
-            custom=custom,
-            tags=tags,
-        )
-        self._check_required(payload)
-        return payload
 
     def _check_required(self, payload: CustomerPayload) -> None:
         mode, match_by = self.settings.mode, self.settings.match_by

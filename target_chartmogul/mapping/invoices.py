@@ -10,10 +10,13 @@ from __future__ import annotations
 import dataclasses
 import typing as t
 
+from target_chartmogul.booleans import boolean
+from target_chartmogul.dates import timestamp_text
 from target_chartmogul.errors import RecordRejected
 from target_chartmogul.mapping.common import json_value, optional_text, required_data_source, required_text
 from target_chartmogul.mapping.transactions import map_transaction
-from target_chartmogul.values import boolean, cents, choice, currency, integer, is_blank, text, timestamp_text
+from target_chartmogul.numbers import cents, integer
+from target_chartmogul.values import choice, currency, is_blank, text
 
 LINE_ITEM_TYPES = ("subscription", "one_time", "trial")
 PRORATION_TYPES = ("differential", "differential_mrr", "full")
@@ -49,13 +52,31 @@ class InvoicePayload:
 
 
 def _line_item(item: t.Any, index: int) -> tuple[dict[str, t.Any], str | None]:
+    """One line item's body, and the plan_external_id still to resolve (if it names its plan that way)."""
     prefix = f"line_items[{index}]."
     if not isinstance(item, dict):
         raise RecordRejected(f"field 'line_items[{index}]' must be an object", field=f"line_items[{index}]")
     if is_blank(item.get("type")):
         raise RecordRejected(f"field '{prefix}type' is required", field=f"{prefix}type")
     kind = choice(item["type"], f"{prefix}type", LINE_ITEM_TYPES)
-    body: dict[str, t.Any] = {"type": kind}
+    body: dict[str, t.Any] = {"type": kind, **_line_item_values(item, prefix)}
+    if kind not in ("subscription", "trial"):
+        return body, None
+    if "subscription_external_id" not in body:
+        msg = f"field '{prefix}subscription_external_id' is required for a {kind} line item"
+        raise RecordRejected(msg, field=prefix + "subscription_external_id")
+    if not is_blank(item.get("plan_uuid")):
+        body["plan_uuid"] = text(item["plan_uuid"], prefix + "plan_uuid").strip()
+        return body, None
+    if not is_blank(item.get("plan_external_id")):
+        return body, text(item["plan_external_id"], prefix + "plan_external_id").strip()
+    msg = f"field '{prefix}plan_uuid' or '{prefix}plan_external_id' is required for a {kind} line item"
+    raise RecordRejected(msg, field=prefix + "plan_uuid")
+
+
+def _line_item_values(item: t.Mapping[str, t.Any], prefix: str) -> dict[str, t.Any]:
+    """The amounts, dates, texts and flags of a line item that are set (unset ones are not sent)."""
+    body: dict[str, t.Any] = {}
     for name in CENT_FIELDS:
         if item.get(name) is not None:  # a negative amount is a credit (proration on a downgrade)
             body[name] = cents(item[name], prefix + name, allow_negative=name == "amount_in_cents")
@@ -65,10 +86,9 @@ def _line_item(item: t.Any, index: int) -> tuple[dict[str, t.Any], str | None]:
     for name in TEXT_FIELDS:
         if not is_blank(item.get(name)):
             body[name] = text(item[name], prefix + name).strip()
-    if item.get("quantity") is not None:
-        body["quantity"] = integer(item["quantity"], prefix + "quantity")
-    if item.get("event_order") is not None:
-        body["event_order"] = integer(item["event_order"], prefix + "event_order")
+    for name in ("quantity", "event_order"):
+        if item.get(name) is not None:
+            body[name] = integer(item[name], prefix + name)
     if item.get("prorated") is not None:
         body["prorated"] = boolean(item["prorated"], prefix + "prorated")
     if not is_blank(item.get("proration_type")):
@@ -77,33 +97,37 @@ def _line_item(item: t.Any, index: int) -> tuple[dict[str, t.Any], str | None]:
         body["transaction_fees_currency"] = currency(
             item["transaction_fees_currency"], prefix + "transaction_fees_currency"
         )
-    if "account_code" in body and len(body["account_code"]) > 30:
+    if len(body.get("account_code", "")) > 30:
         raise RecordRejected(
             f"field '{prefix}account_code' is longer than 30 characters", field=prefix + "account_code"
         )
-    plan_external_id: str | None = None
-    if kind in ("subscription", "trial"):
-        if "subscription_external_id" not in body:
-            msg = f"field '{prefix}subscription_external_id' is required for a {kind} line item"
-            raise RecordRejected(msg, field=prefix + "subscription_external_id")
-        if not is_blank(item.get("plan_uuid")):
-            body["plan_uuid"] = text(item["plan_uuid"], prefix + "plan_uuid").strip()
-        elif not is_blank(item.get("plan_external_id")):
-            plan_external_id = text(item["plan_external_id"], prefix + "plan_external_id").strip()
-        else:
-            msg = f"field '{prefix}plan_uuid' or '{prefix}plan_external_id' is required for a {kind} line item"
-            raise RecordRejected(msg, field=prefix + "plan_uuid")
-    return body, plan_external_id
+    return body
 
 
 def map_invoice(record: t.Mapping[str, t.Any], default_data_source_uuid: str | None) -> InvoicePayload:
     """Build the payload, or raise RecordRejected naming the field."""
     ds = required_data_source(record, default_data_source_uuid)
     external_id = required_text(record, "external_id")
-    if is_blank(record.get("date")):
-        raise RecordRejected("field 'date' is required", field="date")
-    if is_blank(record.get("currency")):
-        raise RecordRejected("field 'currency' is required", field="currency")
+    customer_uuid = optional_text(record, "customer_uuid")
+    customer_external_id = optional_text(record, "customer_external_id")
+    if not customer_uuid and not customer_external_id:
+        raise RecordRejected(
+            "field 'customer_uuid' or 'customer_external_id' is required", field="customer_external_id"
+        )
+    body = _header(record, ds, external_id)
+    if customer_external_id:
+        body["customer_external_id"] = customer_external_id
+    body["line_items"], plan_refs = _line_items(record)
+    transactions = _nested_transactions(record)
+    if transactions:
+        body["transactions"] = transactions
+    return InvoicePayload(ds, external_id, customer_uuid, customer_external_id, body, plan_refs)
+
+
+def _header(record: t.Mapping[str, t.Any], ds: str, external_id: str) -> dict[str, t.Any]:
+    for name in ("date", "currency"):
+        if is_blank(record.get(name)):
+            raise RecordRejected(f"field '{name}' is required", field=name)
     body: dict[str, t.Any] = {
         "external_id": external_id,
         "date": timestamp_text(record["date"], "date"),
@@ -114,15 +138,11 @@ def map_invoice(record: t.Mapping[str, t.Any], default_data_source_uuid: str | N
         body["due_date"] = timestamp_text(record["due_date"], "due_date")
     if not is_blank(record.get("collection_method")):
         body["collection_method"] = choice(record["collection_method"], "collection_method", ("automatic", "manual"))
-    customer_uuid = optional_text(record, "customer_uuid")
-    customer_external_id = optional_text(record, "customer_external_id")
-    if not customer_uuid and not customer_external_id:
-        raise RecordRejected(
-            "field 'customer_uuid' or 'customer_external_id' is required", field="customer_external_id"
-        )
-    if customer_external_id:
-        body["customer_external_id"] = customer_external_id
+    return body
 
+
+def _line_items(record: t.Mapping[str, t.Any]) -> tuple[list[dict[str, t.Any]], list[tuple[int, str]]]:
+    """The line items' bodies, and (index, plan_external_id) of those whose plan is still to resolve."""
     items = json_value(record.get("line_items"), "line_items")
     if not isinstance(items, list) or not items:
         raise RecordRejected("field 'line_items' must hold at least one line item", field="line_items")
@@ -133,14 +153,16 @@ def map_invoice(record: t.Mapping[str, t.Any], default_data_source_uuid: str | N
         line_items.append(line)
         if plan_external_id:
             plan_refs.append((index, plan_external_id))
-    body["line_items"] = line_items
+    return line_items, plan_refs
 
+
+def _nested_transactions(record: t.Mapping[str, t.Any]) -> list[dict[str, t.Any]]:
     nested = json_value(record.get("transactions"), "transactions")
-    if nested:
-        if not isinstance(nested, list):
-            raise RecordRejected("field 'transactions' must be an array", field="transactions")
-        body["transactions"] = [
-            map_transaction(tr if isinstance(tr, dict) else {}, f"transactions[{i}].", require_external_id=False)
-            for i, tr in enumerate(nested)
-        ]
-    return InvoicePayload(ds, external_id, customer_uuid, customer_external_id, body, plan_refs)
+    if not nested:
+        return []
+    if not isinstance(nested, list):
+        raise RecordRejected("field 'transactions' must be an array", field="transactions")
+    return [
+        map_transaction(tr if isinstance(tr, dict) else {}, f"transactions[{i}].", require_external_id=False)
+        for i, tr in enumerate(nested)
+    ]

@@ -7,7 +7,8 @@ import typing as t
 
 from target_chartmogul.errors import RecordRejected
 from target_chartmogul.mapping.common import required_data_source, required_text
-from target_chartmogul.values import choice, integer
+from target_chartmogul.numbers import integer
+from target_chartmogul.values import choice
 
 INTERVAL_UNITS = ("day", "month", "year")
 

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import typing as t
 
+from target_chartmogul.dates import timestamp_text
 from target_chartmogul.errors import RecordRejected
-from target_chartmogul.values import cents, choice, currency, is_blank, text, timestamp_text
+from target_chartmogul.numbers import cents
+from target_chartmogul.values import choice, currency, is_blank, text
 
 TYPES = ("payment", "refund")
 RESULTS = ("successful", "failed")

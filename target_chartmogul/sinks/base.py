@@ -2,7 +2,8 @@
 
 A batch is written completely (or the run stops) inside `process_batch`, so the STATE
 the SDK emits after a drain only ever covers records that are in ChartMogul or in the
-rejects file.
+rejects file. Sinks get everything of the run from their `RunContext` (see `bound_to`);
+they never import or reach into the target.
 """
 
 from __future__ import annotations
@@ -17,19 +18,35 @@ from target_chartmogul.encoding import dumps
 from target_chartmogul.errors import APIError, FatalError, RecordRejected
 from target_chartmogul.ledger import Entry, payload_hash
 from target_chartmogul.references import Unresolved
-from target_chartmogul.validation import RecordChecker
+from target_chartmogul.validation import INVALID, Invalid, RecordChecker, SDKValidator
 from target_chartmogul.values import is_blank
 
 if t.TYPE_CHECKING:
+    from singer_sdk.target_base import Target
+
     from target_chartmogul.client import ChartMogulClient
+    from target_chartmogul.context import RunContext
     from target_chartmogul.settings import StreamSettings
-    from target_chartmogul.target import TargetChartMogul
 
-INVALID = "__target_chartmogul_invalid__"
 T = t.TypeVar("T")
+Record = dict[str, t.Any]
 
 
-class ChartMogulSink(BatchSink):
+S = t.TypeVar("S", bound="ContextBound")
+
+
+class ContextBound:
+    """A sink class that carries the run's context, so the SDK can build it from the class alone."""
+
+    context: t.ClassVar[RunContext]
+
+    @classmethod
+    def bound_to(cls: type[S], context: RunContext) -> type[S]:
+        """A subclass carrying the run's context: what the target hands the SDK to build sinks from."""
+        return type(cls.__name__, (cls,), {"context": context, "__module__": cls.__module__})
+
+
+class ChartMogulSink(ContextBound, BatchSink):
     """Base for the object sinks; subclasses implement `write_records`."""
 
     object_name: t.ClassVar[str] = ""
@@ -37,40 +54,31 @@ class ChartMogulSink(BatchSink):
 
     def __init__(
         self,
-        target: TargetChartMogul,
+        target: Target,
         stream_name: str,
         schema: dict[str, t.Any],
         key_properties: t.Sequence[str] | None,
     ) -> None:
-        self.owner = target
-        self.settings: StreamSettings = target.stream_settings(stream_name)
+        self.settings: StreamSettings = self.context.stream(stream_name)
         super().__init__(target, stream_name, schema, key_properties)
-        self.checker = RecordChecker(stream_name, schema, validate=self.validate_schema)
-        self.summary = target.summary
+        self.summary = self.context.summary
         self.summary.objects[stream_name] = self.object_name
-        self.deferred: list[dict[str, t.Any]] = []
-        self._deferred_lock = threading.Lock()
-        target.track_sink(self)
-        target.ledger.save_schema(stream_name, schema, key_properties or [])
-        target.progress.start()
+        self.context.order.register(self)
+        self.context.ledger.save_schema(stream_name, schema, key_properties or [])
+        self.context.progress.start()
 
     # SDK hooks --------------------------------------------------------------------
-    def get_validator(self) -> None:
-        """Turn the SDK's raise-or-pass validation off; `RecordChecker` rejects per record."""
-        return None
+    def get_validator(self) -> SDKValidator:
+        """Validate with `RecordChecker`, which marks a bad record (to reject it) instead of raising."""
+        self.checker = RecordChecker(self.stream_name, self.schema, validate=self.validate_schema)
+        return SDKValidator(self.checker)
 
-    def _validate_and_parse(self, record: dict[str, t.Any]) -> dict[str, t.Any]:
-        problem = self.checker.check(record)
-        if problem is not None:
-            record[INVALID] = problem
+    def preprocess_record(self, record: Record, context: dict[str, t.Any]) -> Record:
+        """A record without a key property becomes a reject, not the end of the run."""
+        self.checker.mark_missing_keys(record, self.key_properties)
         return record
 
-    def _singer_validate_message(self, record: dict[str, t.Any]) -> None:
-        missing = [k for k in self.key_properties if k not in record]
-        if missing and INVALID not in record:
-            record[INVALID] = (missing[0], f"key property '{missing[0]}' is missing from the record")
-
-    def process_record(self, record: dict[str, t.Any], context: dict[str, t.Any]) -> None:
+    def process_record(self, record: Record, context: dict[str, t.Any]) -> None:
         """Stage the record; every write happens in `process_batch`."""
         self.summary.add(self.stream_name, "received")
         context.setdefault("records", []).append(record)
@@ -81,22 +89,22 @@ class ChartMogulSink(BatchSink):
         The sync memory is committed before this returns, and so before the SDK can
         emit a STATE that covers these records.
         """
-        with self.owner.writing():
+        with self.context.guard.writing():
             try:
                 self._process_records(context.get("records", []))
             finally:
-                self.owner.ledger.flush()
+                self.context.ledger.flush()
 
-    def _process_records(self, records: list[dict[str, t.Any]]) -> None:
-        valid: dict[t.Hashable, dict[str, t.Any]] = {}
-        remembered = self.owner.ledger.remembers_rejects()
+    def _process_records(self, records: list[Record]) -> None:
+        valid: dict[t.Hashable, Record] = {}
+        ledger = self.context.ledger
+        remembered = ledger.remembers_rejects()
         for record in records:
             if remembered:  # a newer record replaces a refused one remembered from an earlier run
-                self.owner.ledger.forget_reject(self.stream_name, self.reject_key(record))
-            problem = record.pop(INVALID, None)
-            if problem is not None:
-                field, reason = problem
-                self.reject(record, reason, field=field)
+                ledger.forget_reject(self.stream_name, self.reject_key(record))
+            invalid: Invalid | None = record.pop(INVALID, None)
+            if invalid is not None:
+                self.reject(invalid.record, invalid.reason, field=invalid.field)
                 continue
             key = self.dedupe_key(record)
             if key in valid:
@@ -104,28 +112,43 @@ class ChartMogulSink(BatchSink):
                 del valid[key]  # re-insert so the batch keeps arrival order of the last copies
             valid[key] = record
         if valid:
-            self.owner.before_write(self)
+            self.context.order.before_write(self)
             self.write_records(list(valid.values()))
+
+    # Ordering hooks (see target_chartmogul.ordering) ------------------------------------
+    def retry(self, records: list[Record]) -> None:
+        """Write records that waited for a reference (the final pass)."""
+        self.context.logger.info("Retrying %d %s record(s) that waited for a reference", len(records), self.stream_name)
+        self.process_batch({"records": records})
+
+    def retry_records(self, records: list[Record]) -> None:
+        """Write records remembered from an earlier run (read back from JSON: validated and dates read again)."""
+        for record in records:
+            self.checker.validate(record)
+        self.process_batch({"records": records})
+
+    def other_stream_started(self) -> None:
+        """A message of another stream arrived; only sinks that track full-table versions care."""
 
     # For subclasses ---------------------------------------------------------------
     @property
     def client(self) -> ChartMogulClient:
         """The HTTP client shared by every sink of the run."""
-        return self.owner.client
+        return self.context.client
 
-    def dedupe_key(self, record: dict[str, t.Any]) -> t.Hashable:
+    def dedupe_key(self, record: Record) -> t.Hashable:
         """Records of one object in one batch: the last wins (one object per data source and external id)."""
         if is_blank(record.get("external_id")):  # nothing to merge on: each is its own (and is rejected)
             return ("record", id(record))
         ds = record.get("data_source_uuid") or self.config.get("data_source_uuid")
         return (str(ds), str(record.get("external_id")))
 
-    def record_key(self, record: dict[str, t.Any]) -> dict[str, t.Any]:
+    def record_key(self, record: Record) -> dict[str, t.Any]:
         """The record's identity for reject lines and messages."""
         keys = list(self.key_properties) or [k for k in ("external_id", "uuid", "email") if k in record]
         return {k: record.get(k) for k in keys}
 
-    def reject_key(self, record: dict[str, t.Any]) -> str:
+    def reject_key(self, record: Record) -> str:
         """The identity under which a refused record is remembered for a retry."""
         return dumps(self.record_key(record), sort_keys=True)
 
@@ -136,7 +159,7 @@ class ChartMogulSink(BatchSink):
             by_source.setdefault(ds, []).append(ext)
         known: dict[tuple[str, str], Entry] = {}
         for ds, ids in by_source.items():
-            entries = self.owner.ledger.lookup(self.object_name, ds, ids)
+            entries = self.context.ledger.lookup(self.object_name, ds, ids)
             known.update({(ds, ext): entry for ext, entry in entries.items()})
         return known
 
@@ -160,7 +183,7 @@ class ChartMogulSink(BatchSink):
         `tags`: the customer tags the loader answers for (the only ones it may remove later).
         """
         digest = payload_hash(payload) if payload is not None else None
-        self.owner.ledger.written(
+        self.context.ledger.written(
             self.object_name,
             data_source_uuid,
             external_id,
@@ -171,22 +194,22 @@ class ChartMogulSink(BatchSink):
             tags=tags,
         )
 
-    def write_records(self, records: list[dict[str, t.Any]]) -> None:
+    def write_records(self, records: list[Record]) -> None:
         """Write one de-duplicated batch; must not return before every call is done."""
         raise NotImplementedError
 
     def reject(
         self,
-        record: dict[str, t.Any],
+        record: Record,
         reason: str,
         *,
         field: str | None = None,
         status: int | None = None,
     ) -> None:
-        """Record a refused record in the rejects file and the summary."""
+        """Record a refused record in the rejects file, the sync memory and the summary."""
         key = self.record_key(record)
         self.logger.warning("Rejected %s record %s: %s", self.stream_name, key, reason)
-        self.owner.rejects.write(
+        self.context.rejects.write(
             stream=self.stream_name,
             key=key,
             record=record,
@@ -195,39 +218,27 @@ class ChartMogulSink(BatchSink):
             status=status,
         )
         reject_key = self.reject_key(record)
-        self.owner.note_rejected(self.stream_name, reject_key)
-        self.owner.ledger.remember_reject(self.stream_name, reject_key, record, reason, field, status)
+        self.context.note_rejected(self.stream_name, reject_key)
+        self.context.ledger.remember_reject(self.stream_name, reject_key, record, reason, field, status)
         self.summary.add(self.stream_name, "rejected")
 
     def count(self, outcome: str, n: int = 1) -> None:
         """Count records of this stream with an outcome."""
         self.summary.add(self.stream_name, outcome, n)
 
-    def defer_or_reject(self, record: dict[str, t.Any], exc: RecordRejected) -> None:
+    def defer_or_reject(self, record: Record, exc: RecordRejected) -> None:
         """An unresolved reference waits for the end of input; anything else is rejected."""
-        if isinstance(exc, Unresolved) and not self.owner.final_pass:
-            with self._deferred_lock:
-                self.deferred.append(record)
+        if isinstance(exc, Unresolved) and not self.context.order.final_pass:
+            self.context.order.defer(self, record)
             return
         self.reject(record, exc.reason, field=exc.field, status=exc.status)
 
-    def retry_deferred(self) -> None:
-        """Write the records that waited for a reference (called on the final pass)."""
-        with self._deferred_lock:
-            records, self.deferred = self.deferred, []
-        if records:
-            self.logger.info("Retrying %d %s record(s) that waited for a reference", len(records), self.stream_name)
-            self.process_batch({"records": records})
-
-    def retry_records(self, records: list[dict[str, t.Any]]) -> None:
-        """Write records remembered from an earlier run (read back from JSON: dates are parsed again)."""
-        self.process_batch({"records": [self._validate_and_parse(record) for record in records]})
-
+    # Writing items concurrently ------------------------------------------------------
     def run_each(
         self,
         items: t.Sequence[T],
         write: t.Callable[[T], str | None],
-        records_of: t.Callable[[T], list[dict[str, t.Any]]],
+        records_of: t.Callable[[T], list[Record]],
     ) -> None:
         """Write items concurrently (up to the client's concurrency).
 
@@ -238,29 +249,8 @@ class ChartMogulSink(BatchSink):
         stop = threading.Event()
 
         def guarded(item: T) -> None:
-            if stop.is_set():
-                return
-            try:
-                outcome = write(item)
-            except RecordRejected as exc:
-                for record in records_of(item):
-                    self.defer_or_reject(record, exc)
-                return
-            except APIError as exc:
-                field = next(iter(exc.fields), None)
-                for record in records_of(item):
-                    self.reject(record, f"ChartMogul refused it: {exc.message}", field=field, status=exc.status)
-                return
-            except FatalError:
-                stop.set()
-                raise
-            except Exception as exc:  # a bug met on odd input must not sink the good rows
-                self.logger.exception("Unexpected error writing a %s record", self.stream_name)
-                for record in records_of(item):
-                    self.reject(record, f"unexpected error in target-chartmogul: {type(exc).__name__}: {exc}")
-                return
-            if outcome:
-                self.count(outcome)
+            if not stop.is_set():
+                self._write_guarded(item, write, records_of, stop)
 
         workers = self.client.pacer.max_concurrency
         if workers == 1 or len(items) == 1:
@@ -269,10 +259,37 @@ class ChartMogulSink(BatchSink):
             return
         with concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix=self.object_name) as pool:
             futures = [pool.submit(guarded, item) for item in items]
-            first_error: BaseException | None = None
-            for future in concurrent.futures.as_completed(futures):
-                error = future.exception()
-                if error is not None and first_error is None:
-                    first_error = error
+            errors = [future.exception() for future in concurrent.futures.as_completed(futures)]
+        first_error = next((error for error in errors if error is not None), None)
         if first_error is not None:
             raise first_error
+
+    def _write_guarded(
+        self,
+        item: T,
+        write: t.Callable[[T], str | None],
+        records_of: t.Callable[[T], list[Record]],
+        stop: threading.Event,
+    ) -> None:
+        """Write one item; its refusal lands on its records, a fatal error stops the others."""
+        try:
+            outcome = write(item)
+        except RecordRejected as exc:
+            for record in records_of(item):
+                self.defer_or_reject(record, exc)
+            return
+        except APIError as exc:
+            field = next(iter(exc.fields), None)
+            for record in records_of(item):
+                self.reject(record, f"ChartMogul refused it: {exc.message}", field=field, status=exc.status)
+            return
+        except FatalError:
+            stop.set()
+            raise
+        except Exception as exc:  # a bug met on odd input must not sink the good rows
+            self.logger.exception("Unexpected error writing a %s record", self.stream_name)
+            for record in records_of(item):
+                self.reject(record, f"unexpected error in target-chartmogul: {type(exc).__name__}: {exc}")
+            return
+        if outcome:
+            self.count(outcome)

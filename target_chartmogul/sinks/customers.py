@@ -60,6 +60,11 @@ class CustomersSink(ChartMogulSink):
         """A version whose records arrived and whose completeness has not been acted on."""
         return self.version is not None and self.version_has_records
 
+    def other_stream_started(self) -> None:
+        """SDK taps send one stream at a time: another stream's message proves a full-table version arrived whole."""
+        if self.version_pending:
+            self.complete_version()
+
     def activate_version(self, new_version: int) -> None:
         """ACTIVATE_VERSION after a version's records marks it whole; before them it starts one."""
         if not self.settings.delete_missing:
@@ -74,14 +79,14 @@ class CustomersSink(ChartMogulSink):
 
         Guarded by `max_delete_fraction`: past it nothing is deleted and the run says why.
         """
-        with self.owner.writing():
+        with self.context.guard.writing():
             self._delete_missing()
 
     def _delete_missing(self) -> None:
         version, seen = self.version, self.version_seen
         self.version, self.version_seen, self.version_has_records = None, set(), False
-        self.owner.drain_one(self)
-        known = self.owner.ledger.stream_objects("customers", self.stream_name)
+        self.context.order.drain(self)
+        known = self.context.ledger.stream_objects("customers", self.stream_name)
         missing = sorted(key for key in known if key not in seen)
         if not missing:
             return
@@ -92,7 +97,7 @@ class CustomersSink(ChartMogulSink):
                 f"{len(known)} customers this stream wrote ({len(missing) / len(known):.0%}), more than "
                 f"max_delete_fraction {limit:.0%}; deleting none. Check the source, or raise max_delete_fraction."
             )
-            self.owner.report_problem(message)
+            self.context.report_problem(message)
             return
         self.logger.info(
             "Stream '%s': deleting %d customer(s) absent from version %s",
@@ -106,7 +111,7 @@ class CustomersSink(ChartMogulSink):
             lambda key: self.delete_one(*key),
             records_of=lambda key: [{"data_source_uuid": key[0], "external_id": key[1]}],
         )
-        self.owner.ledger.flush()
+        self.context.ledger.flush()
 
     def dedupe_key(self, record: Record) -> t.Hashable:
         """Same customer twice in a batch: the last record wins."""
@@ -122,21 +127,19 @@ class CustomersSink(ChartMogulSink):
         return bool(self.settings.delete_missing) or super().include_sdc_metadata_properties
 
     def write_records(self, records: list[Record]) -> None:
-        """Map every record, consult the sync memory, then write concurrently."""
+        """Map every record, consult the sync memory, then write concurrently; deletions last."""
         deletions = [r for r in records if r.get("_sdc_deleted_at")]
-        if deletions and not self.settings.delete_missing:
-            self.mapper.notes.info(
-                "deletes",
-                "Stream '%s': %d deleted row(s) ignored; set delete_missing to delete customers",
-                self.stream_name,
-                len(deletions),
-            )
-            self.count("skipped", len(deletions))
         upserts = [r for r in records if not r.get("_sdc_deleted_at")]
+        changed = self._changed(self._mapped(upserts))
+        self.run_each(changed, lambda item: self.write_remembered(*item[1:]), records_of=lambda item: [item[0]])
+        self._delete_rows(deletions)
+
+    def _mapped(self, upserts: list[Record]) -> list[tuple[Record, CustomerPayload, str]]:
+        """(record, payload, record hash) of each record not written exactly so last time; rejects the unmappable."""
         raw_keys = [self.raw_memory_key(r) for r in upserts]
         if self.settings.match_by != "uuid":  # a lost memory: read the data source's customers once
             for ds in sorted({key[0] for key in raw_keys if key is not None}):
-                self.owner.refs.holdings.ensure("customer", ds)
+                self.context.refs.holdings.ensure("customer", ds)
         self.known = self.memory_lookup(key for key in raw_keys if key is not None)
         items: list[tuple[Record, CustomerPayload, str]] = []
         for record, raw_key in zip(upserts, raw_keys, strict=True):
@@ -151,6 +154,12 @@ class CustomersSink(ChartMogulSink):
                 self.reject(record, exc.reason, field=exc.field)
         looked_up = set(raw_keys)  # mapping rarely moves a key: look up only the keys it did move
         self.known.update(self.memory_lookup({self.memory_key(p) for _, p, _ in items} - looked_up))
+        return items
+
+    def _changed(
+        self, items: list[tuple[Record, CustomerPayload, str]]
+    ) -> list[tuple[Record, CustomerPayload, str, dict[str, t.Any]]]:
+        """The items whose payload the memory does not hold as written; the others count as unchanged."""
         changed: list[tuple[Record, CustomerPayload, str, dict[str, t.Any]]] = []
         for record, payload, digest in items:
             key = self.memory_key(payload)
@@ -158,18 +167,32 @@ class CustomersSink(ChartMogulSink):
             fingerprint = self.fingerprint(payload)
             if self.is_current(entry, fingerprint):  # other columns changed, not what is sent
                 self.count("unchanged")
-                self.remember(*key, uuid=entry.uuid if entry else None, payload=fingerprint, record_hash=digest)
+                self.remember(*key, uuid=entry.uuid if entry else None, payload=fingerprint, record_hash=digest,
+                              tags=entry.tags if entry else None)
             else:
                 changed.append((record, payload, digest, fingerprint))
-        self.run_each(changed, lambda item: self.write_remembered(*item[1:]), records_of=lambda item: [item[0]])
-        if deletions and self.settings.delete_missing:
-            targets = [self._deletion_key(r) for r in deletions]
-            self.known = self.memory_lookup(targets)
-            self.run_each(
-                list(zip(deletions, targets, strict=True)),
-                lambda item: self.delete_one(*item[1]),
-                records_of=lambda item: [item[0]],
+        return changed
+
+    def _delete_rows(self, deletions: list[Record]) -> None:
+        """Rows deleted in the source (`_sdc_deleted_at`): deleted with delete_missing, else counted skipped."""
+        if not deletions:
+            return
+        if not self.settings.delete_missing:
+            self.mapper.notes.info(
+                "deletes",
+                "Stream '%s': %d deleted row(s) ignored; set delete_missing to delete customers",
+                self.stream_name,
+                len(deletions),
             )
+            self.count("skipped", len(deletions))
+            return
+        targets = [self._deletion_key(r) for r in deletions]
+        self.known = self.memory_lookup(targets)
+        self.run_each(
+            list(zip(deletions, targets, strict=True)),
+            lambda item: self.delete_one(*item[1]),
+            records_of=lambda item: [item[0]],
+        )
 
     # Sync memory ------------------------------------------------------------------
     def memory_key(self, payload: CustomerPayload) -> tuple[str, str]:
@@ -241,7 +264,7 @@ class CustomersSink(ChartMogulSink):
         entry = self.known.get((data_source_uuid, external_id))
         uuid = entry.uuid if entry else None
         if uuid is None:
-            found = self.owner.refs.held("customer", data_source_uuid, external_id)
+            found = self.context.refs.held("customer", data_source_uuid, external_id)
             uuid = found["uuid"] if found else None
         if uuid is not None:
             try:
@@ -249,7 +272,7 @@ class CustomersSink(ChartMogulSink):
             except APIError as exc:
                 if exc.status != 404:
                     raise
-        self.owner.refs.forget("customer", data_source_uuid, external_id, gone=True)
+        self.context.refs.forget("customer", data_source_uuid, external_id, gone=True)
         return "deleted" if uuid is not None else "unchanged"
 
     # One customer ---------------------------------------------------------------
@@ -287,12 +310,12 @@ class CustomersSink(ChartMogulSink):
         memory costs reads, not writes.
         """
         uuid = str(entry.uuid)
-        holdings = self.owner.refs.holdings
+        holdings = self.context.refs.holdings
         held = None
         if self.settings.match_by == "external_id" and payload.data_source_uuid and payload.external_id:
             held = holdings.get("customer", payload.data_source_uuid, payload.external_id)
             holdings.drop("customer", payload.data_source_uuid, payload.external_id)  # stale once written
-        if held is None and entry.payload_hash is not None and not self.client.dry_run:
+        if held is None and entry.payload_hash is not None:
             return self.update_known(uuid, payload, entry.tags)
         if held is None:
             held = self.find_by_uuid(uuid)
@@ -303,9 +326,9 @@ class CustomersSink(ChartMogulSink):
 
     def _gone(self, uuid: str, payload: CustomerPayload) -> None:
         self.logger.info("Customer %s is gone from ChartMogul; creating it again", uuid)
-        self.owner.ledger.deleted("customers", *self.memory_key(payload))
+        self.context.ledger.deleted("customers", *self.memory_key(payload))
         if payload.data_source_uuid and payload.external_id:
-            self.owner.refs.forget("customer", payload.data_source_uuid, payload.external_id)
+            self.context.refs.forget("customer", payload.data_source_uuid, payload.external_id)
 
     def update_known(self, uuid: str, payload: CustomerPayload, owned: t.Sequence[str] | None) -> tuple[str, str] | None:
         """PATCH a customer the memory knows, no lookup; None if ChartMogul lost it (404)."""
@@ -318,19 +341,11 @@ class CustomersSink(ChartMogulSink):
             return None
         self._sync_custom(uuid, customer, payload)
         self._sync_tags(uuid, customer, payload, owned)
-        self.owner.refs.remember("customer", payload.data_source_uuid, payload.external_id, customer or {"uuid": uuid})
+        self.context.refs.remember("customer", payload.data_source_uuid, payload.external_id, customer or {"uuid": uuid})
         return "updated", uuid
 
     def create(self, payload: CustomerPayload, *, insert_only: bool) -> tuple[str, str | None]:
         """POST the customer; 'already exists' means present (insert) or update it (upsert)."""
-        if self.client.dry_run:  # nothing is written, so ask first what a create would meet
-            existing = self.find_by_external_id(payload.data_source_uuid, payload.external_id)
-            if existing is None:
-                self.client.post("customers", payload.create_body())
-                return "created", None
-            if insert_only:
-                return "already_present", existing["uuid"]
-            return ("updated" if self.apply(existing, payload, None) else "unchanged"), existing["uuid"]
         try:
             response = self.client.post("customers", payload.create_body())
         except APIError as exc:
@@ -347,7 +362,7 @@ class CustomersSink(ChartMogulSink):
                 raise RecordRejected(msg, field="external_id", status=exc.status) from None
             changed = self.apply(existing, payload, None)
             return ("created" if ours else ("updated" if changed else "unchanged")), uuid
-        self.owner.refs.remember("customer", payload.data_source_uuid, payload.external_id, response.body)
+        self.context.refs.remember("customer", payload.data_source_uuid, payload.external_id, response.body)
         return "created", (response.body or {}).get("uuid")
 
     def apply(self, existing: Record, payload: CustomerPayload, owned: t.Sequence[str] | None) -> bool:
@@ -366,7 +381,7 @@ class CustomersSink(ChartMogulSink):
             changed = True
         changed |= self._sync_custom(uuid, existing, payload)
         changed |= self._sync_tags(uuid, existing, payload, owned)
-        self.owner.refs.remember("customer", payload.data_source_uuid, payload.external_id, existing)
+        self.context.refs.remember("customer", payload.data_source_uuid, payload.external_id, existing)
         return changed
 
     def _sync_custom(self, uuid: str, existing: Record, payload: CustomerPayload) -> bool:
@@ -409,7 +424,7 @@ class CustomersSink(ChartMogulSink):
         """The customer with this external_id in this data source (`fresh`: ask ChartMogul, not a listing)."""
         if not ds or not ext:
             return None
-        return self.owner.refs.held("customer", ds, ext, fresh=fresh)
+        return self.context.refs.held("customer", ds, ext, fresh=fresh)
 
     def find_by_uuid(self, uuid: str | None) -> Record | None:
         """The customer with this uuid, or None on 404."""

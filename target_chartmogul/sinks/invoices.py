@@ -52,7 +52,7 @@ class InvoicesSink(ChartMogulSink):
             except RecordRejected as exc:
                 self.reject(record, exc.reason, field=exc.field)
         for ds in {payload.data_source_uuid for _, payload in pairs}:
-            self.owner.refs.holdings.ensure("invoice", ds)  # a lost memory: read the data source's invoices once
+            self.context.refs.holdings.ensure("invoice", ds)  # a lost memory: read the data source's invoices once
         self.known = self.memory_lookup((p.data_source_uuid, p.external_id) for _, p in pairs)
         for record, payload in pairs:
             payload.fingerprint = self.fingerprint(payload)  # before plan references are filled in
@@ -80,7 +80,7 @@ class InvoicesSink(ChartMogulSink):
             payload.data_source_uuid, payload.external_id, uuid=uuid, payload=payload.fingerprint if current else None
         )
         if uuid:
-            self.owner.refs.remember("invoice", payload.data_source_uuid, payload.external_id, {"uuid": uuid})
+            self.context.refs.remember("invoice", payload.data_source_uuid, payload.external_id, {"uuid": uuid})
 
     # One customer's invoices -----------------------------------------------------------
     def write_chunk(self, chunk: list[Pair]) -> None:
@@ -106,7 +106,7 @@ class InvoicesSink(ChartMogulSink):
         """The customer given by uuid, or found by external id in the data source."""
         if payload.customer_uuid:
             return payload.customer_uuid
-        customer = self.owner.refs.require(
+        customer = self.context.refs.require(
             "customer",
             payload.data_source_uuid,
             str(payload.customer_external_id),
@@ -117,7 +117,7 @@ class InvoicesSink(ChartMogulSink):
     def resolve_plans(self, payload: InvoicePayload) -> None:
         """Replace each line item's plan_external_id by the plan's uuid."""
         for index, plan_external_id in payload.plan_refs:
-            plan = self.owner.refs.require(
+            plan = self.context.refs.require(
                 "plan",
                 payload.data_source_uuid,
                 plan_external_id,
@@ -132,7 +132,7 @@ class InvoicesSink(ChartMogulSink):
         invoice the memory knows without a uuid (its import answer was lost), by external id.
         """
         ds, ext = payload.data_source_uuid, payload.external_id
-        refs = self.owner.refs
+        refs = self.context.refs
         if refs.holdings.listed("invoice", ds):
             return refs.holdings.get("invoice", ds, ext)
         entry: Entry | None = self.known.get((ds, ext))
@@ -144,7 +144,7 @@ class InvoicesSink(ChartMogulSink):
                     raise
                 refs.forget("invoice", ds, ext, gone=True)
                 return None
-        if entry is not None or self.client.dry_run:  # remembered without a uuid, or nothing may be written
+        if entry is not None:  # remembered without a uuid: its import answer was lost
             return refs.held("invoice", ds, ext, fresh=True)
         return None
 
@@ -165,7 +165,7 @@ class InvoicesSink(ChartMogulSink):
                     raise
         if missing:
             added = [*(held.get("transactions") or []), *missing]
-            self.owner.refs.holdings.put("invoice", payload.data_source_uuid, payload.external_id,
+            self.context.refs.holdings.put("invoice", payload.data_source_uuid, payload.external_id,
                                          {**held, "transactions": added})
         changes = compare.invoice_changes(payload.body, held) + differing
         if changes:
@@ -185,13 +185,6 @@ class InvoicesSink(ChartMogulSink):
     # The import call (or a few, when ChartMogul refuses some invoices) -----------------
     def import_invoices(self, customer_uuid: str, pending: list[Pair]) -> None:
         """POST the new invoices; sort each into created, already there, or rejected."""
-        if self.client.dry_run:  # existence was checked in held_invoice: these would be created
-            if pending:
-                self.client.post(
-                    f"import/customers/{customer_uuid}/invoices", {"invoices": [p.body for _, p in pending]}
-                )
-                self.count("created", len(pending))
-            return
         resent = False
         for _ in range(MAX_ROUNDS):
             if not pending:
@@ -224,14 +217,14 @@ class InvoicesSink(ChartMogulSink):
         """Remember an invoice ChartMogul saved (its uuid from the answer)."""
         self.remember_invoice(payload, answer.get("uuid"))
         if answer.get("uuid"):
-            self.owner.refs.holdings.put("invoice", payload.data_source_uuid, payload.external_id, answer)
+            self.context.refs.holdings.put("invoice", payload.data_source_uuid, payload.external_id, answer)
 
     def _sort_refusal(self, customer_uuid: str, pending: list[Pair], exc: APIError, *, ours: bool) -> list[Pair]:
         """Handle a refused import call; return the invoices to send again."""
         if exc.status == 404:
             for record, payload in pending:
                 if payload.customer_external_id:
-                    self.owner.refs.forget("customer", payload.data_source_uuid, payload.customer_external_id, gone=True)
+                    self.context.refs.forget("customer", payload.data_source_uuid, payload.customer_external_id, gone=True)
                 self.reject(
                     record, f"customer {customer_uuid} does not exist in ChartMogul", field="customer_uuid", status=404
                 )
@@ -261,7 +254,7 @@ class InvoicesSink(ChartMogulSink):
 
     def already_there(self, record: Record, payload: InvoicePayload, *, ours: bool) -> None:
         """'already exists': find the invoice (never trusting an earlier listing) and compare it."""
-        held = self.owner.refs.held("invoice", payload.data_source_uuid, payload.external_id, fresh=True)
+        held = self.context.refs.held("invoice", payload.data_source_uuid, payload.external_id, fresh=True)
         if held is None:
             msg = f"ChartMogul says invoice {payload.external_id!r} exists but no such invoice was found in the data source"
             self.reject(record, msg, field="external_id", status=422)

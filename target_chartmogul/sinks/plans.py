@@ -27,7 +27,7 @@ class PlansSink(ChartMogulSink):
             except RecordRejected as exc:
                 self.reject(record, exc.reason, field=exc.field)
         for ds in sorted({plan.data_source_uuid for _, plan in items}):
-            self.owner.refs.holdings.ensure("plan", ds)  # a lost memory: read the data source's plans once
+            self.context.refs.holdings.ensure("plan", ds)  # a lost memory: read the data source's plans once
         self.known = self.memory_lookup((p.data_source_uuid, p.external_id) for _, p in items)
         self.run_each(items, lambda item: self.write_remembered(item[1]), records_of=lambda item: [item[0]])
 
@@ -41,7 +41,7 @@ class PlansSink(ChartMogulSink):
             outcome = "already_present" if self.settings.mode == "insert" else self.update_existing(entry, plan)
         if outcome is None:
             outcome = self.write_one(plan)
-        held = self.owner.refs.cached("plan", plan.data_source_uuid, plan.external_id) or {}
+        held = self.context.refs.cached("plan", plan.data_source_uuid, plan.external_id) or {}
         uuid = held.get("uuid") or (entry.uuid if entry else None)
         self.remember(
             plan.data_source_uuid,
@@ -57,10 +57,10 @@ class PlansSink(ChartMogulSink):
         None when ChartMogul no longer has it (then it is created).
         """
         uuid = str(entry.uuid)
-        holdings = self.owner.refs.holdings
+        holdings = self.context.refs.holdings
         held = holdings.get("plan", plan.data_source_uuid, plan.external_id)
         holdings.drop("plan", plan.data_source_uuid, plan.external_id)  # stale once written
-        if held is None and entry.payload_hash is not None and not self.client.dry_run:
+        if held is None and entry.payload_hash is not None:
             return self.update_known(uuid, plan)
         if held is None:
             try:
@@ -68,12 +68,12 @@ class PlansSink(ChartMogulSink):
             except APIError as exc:
                 if exc.status != 404:
                     raise
-                self.owner.refs.forget("plan", plan.data_source_uuid, plan.external_id, gone=True)
+                self.context.refs.forget("plan", plan.data_source_uuid, plan.external_id, gone=True)
                 return None
         changes = compare.plan_changes(plan.body(), held)
         if changes:
             self.client.patch(f"plans/{uuid}", changes)
-        self.owner.refs.remember("plan", plan.data_source_uuid, plan.external_id, {"uuid": uuid})
+        self.context.refs.remember("plan", plan.data_source_uuid, plan.external_id, {"uuid": uuid})
         return "updated" if changes else "unchanged"
 
     def update_known(self, uuid: str, plan: PlanPayload) -> str | None:
@@ -84,20 +84,14 @@ class PlansSink(ChartMogulSink):
         except APIError as exc:
             if exc.status != 404:
                 raise
-            self.owner.refs.forget("plan", plan.data_source_uuid, plan.external_id, gone=True)
+            self.context.refs.forget("plan", plan.data_source_uuid, plan.external_id, gone=True)
             return None
-        self.owner.refs.remember("plan", plan.data_source_uuid, plan.external_id, {"uuid": uuid})
+        self.context.refs.remember("plan", plan.data_source_uuid, plan.external_id, {"uuid": uuid})
         return "updated"
 
     def write_one(self, plan: PlanPayload) -> str:
         """Create the plan; when it exists, bring name and interval in line."""
-        refs = self.owner.refs
-        if self.client.dry_run:  # nothing is written, so ask first what a create would meet
-            held = refs.held("plan", plan.data_source_uuid, plan.external_id)
-            if held is None:
-                self.client.post("plans", plan.body())
-                return "created"
-            return self._bring_in_line(plan, held, ours=False)
+        refs = self.context.refs
         try:
             response = self.client.post("plans", plan.body())
         except APIError as exc:
@@ -114,7 +108,7 @@ class PlansSink(ChartMogulSink):
 
     def _bring_in_line(self, plan: PlanPayload, held: dict[str, t.Any], *, ours: bool) -> str:
         """An existing plan: PATCH what differs (upsert), or leave it (insert)."""
-        self.owner.refs.remember("plan", plan.data_source_uuid, plan.external_id, held)
+        self.context.refs.remember("plan", plan.data_source_uuid, plan.external_id, held)
         if self.settings.mode == "insert":
             return "created" if ours else "already_present"
         changes = compare.plan_changes(plan.body(), held)

@@ -6,22 +6,24 @@ import typing as t
 
 from singer_sdk.sinks import BatchSink
 
+from target_chartmogul.sinks.base import ContextBound
+
 if t.TYPE_CHECKING:
-    from target_chartmogul.target import TargetChartMogul
+    from singer_sdk.target_base import Target
 
 
-class SkipSink(BatchSink):
+class SkipSink(ContextBound, BatchSink):
     """Drops the stream's records; keeps the SDK's own checks (so bad input still fails)."""
 
     def __init__(
         self,
-        target: TargetChartMogul,
+        target: Target,
         stream_name: str,
         schema: dict[str, t.Any],
         key_properties: t.Sequence[str] | None,
     ) -> None:
         super().__init__(target, stream_name, schema, key_properties)
-        self.summary = target.summary
+        self.summary = self.context.summary
         self.summary.objects[stream_name] = "(skipped)"
         self.logger.info(
             "Stream '%s' maps to no ChartMogul object; its records are skipped. "

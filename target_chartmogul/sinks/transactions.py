@@ -56,7 +56,7 @@ class TransactionsSink(ChartMogulSink):
                 "field 'invoice_uuid' or 'invoice_external_id' is required", field="invoice_external_id"
             )
         ds = required_data_source(record, self.config.get("data_source_uuid"))
-        invoice = self.owner.refs.require("invoice", ds, external_id, field="invoice_external_id")
+        invoice = self.context.refs.require("invoice", ds, external_id, field="invoice_external_id")
         return str(invoice["uuid"]), external_id
 
     def write_one(self, record: Record, body: dict[str, t.Any]) -> tuple[str, str | None]:
@@ -64,7 +64,7 @@ class TransactionsSink(ChartMogulSink):
         uuid, invoice_external_id = self.invoice_uuid(record)
         ds = data_source(record, self.config.get("data_source_uuid")) or ""
         if invoice_external_id is not None:
-            listed = self.owner.refs.holdings.get("invoice", ds, invoice_external_id)
+            listed = self.context.refs.holdings.get("invoice", ds, invoice_external_id)
             if listed is not None and listed.get("uuid") == uuid:
                 held = self._held_transaction(listed, body["external_id"])
                 if held is not None:
@@ -78,7 +78,7 @@ class TransactionsSink(ChartMogulSink):
                 return self._already_taken(record, body, uuid)
             if exc.status == 404:
                 if invoice_external_id is not None:
-                    self.owner.refs.forget("invoice", ds, invoice_external_id, gone=True)
+                    self.context.refs.forget("invoice", ds, invoice_external_id, gone=True)
                 field = "invoice_external_id" if invoice_external_id is not None else "invoice_uuid"
                 raise RecordRejected(f"invoice {uuid} does not exist in ChartMogul", field=field, status=404) from None
             raise

@@ -11,13 +11,7 @@ from __future__ import annotations
 import typing as t
 from decimal import Decimal
 
-from tests.conftest import run_target
-from tests.contract.recordings import all_recordings
-from tests.fake_chartmogul import FakeChartMogul
-from tests.fake_chartmogul.server import route
-from tests.helpers import fresh_memory
-from tests.singer_messages import INTEGER, STRING, customers_stream, record
-from tests.test_billing import (
+from tests.billing import (
     CUSTOMERS,
     INVOICES,
     PLANS,
@@ -27,6 +21,12 @@ from tests.test_billing import (
     invoices_messages,
     plans_messages,
 )
+from tests.contract.recordings import all_recordings
+from tests.fake_chartmogul import FakeChartMogul
+from tests.fake_chartmogul.server import route
+from tests.helpers import fresh_memory
+from tests.running import run_target
+from tests.singer_messages import INTEGER, STRING, customers_stream, record
 
 STREAM = "public-customers"
 
@@ -84,16 +84,27 @@ def test_every_endpoint_the_target_calls_is_recorded(fake, ds, base_config, tmp_
     called = {endpoint(r.method, r.path) for r in fake.requests}
 
     assert called - recorded_endpoints() == set()
-    # the walk reached the paths it is meant to reach
-    assert {("DELETE", r"^/customers/(?P<id>[^/]+)/attributes/tags$"),
-            ("DELETE", r"^/customers/(?P<id>[^/]+)/attributes/custom$"),
-            ("PUT", r"^/customers/(?P<id>[^/]+)/attributes/custom$"),
-            ("DELETE", r"^/customers/(?P<id>[^/]+)$"),
-            ("PATCH", r"^/plans/(?P<id>[^/]+)$"),
-            ("GET", r"^/customers/search$"),
-            ("POST", r"^/import/invoices/(?P<id>[^/]+)/transactions$"),
-            ("GET", r"^/invoices$"),
-            ("GET", r"^/invoices/(?P<id>[^/]+)$"),
-            ("GET", r"^/customers/(?P<id>[^/]+)$"),
-            ("GET", r"^/plans/(?P<id>[^/]+)$"),
-            ("POST", r"^/customers/(?P<id>[^/]+)/attributes/custom$")} <= called
+    # the walk reached the paths it is meant to reach, and no other
+    assert called == {
+        ("GET", r"^/ping$"),
+        ("GET", r"^/data_sources/(?P<id>[^/]+)$"),
+        ("GET", r"^/customers$"),
+        ("GET", r"^/customers/(?P<id>[^/]+)$"),
+        ("GET", r"^/customers/search$"),
+        ("GET", r"^/plans$"),
+        ("GET", r"^/plans/(?P<id>[^/]+)$"),
+        ("GET", r"^/invoices$"),
+        ("GET", r"^/invoices/(?P<id>[^/]+)$"),
+        ("POST", r"^/customers$"),
+        ("PATCH", r"^/customers/(?P<id>[^/]+)$"),
+        ("DELETE", r"^/customers/(?P<id>[^/]+)$"),
+        ("POST", r"^/customers/(?P<id>[^/]+)/attributes/tags$"),
+        ("DELETE", r"^/customers/(?P<id>[^/]+)/attributes/tags$"),
+        ("POST", r"^/customers/(?P<id>[^/]+)/attributes/custom$"),
+        ("PUT", r"^/customers/(?P<id>[^/]+)/attributes/custom$"),
+        ("DELETE", r"^/customers/(?P<id>[^/]+)/attributes/custom$"),
+        ("POST", r"^/plans$"),
+        ("PATCH", r"^/plans/(?P<id>[^/]+)$"),
+        ("POST", r"^/import/customers/(?P<id>[^/]+)/invoices$"),
+        ("POST", r"^/import/invoices/(?P<id>[^/]+)/transactions$"),
+    }

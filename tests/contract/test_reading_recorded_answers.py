@@ -78,7 +78,7 @@ def test_a_lookup_by_external_id_keeps_only_the_customer_of_the_data_source():
 def test_merged_customers_pair_external_ids_with_their_data_sources():
     answer = load("customer_list_pagination").find("GET", r"^/customers$").response_body
     merged = answer["entries"][0]
-    assert len(merged["external_ids"]) == len(merged["data_source_uuids"]) > 1
+    assert len(merged["external_ids"]) == len(merged["data_source_uuids"]) == 3  # as recorded
     for ext, ds in zip(merged["external_ids"], merged["data_source_uuids"], strict=True):
         assert ext in external_ids_in(merged, ds)
 

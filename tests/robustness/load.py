@@ -9,21 +9,23 @@ for the figures in docs/reliability.md.
 
 from __future__ import annotations
 
+import array
 import copy
+import fcntl
 import json
 import os
 import pathlib
+import platform
 import random
 import subprocess
 import sys
+import termios
 import threading
 import time
 import typing as t
 from decimal import Decimal
 
-from tests.fake_chartmogul import FakeChartMogul
-from tests.singer_messages import customers_stream, lines, schema, state
-from tests.test_billing import (
+from tests.billing import (
     CUSTOMERS_STREAM,
     INVOICE_PROPS,
     INVOICES_STREAM,
@@ -39,10 +41,14 @@ from tests.test_billing import (
     raw_record,
     transactions_by_external_id,
 )
+from tests.fake_chartmogul import FakeChartMogul
+from tests.singer_messages import customers_stream, lines, schema, state
 
 STREAMS = (PLANS_STREAM, CUSTOMERS_STREAM, INVOICES_STREAM, REFUNDS_STREAM)
 COUNTRIES = ("DE", "US", "FR", "GB", "NL", "ES", "IT", "SE", "JP", "BR")
 STATE_EVERY = 25  # a STATE message after every 25 records of a stream (and at each stream's end)
+# The number of the read(2) system call, as /proc/PID/syscall shows it (Linux).
+READ_SYSCALL = {"x86_64": 0, "amd64": 0, "aarch64": 63, "arm64": 63}
 
 
 class Load:
@@ -285,6 +291,28 @@ class TargetProcess:
 
     def kill(self, sig: int) -> None:
         self.proc.send_signal(sig)
+
+    def idle_on_stdin(self) -> bool:
+        """The target has handled every line sent so far and waits for the next one.
+
+        True when the pipe to its stdin is empty and its main thread (the only one that
+        reads input, line by line) is blocked in read(2) on fd 0: Python's line reader
+        asks the kernel for more only once every complete line it holds was handed out,
+        and the SDK handles each line before asking for the next, so nothing sent is
+        still waiting to be read or handled.
+        """
+        assert self.proc.stdin is not None
+        try:
+            fields = pathlib.Path(f"/proc/{self.proc.pid}/syscall").read_text().split()
+        except OSError:  # the process is gone
+            return False
+        read = READ_SYSCALL[platform.machine().lower()]
+        # "running" while it works; otherwise the syscall number and its arguments (fd first).
+        if len(fields) < 2 or fields[0] != str(read) or int(fields[1], 16) != 0:
+            return False
+        unread = array.array("i", [0])
+        fcntl.ioctl(self.proc.stdin.fileno(), termios.FIONREAD, unread, True)
+        return unread[0] == 0
 
 
 def wait_for(condition: t.Callable[[], bool], timeout: float = 30, interval: float = 0.001) -> None:

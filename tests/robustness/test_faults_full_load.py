@@ -8,20 +8,28 @@ ones quoted in docs/reliability.md.
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 import typing as t
 
 import pytest
 
-from tests.conftest import API_KEY, run_cli
+from tests.billing import IMPORT_PATH, TRANSACTION_PATH
 from tests.fake_chartmogul import FakeChartMogul, Fault
+from tests.helpers import error_lines
 from tests.robustness.load import LOAD, fault_figures, load_config, record_figures, wait_for
-from tests.test_billing import IMPORT_PATH
+from tests.running import API_KEY, run_cli
 
-TRANSACTION_PATH = r"^/import/invoices/[^/]+/transactions$"
 CUSTOMERS_PATH = r"^/customers$"
 PLANS_PATH = r"^/plans$"
+
+
+# Seeded faults are reproducible in what is injected, not in how often: the target sends
+# requests from several threads, so which request draws which fault (and with it how many
+# retries, hence requests and faults, a run makes) depends on thread timing. Counts of
+# random faults are therefore checked against honest lower bounds; queued faults (a fixed
+# number per path) are checked exactly with `fake.faults.pending() == []`.
 
 
 def run_and_check(name: str, fake: FakeChartMogul, ds: str, config: dict[str, t.Any], tmp_path) -> dict[str, t.Any]:
@@ -33,9 +41,9 @@ def run_and_check(name: str, fake: FakeChartMogul, ds: str, config: dict[str, t.
     figures = {**fault_figures(fake), **LOAD.measure(fake, ds), "seconds": round(elapsed, 1)}
     record_figures(name, figures)
     LOAD.assert_exact(fake, ds)
-    states = [line for line in result.stdout.splitlines() if line.strip()]
-    assert states, "no STATE emitted"
-    assert '"billing-refunds": {"replication_key_value": 60}' in states[-1]
+    states = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    assert states != [], "no STATE emitted"
+    assert states[-1] == LOAD.messages()[-1]["value"]  # the tap's last STATE, every stream's bookmark at its end
     return figures
 
 
@@ -77,6 +85,7 @@ def test_storm_of_429(fake, ds, config, tmp_path):
         fake.inject(Fault("status_429", method="POST", path_regex=path, times=25, retry_after=0))
     fake.random_faults(rate=0.02, kinds=("status_429",), seed=303)  # and a drizzle everywhere (Retry-After: 1)
     figures = run_and_check("429-storm", fake, ds, {**config, "max_retries": 10}, tmp_path)
+    # 75 queued (all fired: see pending() below) plus the random drizzle, whose size varies.
     assert figures["by_kind"]["status_429"] >= 75
     assert fake.faults.pending() == []
 
@@ -93,6 +102,7 @@ def test_503_from_too_many_connections(narrow_fake, config, tmp_path):
     ds = str(fake.add_data_source("warehouse")["uuid"])
     config = {**config, "api_url": fake.url, "data_source_uuid": ds, "max_concurrency": 10, "max_retries": 10}
     figures = run_and_check("503-too-many-connections", fake, ds, config, tmp_path)
+    # How often a 4th connection overlaps depends on thread timing: a lower bound.
     assert figures["by_kind"].get("503_too_many_connections", 0) > 10
 
 
@@ -107,14 +117,14 @@ def test_all_faults_mixed(narrow_fake, config, tmp_path):
     )
     config = {**config, "api_url": fake.url, "data_source_uuid": ds, "max_concurrency": 6, "max_retries": 10}
     figures = run_and_check("all-mixed", fake, ds, config, tmp_path)
-    assert len(figures["by_kind"]) >= 7, figures["by_kind"]
+    # Every kind injected fired; 503s from a 4th connection may come on top (thread timing).
+    assert set(figures["by_kind"]) - {"503_too_many_connections"} == {
+        "error_before", "error_after", "drop_before", "drop_after", "latency", "status_429", "status_503"}, \
+        figures["by_kind"]
 
 
 # ------------------------------------------------------------------------- fatal at once
 
-
-def error_lines(stderr: str) -> list[str]:
-    return [line for line in stderr.splitlines() if "| ERROR" in line or "| CRITICAL" in line]
 
 
 def test_wrong_api_key_fails_fast_with_one_clear_line(fake, ds, config, tmp_path):
@@ -126,10 +136,11 @@ def test_wrong_api_key_fails_fast_with_one_clear_line(fake, ds, config, tmp_path
     errors = error_lines(result.stderr)
     assert len(errors) == 1, errors
     assert "api_key" in errors[0] and "401" in errors[0], errors[0]
-    assert fake.count(status=401) <= 2, fake.count(status=401)
+    # Exactly one request in all: the account check's ping, refused; nothing after it.
+    assert [(r.method, r.path, r.status) for r in fake.requests] == [("GET", "/ping", 401)]
     assert fake.writes() == []
     assert result.stdout.strip() == ""  # no STATE: nothing was written
-    assert elapsed < 20
+    assert elapsed < 20  # wall-clock time: a bound, not an exact figure
     record_figures("wrong-api-key", {"requests": len(fake.requests), "status_401": fake.count(status=401),
                                      "seconds": round(elapsed, 1)})
 
@@ -146,14 +157,13 @@ def test_unreachable_api_url_fails_after_bounded_retries(config, tmp_path):
     result = run_cli({**config, "api_url": f"http://127.0.0.1:{port}/v1", "max_retries": 2}, LOAD.text(), tmp_path,
                      timeout=90)
     elapsed = time.monotonic() - started
-    assert result.returncode != 0
+    assert result.returncode == 1
     assert "Traceback" not in result.stderr
     errors = error_lines(result.stderr)
-    assert errors and "target-chartmogul stopped:" in errors[-1], errors
-    assert "did not answer" in errors[-1] and "3 attempts" in errors[-1], errors[-1]
-    assert "connection" in errors[-1].lower(), errors[-1]
     # One line, from the target: not one "Giving up attempt(...)" ERROR per request from the backoff library.
     assert len(errors) == 1, errors
+    assert "target-chartmogul stopped: ChartMogul did not answer GET ping after 3 attempts" in errors[0], errors[0]
+    assert "connection" in errors[0].lower(), errors[0]
     assert result.stdout.strip() == ""
-    assert elapsed < 30
+    assert elapsed < 30  # wall-clock time: a bound, not an exact figure
     record_figures("unreachable-api-url", {"seconds": round(elapsed, 1)})

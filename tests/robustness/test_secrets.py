@@ -9,9 +9,9 @@ import json
 
 import sqlalchemy as sa
 
-from tests.conftest import API_KEY, run_cli
+from tests.billing import CUSTOMERS_STREAM, INVOICES_STREAM, encode, invoice_row, raw_record
 from tests.robustness.load import LOAD, fault_figures, load_config, record_figures
-from tests.test_billing import CUSTOMERS_STREAM, INVOICES_STREAM, encode, invoice_row, raw_record
+from tests.running import API_KEY, run_cli
 
 
 def secret_forms() -> dict[str, str]:
@@ -59,7 +59,8 @@ def test_api_key_appears_nowhere(fake, ds, base_config, pg_database_url, tmp_pat
     assert "| DEBUG" in result.stderr  # the run really logged at DEBUG
     reject_lines = rejects.read_text().splitlines()
     assert {json.loads(r)["key"]["external_id"] for r in reject_lines} == {"cus-bad", "inv-bad"}
-    assert request_log.exists() and len(request_log.read_text().splitlines()) >= len(fake.requests) - 5
+    # One line per attempt, as the fake saw them (test_observability checks the same on a small run).
+    assert len(request_log.read_text().splitlines()) == len(fake.requests)
     memory = dump_database(pg_database_url)
     assert "cus-001" in memory  # the dump really holds the written objects
 
