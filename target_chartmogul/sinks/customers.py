@@ -15,13 +15,13 @@ from target_chartmogul.errors import APIError, RecordRejected, is_already_exists
 from target_chartmogul.ledger import Entry, payload_hash
 from target_chartmogul.mapping.common import data_source, optional_text
 from target_chartmogul.mapping.customers import DATE_FIELDS, CustomerMapper, CustomerPayload
-from target_chartmogul.sinks.base import ChartMogulSink
+from target_chartmogul.sinks.deletions import DeletesMissing
 from target_chartmogul.values import is_blank
 
 Record = dict[str, t.Any]
 
 
-class CustomersSink(ChartMogulSink):
+class CustomersSink(DeletesMissing):
     """Writes a stream into ChartMogul customers (fields, typed custom attributes, tags)."""
 
     object_name = "customers"
@@ -35,83 +35,7 @@ class CustomersSink(ChartMogulSink):
             self.logger,
         )
         self.known: dict[tuple[str, str], Entry] = {}
-        self.version: int | None = None
-        self.version_seen: set[tuple[str, str]] = set()
-        self.version_has_records = False
-
-    # Full-table versions and deletes of missing rows ------------------------------------
-    def process_record(self, record: Record, context: dict[str, t.Any]) -> None:
-        """Note which customers the current full-table version holds, then stage the record."""
-        version = record.get("_sdc_table_version")
-        if self.settings.delete_missing and version is not None and not record.get("_sdc_deleted_at"):
-            if self.version is None or version > self.version:
-                self.start_version(version)
-            if version == self.version:
-                self.version_seen.add(self._deletion_key(record))
-                self.version_has_records = True
-        super().process_record(record, context)
-
-    def start_version(self, version: int) -> None:
-        """Begin collecting the keys of a new full-table version."""
-        self.version, self.version_seen, self.version_has_records = version, set(), False
-
-    @property
-    def version_pending(self) -> bool:
-        """A version whose records arrived and whose completeness has not been acted on."""
-        return self.version is not None and self.version_has_records
-
-    def other_stream_started(self) -> None:
-        """SDK taps send one stream at a time: another stream's message proves a full-table version arrived whole."""
-        if self.version_pending:
-            self.complete_version()
-
-    def activate_version(self, new_version: int) -> None:
-        """ACTIVATE_VERSION after a version's records marks it whole; before them it starts one."""
-        if not self.settings.delete_missing:
-            return
-        if self.version_pending and self.version is not None and new_version >= self.version:
-            self.complete_version()
-        if new_version != self.version:
-            self.start_version(new_version)
-
-    def complete_version(self) -> None:
-        """The version arrived whole: delete the customers this stream wrote that it lacks.
-
-        Guarded by `max_delete_fraction`: past it nothing is deleted and the run says why.
-        """
-        with self.context.guard.writing():
-            self._delete_missing()
-
-    def _delete_missing(self) -> None:
-        version, seen = self.version, self.version_seen
-        self.version, self.version_seen, self.version_has_records = None, set(), False
-        self.context.order.drain(self)
-        known = self.context.ledger.stream_objects("customers", self.stream_name)
-        missing = sorted(key for key in known if key not in seen)
-        if not missing:
-            return
-        limit = self.settings.max_delete_fraction
-        if len(missing) > limit * len(known):
-            message = (
-                f"Stream '{self.stream_name}': full-table version {version} lacks {len(missing)} of the "
-                f"{len(known)} customers this stream wrote ({len(missing) / len(known):.0%}), more than "
-                f"max_delete_fraction {limit:.0%}; deleting none. Check the source, or raise max_delete_fraction."
-            )
-            self.context.report_problem(message)
-            return
-        self.logger.info(
-            "Stream '%s': deleting %d customer(s) absent from version %s",
-            self.stream_name,
-            len(missing),
-            version,
-        )
-        self.known = self.memory_lookup(missing)
-        self.run_each(
-            missing,
-            lambda key: self.delete_one(*key),
-            records_of=lambda key: [{"data_source_uuid": key[0], "external_id": key[1]}],
-        )
-        self.context.ledger.flush()
+        super().setup()
 
     def dedupe_key(self, record: Record) -> t.Hashable:
         """Same customer twice in a batch: the last record wins."""
@@ -121,18 +45,11 @@ class CustomersSink(ChartMogulSink):
             return ("record", id(record)) if is_blank(value) else (match_by, str(value).strip().lower())
         return super().dedupe_key(record)
 
-    @property
-    def include_sdc_metadata_properties(self) -> bool:
-        """Deletes need `_sdc_deleted_at` and `_sdc_table_version`, which the SDK strips otherwise."""
-        return bool(self.settings.delete_missing) or super().include_sdc_metadata_properties
-
     def write_records(self, records: list[Record]) -> None:
         """Map every record, consult the sync memory, then write concurrently; deletions last."""
-        deletions = [r for r in records if r.get("_sdc_deleted_at")]
-        upserts = [r for r in records if not r.get("_sdc_deleted_at")]
+        upserts = self.split_deletions(records)
         changed = self._changed(self._mapped(upserts))
         self.run_each(changed, lambda item: self.write_remembered(*item[1:]), records_of=lambda item: [item[0]])
-        self._delete_rows(deletions)
 
     def _mapped(self, upserts: list[Record]) -> list[tuple[Record, CustomerPayload, str]]:
         """(record, payload, record hash) of each record not written exactly so last time; rejects the unmappable."""
@@ -173,41 +90,12 @@ class CustomersSink(ChartMogulSink):
                 changed.append((record, payload, digest, fingerprint))
         return changed
 
-    def _delete_rows(self, deletions: list[Record]) -> None:
-        """Rows deleted in the source (`_sdc_deleted_at`): deleted with delete_missing, else counted skipped."""
-        if not deletions:
-            return
-        if not self.settings.delete_missing:
-            self.mapper.notes.info(
-                "deletes",
-                "Stream '%s': %d deleted row(s) ignored; set delete_missing to delete customers",
-                self.stream_name,
-                len(deletions),
-            )
-            self.count("skipped", len(deletions))
-            return
-        targets = [self._deletion_key(r) for r in deletions]
-        self.known = self.memory_lookup(targets)
-        self.run_each(
-            list(zip(deletions, targets, strict=True)),
-            lambda item: self.delete_one(*item[1]),
-            records_of=lambda item: [item[0]],
-        )
-
     # Sync memory ------------------------------------------------------------------
     def memory_key(self, payload: CustomerPayload) -> tuple[str, str]:
         """(data source, id) under which the memory keeps this customer."""
         if self.settings.match_by == "uuid":
             return ("", f"uuid:{payload.uuid}")
         return (str(payload.data_source_uuid), str(payload.external_id))
-
-    def _deletion_key(self, record: Record) -> tuple[str, str]:
-        """The memory key of a (possibly partial) row, normalised as writes are."""
-        key = self.raw_memory_key(record)
-        if key is not None:
-            return key
-        ds = record.get("data_source_uuid") or self.config.get("data_source_uuid") or ""
-        return (str(ds), str(record.get("external_id")))
 
     def fingerprint(self, payload: CustomerPayload) -> dict[str, t.Any]:
         """What the memory hashes: the mapped payload and the options that shape the writes."""
