@@ -1,74 +1,161 @@
-"""Run target-chartmogul on the bundled samples against the fake ChartMogul API.
+"""Run target-chartmogul on the bundled samples against the fake ChartMogul API, and explain what happened.
 
-Starts the fake on a free 127.0.0.1 port, runs the real `target-chartmogul` command
-on samples/*.singer (twice, to show that a rerun changes nothing), then prints
-what the fake holds.
+Starts the fake on a free 127.0.0.1 port, runs the real `target-chartmogul` command on
+samples/*.singer twice (a rerun changes nothing), then shows what the fake holds, the
+refused rows, and what to try next. Its files stay in .target-chartmogul/demo/ until the
+next demo. tests/test_demo.py checks the labels of this output.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import pathlib
+import shutil
 import subprocess
 import sys
-import tempfile
+import typing as t
 
 from tests.fake_chartmogul import FakeChartMogul
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+WORK = pathlib.Path(os.environ.get("TCM_DEMO_DIR") or ROOT / ".target-chartmogul" / "demo")  # the tests use their own
 API_KEY = "demo-key-not-secret"
 SAMPLES = ["plans.singer", "customers.singer", "invoices.singer", "transactions.singer"]
+# The sample rows that are wrong on purpose: (stream, external id) -> what is wrong with them.
+DELIBERATE = {
+    ("billing-customers", "acct-4"): "country 'Germany' instead of the ISO code 'DE'",
+    ("billing-invoices", "INV-1003"): "a line amount of 12.5 cents (amounts are whole cents)",
+    ("billing-refunds", "REF-2"): "a refund of invoice INV-9999, which exists nowhere",
+}
+ACCOUNT_CHECK = ("/ping", "/data_sources/")
 
 
-def run_target(config_path: pathlib.Path, input_text: str) -> None:
+def shown(path: pathlib.Path) -> str:
+    """A path as the reader types it: relative to the repository when it is inside."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def section(title: str) -> None:
+    print(f"\n== {title}", flush=True)
+
+
+def run_target(config_path: pathlib.Path, input_text: str, label: str) -> None:
+    """Run the real CLI; show its log (stderr) indented, and say what its stdout (Singer STATE) was for."""
     target = pathlib.Path(sys.executable).with_name("target-chartmogul")
     command = [str(target)] if target.exists() else [sys.executable, "-m", "target_chartmogul"]
     proc = subprocess.run([*command, "--config", str(config_path)], input=input_text, text=True,
-                          capture_output=True, check=False)
-    sys.stderr.write(proc.stderr)
+                          capture_output=True, check=False, cwd=WORK)
+    print(f"-- {label}: the target's log (stderr) --")
+    for line in proc.stderr.splitlines():
+        print(f"   {line}")
     if proc.returncode != 0:
         raise SystemExit(f"target-chartmogul exited {proc.returncode}")
-    print(f"STATE emitted: {proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else '(none)'}")
+    states = [line for line in proc.stdout.splitlines() if line.strip()]
+    print(f"-- {label}: stdout carried {len(states)} Singer STATE message(s): the tap's bookmarks, passed on once "
+          "everything before them was written or refused. Meltano stores the last one to resume from. --")
+
+
+def describe_calls(requests: t.Sequence[t.Any]) -> str:
+    """What the calls of a run were for: the account check, listings, lookups by external id, writes."""
+    reads = [r for r in requests if r.method == "GET"]
+    checks = [r for r in reads if r.path.startswith(ACCOUNT_CHECK)]
+    lookups = [r for r in reads if r not in checks and "external_id" in r.query]
+    listings = [r for r in reads if r not in checks and r not in lookups]
+    parts = [f"{len(checks)} account check(s) (the key and the data source, before the first call of a run)"]
+    if listings:
+        paths = ", ".join(r.path for r in listings)
+        parts.append(f"{len(listings)} listing(s) of what the data source holds ({paths}: once, the sync memory being empty)")
+    parts += [f"a lookup of {r.path} external_id={r.query['external_id']}" for r in lookups]
+    parts.append(f"{len(requests) - len(reads)} write(s)")
+    return "; ".join(parts)
+
+
+def show_holdings(fake: FakeChartMogul) -> None:
+    with fake.lock:
+        for customer in sorted(fake.customers.values(), key=lambda c: c["external_id"]):
+            attributes = customer["attributes"]
+            print(f"   customer {customer['external_id']:<8} {customer['name']:<22} {customer.get('country') or '':<3}"
+                  f" tags={attributes['tags']} custom={attributes['custom']}")
+        for plan in fake.plans.values():
+            every = f"{plan['interval_count']} {plan['interval_unit']}"
+            print(f"   plan     {plan['external_id']:<8} {plan['name']} every {every}")
+        for invoice in fake.invoices.values():
+            total = sum(li.get("amount_in_cents") or 0 for li in invoice["line_items"])
+            print(f"   invoice  {invoice['external_id']:<8} {invoice['currency']} {total / 100:.2f}"
+                  f" lines={len(invoice['line_items'])} transactions={len(invoice['transactions'])}")
+
+
+def show_rejects(rejects: pathlib.Path) -> None:
+    """The refused rows, one line each, marked as the deliberate ones (or not)."""
+    seen: dict[tuple[str, str], str] = {}
+    for line in rejects.read_text().splitlines() if rejects.exists() else []:
+        entry = json.loads(line)
+        seen[(entry["stream"], str(entry["key"].get("external_id")))] = entry["reason"]
+    for (stream, key), reason in seen.items():
+        mark = "deliberate" if (stream, key) in DELIBERATE else "UNEXPECTED"
+        print(f"   [{mark}] {stream} {key}: {reason}")
+    print(f"   Each run appends its refusals to {shown(rejects)} (one JSON line each, with the record);"
+          f" both runs refused the same {len(seen)} rows, so it holds {len(rejects.read_text().splitlines())} lines.")
+
+
+def what_next(config_path: pathlib.Path) -> None:
+    section("What to try next")
+    print(f"   - Read the files of this demo in {shown(WORK)}/: {config_path.name} (the settings it ran with),")
+    print("     rejects.jsonl (every refused row, with its reason and the record) and ledger.db (the sync memory).")
+    print("   - See every setting: .venv/bin/target-chartmogul --about (the README's Settings table says the same).")
+    print("   - Drive it yourself against a fake API that stays up (`kill %1` stops it):")
+    for command in (
+        ".venv/bin/python -m tests.fake_chartmogul --port 8089 --api-key dev --data-source-uuid ds_dev &",
+        """echo '{"api_key": "dev", "api_url": "http://127.0.0.1:8089/v1", "data_source_uuid": "ds_dev"}' > my.json""",
+        "cat samples/plans.singer samples/customers.singer | .venv/bin/target-chartmogul --config my.json",
+        "sed 's/\"Germany\"/\"DE\"/' samples/customers.singer | .venv/bin/target-chartmogul --config my.json"
+        "   # acct-4 lands",
+    ):
+        print(f"       {command}")
+    print('     Add "dry_run": true to my.json to see what a run would write without writing it.')
+    print("   - Load your own database: README.md, 'With Meltano' (tap-postgres -> target-chartmogul).")
 
 
 def main() -> int:
-    with FakeChartMogul(api_key=API_KEY) as fake, tempfile.TemporaryDirectory() as tmp:
+    shutil.rmtree(WORK, ignore_errors=True)
+    WORK.mkdir(parents=True)
+    with FakeChartMogul(api_key=API_KEY) as fake:
         ds = fake.add_data_source("demo")["uuid"]
         config = {"api_key": API_KEY, "api_url": fake.url, "data_source_uuid": ds,
-                  "rejects_path": str(pathlib.Path(tmp) / "rejects.jsonl"),
-                  "ledger_url": f"sqlite:///{pathlib.Path(tmp) / 'ledger.db'}",
+                  "rejects_path": str(WORK / "rejects.jsonl"), "ledger_url": f"sqlite:///{WORK / 'ledger.db'}",
                   "streams": {"billing-customers": {"object": "customers", "custom_attributes": ["seats", "segment"]},
                               "billing-refunds": {"object": "transactions"}}}
-        config_path = pathlib.Path(tmp) / "config.json"
-        config_path.write_text(json.dumps(config))
+        config_path = WORK / "config.json"
+        config_path.write_text(json.dumps(config, indent=2))
         files = [ROOT / "samples" / name for name in SAMPLES if (ROOT / "samples" / name).exists()]
         text = "".join(f.read_text() for f in files)
-        print(f"== Fake ChartMogul API at {fake.url}, data source {ds}")
-        print(f"== Run 1: target-chartmogul on {', '.join(f.name for f in files)}")
-        run_target(config_path, text)
-        calls_first = len(fake.requests)
-        print("== Run 2: the same input again (idempotent: nothing duplicated)")
-        run_target(config_path, text)
-        print(f"== API calls: run 1 {calls_first}, run 2 {len(fake.requests) - calls_first}")
-        print("== What ChartMogul (the fake) now holds:")
-        with fake.lock:
-            for customer in sorted(fake.customers.values(), key=lambda c: c["external_id"]):
-                attributes = customer["attributes"]
-                print(f"  customer {customer['external_id']:<8} {customer['name']:<22} {customer.get('country') or '':<3}"
-                      f" tags={attributes['tags']} custom={attributes['custom']}")
-            for plan in fake.plans.values():
-                every = f"{plan['interval_count']} {plan['interval_unit']}"
-                print(f"  plan     {plan['external_id']:<8} {plan['name']} every {every}")
-            for invoice in fake.invoices.values():
-                total = sum(li.get("amount_in_cents") or 0 for li in invoice["line_items"])
-                print(f"  invoice  {invoice['external_id']:<8} {invoice['currency']} {total / 100:.2f}"
-                      f" lines={len(invoice['line_items'])} transactions={len(invoice['transactions'])}")
-        rejects = pathlib.Path(tmp) / "rejects.jsonl"
-        if rejects.exists():
-            print("== Rejected records (as written to the rejects file):")
-            for line in rejects.read_text().splitlines():
-                entry = json.loads(line)
-                print(f"  {entry['stream']} {entry['key']}: {entry['reason']}")
+
+        section("target-chartmogul demo: sample billing data into a fake ChartMogul API on this machine")
+        print(f"   Fake ChartMogul API at {fake.url}, data source {ds}; input: {', '.join(f.name for f in files)}")
+        print(f"   {len(DELIBERATE)} sample rows are wrong on purpose, to show how refused rows are reported:")
+        for (stream, key), wrong in DELIBERATE.items():
+            print(f"     - {stream} {key}: {wrong}")
+
+        section("Run 1: the first sync (everything is new)")
+        run_target(config_path, text, "Run 1")
+        first = list(fake.requests)
+        print(f"-- Run 1 made {len(first)} API calls: {describe_calls(first)}. --")
+
+        section("Run 2: the same input again (a rerun must change nothing)")
+        run_target(config_path, text, "Run 2")
+        second = list(fake.requests)[len(first):]
+        print(f"-- Run 2 made {len(second)} API calls: {describe_calls(second)}. --")
+        print("   Nothing was written: every good record is unchanged and the sync memory knows it without asking.\n"
+              "   The calls are for the deliberate rows, which are refused again on every run until fixed: the refund\n"
+              "   REF-2 needs invoice INV-9999, which might have reached ChartMogul since, so the target looks once.\n"
+              "   A rerun whose input has no such row makes no call at all.")
+
+        section("What ChartMogul (the fake) now holds")
+        show_holdings(fake)
+        section("Refused rows (the rejects file)")
+        show_rejects(WORK / "rejects.jsonl")
+        what_next(config_path)
     return 0
 
 

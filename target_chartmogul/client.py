@@ -1,8 +1,10 @@
 """The one HTTP client every sink shares: connection pooling, pacing, retries.
 
 Layering follows `requests`: sinks call `ChartMogulClient.request` (or a verb helper),
-which paces each attempt through `Pacer`, retries transient failures with `backoff`
-(exponential, jittered, honouring Retry-After) and turns refusals into `APIError`.
+which paces each attempt through `Pacer`, retries transient failures (exponential,
+jittered, honouring Retry-After) and turns refusals into `APIError`. The retry loop is our
+own, not the `backoff` library's, so that a SIGTERM ends a wait at once (`stop_requested`),
+and an API that cannot be reached at all fails at once (`connection.unreachable`).
 """
 
 from __future__ import annotations
@@ -16,17 +18,18 @@ import threading
 import time
 import typing as t
 
-import backoff
 import requests
 from requests.adapters import HTTPAdapter
 
 from target_chartmogul import __version__
+from target_chartmogul.connection import unreachable, unreachable_message
 from target_chartmogul.encoding import dumps
 from target_chartmogul.errors import (
     APIError,
     AuthenticationError,
     FatalError,
     RetriesExhaustedError,
+    StoppedError,
     TargetChartMogulError,
     parse_error_body,
 )
@@ -109,33 +112,18 @@ def _json_body(response: requests.Response) -> t.Any:
         return None
 
 
-def _log_retry(details: t.Any) -> None:
-    call: _Call = details["args"][0]
-    LOGGER.info(
-        "%s %s attempt %d failed (%s); retrying in %.1fs",
-        call.method,
-        call.path,
-        details["tries"],
-        details["exception"].description,
-        details["wait"],
-    )
+def _log_retry(call: _Call, exc: _Transient, wait: float) -> None:
+    LOGGER.info("%s %s attempt %d failed (%s); retrying in %.1fs", call.method, call.path, call.attempts, exc.description, wait)
 
 
-def _log_give_up(details: t.Any) -> None:
-    call: _Call = details["args"][0]
-    LOGGER.warning(
-        "%s %s gave up after %d attempts: %s",
-        call.method,
-        call.path,
-        details["tries"],
-        details["exception"].description,
-    )
+def _log_give_up(call: _Call, exc: _Transient) -> None:
+    LOGGER.warning("%s %s gave up after %d attempts: %s", call.method, call.path, call.attempts, exc.description)
 
 
 def _wait_gen(base: float, cap: float) -> t.Generator[float, t.Any, None]:
     """Full-jitter exponential waits, never shorter than the server's Retry-After.
 
-    backoff sends the failed attempt's exception into the generator, which is how
+    The retry loop sends the failed attempt's exception into the generator, which is how
     Retry-After reaches it; jitter is applied here so it cannot undercut Retry-After.
     """
     exc = yield 0.0
@@ -168,6 +156,7 @@ class ChartMogulClient:
         max_retries: int = 8,
         backoff_base: float = 0.5,
         observers: t.Sequence[t.Callable[[Attempt], None]] = (),
+        stop_requested: threading.Event | None = None,
     ) -> None:
         self.base_url = api_url.rstrip("/")
         self.timeout = timeout
@@ -175,11 +164,13 @@ class ChartMogulClient:
         self.backoff_base = backoff_base
         self.pacer = Pacer(max_requests_per_second, max_concurrency)
         self.observers = list(observers)
+        # Set by the stop guard on SIGTERM/SIGINT: a retry wait ends at once and the call fails.
+        self.stop_requested = stop_requested or threading.Event()
+        self._answered = False  # whether the API has answered once: before that, unreachable means a wrong api_url
         self.preflight: t.Callable[[], None] | None = None
         self._preflight_lock = threading.RLock()
         self._preflight_done = False
         self._preflight_error: FatalError | None = None
-        self._send_with_retries = self._retry_policy()
         self.session = self._session(api_key)
 
     def _session(self, api_key: str) -> requests.Session:
@@ -208,24 +199,31 @@ class ChartMogulClient:
         )
         return session
 
-    def _retry_policy(self) -> t.Callable[[_Call], Response]:
-        """`_attempt` wrapped in the retry policy, built once per client (not per request).
+    def _send_with_retries(self, call: _Call) -> Response:
+        """`_attempt` until it succeeds, is refused, has been retried `max_retries` times, or a stop is requested.
 
-        Exponential full-jitter waits that honour Retry-After, at most `max_retries` retries;
-        backoff's own logger stays off, as our handlers log once and without headers.
+        Exponential full-jitter waits that honour Retry-After (`_wait_gen`). A SIGTERM during
+        a wait (or before it) abandons the call with `StoppedError` instead of keeping the
+        run alive through minutes of retries.
         """
-        decorate = backoff.on_exception(
-            _wait_gen,
-            _Transient,
-            max_tries=self.max_retries + 1,
-            jitter=None,
-            logger=None,
-            on_backoff=_log_retry,
-            on_giveup=_log_give_up,
-            base=self.backoff_base,
-            cap=MAX_BACKOFF_SECONDS,
-        )
-        return t.cast("t.Callable[[_Call], Response]", decorate(self._attempt))
+        waits = _wait_gen(self.backoff_base, MAX_BACKOFF_SECONDS)
+        next(waits)
+        while True:
+            try:
+                return self._attempt(call)
+            except _Transient as exc:
+                if call.attempts > self.max_retries:
+                    _log_give_up(call, exc)
+                    raise
+                wait = waits.send(exc)
+                if not self.stop_requested.is_set():
+                    _log_retry(call, exc, wait)
+                if self.stop_requested.wait(wait):
+                    msg = (
+                        f"stopped by a signal while retrying {call.method} {call.path} (last: {exc.description}); "
+                        "records not written are not covered by STATE"
+                    )
+                    raise StoppedError(msg) from None
 
     def close(self) -> None:
         """Release pooled connections."""
@@ -335,11 +333,15 @@ class ChartMogulClient:
                 response = self.session.request(call.method, url, params=call.params, data=call.data, timeout=self.timeout)
                 status = response.status_code
                 text = response.text
+                self._answered = True
         except requests.Timeout:
             error = f"no answer within {self.timeout:g}s"
             raise _Transient(error) from None
         except requests.ConnectionError as exc:
             error = f"connection failed: {type(exc).__name__}"
+            reason = None if self._answered else unreachable(exc)
+            if reason is not None:  # a wrong api_url or no network: retrying only delays saying so
+                raise FatalError(unreachable_message(self.base_url, reason)) from None
             raise _Transient(error) from None
         except requests.RequestException as exc:
             error = f"request failed: {type(exc).__name__}"

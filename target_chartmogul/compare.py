@@ -19,7 +19,7 @@ import datetime as dt
 import decimal
 import typing as t
 
-from target_chartmogul import dates
+from target_chartmogul import attributes, dates
 from target_chartmogul.errors import RecordRejected
 from target_chartmogul.values import is_blank
 
@@ -243,3 +243,45 @@ def missing_transactions(ours: t.Sequence[Obj], held: t.Sequence[Obj]) -> tuple[
         else:
             differing.extend(f"transactions[{ext}].{name}" for name in transaction_changes(tx, match))
     return missing, differing
+
+
+def changed_transactions(ours: t.Sequence[Obj], held: t.Sequence[Obj]) -> list[tuple[Obj, Obj, dict[str, t.Any]]]:
+    """(ours, held, the fields to change) of each transaction ChartMogul holds differently (by external id)."""
+    held_by_id = {tx["external_id"]: tx for tx in held if not is_blank(tx.get("external_id"))}
+    changed = []
+    for tx in ours:
+        match = held_by_id.get(tx.get("external_id")) if not is_blank(tx.get("external_id")) else None
+        if match is not None:
+            fields = transaction_changes(tx, match)
+            if fields:
+                changed.append((tx, match, {name: tx.get(name) for name in fields}))
+    return changed
+
+
+# Subscription events -----------------------------------------------------------------
+EVENT_DATES = frozenset({"event_date", "effective_date"})
+
+
+def event_changes(ours: Obj, held: Obj) -> list[str]:
+    """Event fields ChartMogul holds differently.
+
+    Unset numbers and texts are answered as "" or null (both recorded), dates as `…Z`; a
+    field ChartMogul does not answer with (`event_order`) is not compared.
+    """
+    return changed_fields(ours, held, dates=EVENT_DATES)
+
+
+# Contacts ------------------------------------------------------------------------------
+def contact_changes(fields: Obj, held: Obj) -> list[str]:
+    """Standard contact fields ChartMogul holds differently (a column that became null clears its field)."""
+    return changed_fields(fields, held)
+
+
+def contact_custom_changes(ours: t.Mapping[str, tuple[str, t.Any]], held: Obj | None) -> list[str]:
+    """Keys of the contact's custom attributes (key -> (type, value)) that ChartMogul holds otherwise.
+
+    A key ChartMogul does not hold counts as null, so a value that became null is no change
+    when it is already gone.
+    """
+    have = held or {}
+    return [key for key, (kind, value) in ours.items() if not attributes.same_value(kind, value, have.get(key))]

@@ -17,12 +17,15 @@ import typing as t
 from target_chartmogul.client import ChartMogulClient
 from target_chartmogul.dry_run import DryRunClient
 from target_chartmogul.errors import APIError, FatalError
+from target_chartmogul.invoice_parts import InvoiceParts
 from target_chartmogul.ledger import Ledger
 from target_chartmogul.ordering import WriteOrder
 from target_chartmogul.progress import ProgressReporter
 from target_chartmogul.references import References
-from target_chartmogul.rejects import RejectsFile
+from target_chartmogul.rejects import RejectsFile, dry_run_path
 from target_chartmogul.request_log import RequestLog
+from target_chartmogul.request_stats import RequestStats
+from target_chartmogul.run_report import RunReport
 from target_chartmogul.settings import StreamSettings, setting, stream_settings
 from target_chartmogul.stopping import StopGuard
 from target_chartmogul.summary import RunSummary
@@ -43,12 +46,17 @@ class RunContext:
         self.logger = logger
         self.dry_run = bool(self.setting("dry_run"))
         self.summary = RunSummary()
-        self.rejects = RejectsFile(pathlib.Path(self.setting("rejects_path")))
+        rejects_path = pathlib.Path(self.setting("rejects_path"))
+        # A dry run's would-be rejects go to a file of their own, never mixed into the real one.
+        self.rejects = RejectsFile(dry_run_path(rejects_path) if self.dry_run else rejects_path, fresh=self.dry_run)
         self.request_log = RequestLog(config["request_log"]) if config.get("request_log") else None
         self.progress = ProgressReporter(self.summary, logger, float(self.setting("progress_interval")))
         self.refs = References(lambda: self.client, lambda: self.ledger)
         self.order = WriteOrder(drain)
+        self.invoice_parts = InvoiceParts()
         self.guard = StopGuard(stop)
+        self.request_stats = RequestStats()
+        self.report = RunReport(self.summary, self.request_stats, logger, dry_run=self.dry_run, rejects_path=self.rejects.path)
         self.problems: list[str] = []
         self._rejected_now: set[tuple[str, str]] = set()
         self._streams: dict[str, StreamSettings] = {}
@@ -89,7 +97,8 @@ class RunContext:
                     max_concurrency=int(self.setting("max_concurrency")),
                     timeout=float(self.setting("request_timeout")),
                     max_retries=int(self.setting("max_retries")),
-                    observers=[self.request_log] if self.request_log else [],
+                    observers=[self.request_stats, *([self.request_log] if self.request_log else [])],
+                    stop_requested=self.guard.requested,
                 )
                 self._client.preflight = self.check_account
             return self._client

@@ -19,6 +19,7 @@ import threading
 import typing as t
 
 from target_chartmogul.client import Attempt, ChartMogulClient, Response
+from target_chartmogul.dry_run_answers import EventsAndContacts, Refusal
 from target_chartmogul.encoding import dumps
 from target_chartmogul.errors import APIError
 from target_chartmogul.holdings import external_ids_in
@@ -386,6 +387,8 @@ class DryRunClient(ChartMogulClient):
     - PATCH customers/{uuid} (200) and plans/{uuid} (202): the object with the body applied.
     - custom attributes POST/PUT (200 `{"custom"}`), DELETE (204); tags POST/DELETE (200 `{"tags"}`).
     - DELETE customers/{uuid}, invoices/{uuid}: 204 (404 when there is no such object).
+    - subscription events (POST 201, PATCH 200, DELETE 204) and contacts (POST 201, PATCH 200,
+      DELETE 200 `{}`): answered by `target_chartmogul/dry_run_answers.py`.
     - Any other write: 200 with the body echoed (no sink sends one today).
 
     GETs of objects this dry run created or changed are answered from its memory, never
@@ -410,6 +413,21 @@ class DryRunClient(ChartMogulClient):
             ("POST", re.compile(r"import/customers/([^/]+)/invoices"), self._import_invoices),
             ("POST", re.compile(r"import/invoices/([^/]+)/transactions"), self._add_transaction),
         ]
+        self.more = EventsAndContacts(lambda path, params: self.get(path, params).body, self.memory.made)
+        for verb, pattern, handler in self.more.routes():
+            self._writes.append((verb, re.compile(pattern), self._simulated_by(handler)))
+
+    @staticmethod
+    def _simulated_by(handler: t.Callable[[str, t.Any], tuple[int, t.Any]]) -> Handler:
+        """A handler of `dry_run_answers` in this module's terms (its refusals become `_Refused`)."""
+
+        def answer(arg: str, body: t.Any) -> _Answer:
+            try:
+                return _Answer(*handler(arg, body))
+            except Refusal as refused:
+                raise _Refused(refused.status, refused.body) from None
+
+        return answer
 
     def request(
         self,
@@ -453,7 +471,7 @@ class DryRunClient(ChartMogulClient):
     # Reads ------------------------------------------------------------------------------
     def _read(self, path: str, route: str, params: dict[str, t.Any] | None) -> Response:
         """From memory when this dry run made or changed the object, else from ChartMogul, overlaid."""
-        local = self._local_read(path, route, params)
+        local = self._local_read(path, route, params) or self._local_more(path, route, params)
         if local is not None:
             return local
         try:
@@ -463,7 +481,16 @@ class DryRunClient(ChartMogulClient):
             if not found:
                 raise
             return Response(200, {"entries": found, "cursor": None, "has_more": False}, exc.attempts)
-        return self._overlaid(route, params, response)
+        overlaid = self._overlaid(route, params, response)
+        return Response(overlaid.status, self.more.overlaid(route, params, overlaid.body), overlaid.attempts)
+
+    def _local_more(self, path: str, route: str, params: dict[str, t.Any] | None) -> Response | None:
+        """A contact this dry run created or changed, or a created customer's contacts (events: listings only)."""
+        try:
+            mine = self.more.local(route, params)
+        except Refusal as refused:
+            raise self._refusal("GET", path, refused.status, dumps(refused.body), 1) from None
+        return Response(200, mine, 1) if mine is not None else None
 
     def _local_read(self, path: str, route: str, params: dict[str, t.Any] | None) -> Response | None:
         """A read about an object this dry run created, changed or deleted; None to ask ChartMogul."""

@@ -26,6 +26,10 @@ class RetriesExhaustedError(FatalError):
     """A transient failure outlasted every retry; the run stops so STATE does not advance."""
 
 
+class StoppedError(FatalError):
+    """SIGTERM/SIGINT arrived while a call waited to be retried: the call is abandoned, not retried for minutes."""
+
+
 class RecordRejected(TargetChartMogulError):
     """One record cannot be written; it goes to the rejects file and the run goes on."""
 

@@ -26,6 +26,8 @@ LISTS: dict[str, tuple[str, str, str]] = {
     "customer": ("customers", "entries", "customers"),
     "plan": ("plans", "plans", "plans"),
     "invoice": ("invoices", "invoices", "invoices"),
+    "subscription_event": ("subscription_events", "subscription_events", "subscription_events"),
+    "contact": ("contacts", "entries", "contacts"),
 }
 # Keys of a listed object that no comparison reads: dropped so a large account stays small in memory.
 NOISE = frozenset(
@@ -54,6 +56,13 @@ def external_ids_in(obj: Obj, data_source_uuid: str) -> list[str]:
     return [str(obj["external_id"])] if obj.get("external_id") else []
 
 
+def identified(obj: Obj) -> Obj:
+    """The object with a `uuid`: subscription events are answered with an integer `id` only, which stands in for it."""
+    if obj.get("uuid") is None and obj.get("id") is not None:
+        return {**obj, "uuid": str(obj["id"])}
+    return obj
+
+
 def slim(obj: Obj) -> Obj:
     """A listed object without the keys no comparison reads."""
     return {key: value for key, value in obj.items() if key not in NOISE}
@@ -66,6 +75,7 @@ class Holdings:
         self._client = client
         self._ledger = ledger
         self._held: dict[tuple[str, str, str], Obj] = {}
+        self._every: dict[tuple[str, str], list[Obj]] = {}
         self._listed: set[tuple[str, str]] = set()
         self._checked: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
@@ -88,24 +98,40 @@ class Holdings:
             with self._lock:
                 if key in self._listed or key in self._checked:
                     return key in self._listed
-            path, root, memory_name = LISTS[kind]
+            memory_name = LISTS[kind][2]
             if self._ledger().holds_any(memory_name, data_source_uuid):
                 with self._lock:
                     self._checked.add(key)
                 return False
-            found: dict[str, str] = {}
-            held: dict[tuple[str, str, str], Obj] = {}
-            for obj in self._client().paginate(path, root, {"data_source_uuid": data_source_uuid}):
-                for ext in external_ids_in(obj, data_source_uuid):
-                    held[(kind, data_source_uuid, ext)] = slim(obj)
-                    if obj.get("uuid"):
-                        found[ext] = str(obj["uuid"])
+            found, held, every = self._read(kind, data_source_uuid)
             self._ledger().adopt(memory_name, data_source_uuid, found)
             with self._lock:
                 self._held.update(held)
+                self._every[key] = every
                 self._listed.add(key)
                 self.objects_read += len(held)
             return True
+
+    def _read(self, kind: str, data_source_uuid: str) -> tuple[dict[str, str], dict[tuple[str, str, str], Obj], list[Obj]]:
+        """Page through the listing: (external id -> uuid, copies by key, every copy, with or without an external id)."""
+        path, root, _ = LISTS[kind]
+        found: dict[str, str] = {}
+        held: dict[tuple[str, str, str], Obj] = {}
+        every: list[Obj] = []
+        for answered in self._client().paginate(path, root, {"data_source_uuid": data_source_uuid}):
+            obj = identified(answered)
+            kept = slim(obj)
+            every.append(kept)
+            for ext in external_ids_in(obj, data_source_uuid):
+                held[(kind, data_source_uuid, ext)] = kept
+                if obj.get("uuid"):
+                    found[ext] = str(obj["uuid"])
+        return found, held, every
+
+    def objects(self, kind: str, data_source_uuid: str) -> list[Obj]:
+        """Every listed object of (kind, data source) as read, those without an external id too (contacts)."""
+        with self._lock:
+            return list(self._every.get((kind, data_source_uuid), []))
 
     def listed(self, kind: str, data_source_uuid: str) -> bool:
         """Whether the whole listing of (kind, data source) was read in this run."""

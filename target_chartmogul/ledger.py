@@ -18,6 +18,7 @@ import dataclasses
 import datetime as dt
 import decimal
 import hashlib
+import importlib.util
 import json
 import logging
 import pathlib
@@ -47,6 +48,7 @@ synced = sa.Table(
     sa.Column("stream", sa.String(500), nullable=True),
     sa.Column("synced_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("tags", sa.Text, nullable=True),  # JSON list of the customer tags the loader set; NULL = unknown
+    sa.Column("parent", sa.String(1000), nullable=True),  # a line item's invoice (external id)
 )
 rejected = sa.Table(
     "tcm_rejected_records",
@@ -65,6 +67,15 @@ schemas = sa.Table(
     sa.Column("stream", sa.String(500), primary_key=True),
     sa.Column("schema", sa.Text, nullable=False),
     sa.Column("key_properties", sa.Text, nullable=False),
+)
+replacements = sa.Table(  # invoices being replaced: the new content, kept until the replacement is done
+    "tcm_invoice_replacements",
+    metadata,
+    sa.Column("data_source_uuid", sa.String(100), primary_key=True),
+    sa.Column("external_id", sa.String(1000), primary_key=True),
+    sa.Column("customer_uuid", sa.String(100), nullable=False),
+    sa.Column("invoice", sa.Text, nullable=False),  # the import body (JSON), transactions included
+    sa.Column("marked_at", sa.DateTime(timezone=True), nullable=False),
 )
 version_table = sa.Table(  # one row: the schema version below, stamped when the memory is created or migrated
     "tcm_schema",
@@ -99,7 +110,15 @@ def _to_3(conn: sa.Connection) -> None:
     _add_column(conn, "tcm_synced_objects", sa.Column("tags", sa.Text, nullable=True))
 
 
-MIGRATIONS: dict[int, t.Callable[[sa.Connection], None]] = {2: _to_2, 3: _to_3}  # version reached -> step
+def _to_4(conn: sa.Connection) -> None:
+    """Invoice replacements in progress (a run that died between delete and re-import is repaired), and
+    the invoice of each line item (so a line deleted in the source corrects its invoice).
+    """
+    replacements.create(conn, checkfirst=True)
+    _add_column(conn, "tcm_synced_objects", sa.Column("parent", sa.String(1000), nullable=True))
+
+
+MIGRATIONS: dict[int, t.Callable[[sa.Connection], None]] = {2: _to_2, 3: _to_3, 4: _to_4}  # version reached -> step
 SCHEMA_VERSION = max(MIGRATIONS)
 _PG_LOCK = 0x7463_6D5F_6C65_6467  # "tcm_ledg": one advisory lock serialises opening across processes
 
@@ -164,7 +183,7 @@ def _prepare_schema(engine: sa.Engine, where: str) -> None:
         conn.commit()
     if start is not None and start < SCHEMA_VERSION:
         LOGGER.info(
-            "Sync memory at %s migrated from schema %d to %d (columns added; every remembered row kept)",
+            "Sync memory at %s migrated from schema %d to %d (tables or columns added; every remembered row kept)",
             where,
             start,
             SCHEMA_VERSION,
@@ -185,6 +204,7 @@ class Entry:
     stream: str | None
     record_hash: str | None = None  # hash of the incoming record: lets an unchanged one skip mapping
     tags: tuple[str, ...] | None = None  # customer tags the loader set from the record; None = unknown
+    parent: str | None = None  # a line item's invoice (external id)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -197,10 +217,21 @@ class RememberedReject:
     reason: str
 
 
+def _require_psycopg() -> None:
+    """The PostgreSQL driver (psycopg) comes with the `postgres` extra only: say so, not `No module named`."""
+    if importlib.util.find_spec("psycopg") is None:
+        msg = (
+            "ledger_url is a postgresql:// URL, which needs the PostgreSQL driver: "
+            "pip install 'target-chartmogul[postgres]' (or use the default sqlite:/// ledger_url)"
+        )
+        raise FatalError(msg)
+
+
 def _engine_url(url: str) -> sa.URL:
-    """`postgresql://` means psycopg 3 here (the driver we ship); create sqlite's folder."""
+    """`postgresql://` means psycopg 3 here (the `postgres` extra); create sqlite's folder."""
     parsed = make_url(url)
-    if parsed.drivername in ("postgresql", "postgres"):
+    if parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg"):
+        _require_psycopg()
         return parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
         if parsed.query.get("uri"):  # a file: URI names its own options; leave it as given
@@ -220,7 +251,7 @@ def _now() -> dt.datetime:
 
 
 _Key = tuple[str, str, str]  # (data source, object, external id)
-_Written = tuple[str | None, str | None, str, str | None, tuple[str, ...] | None]  # Entry's fields, in order
+_Written = tuple[str | None, str | None, str, str | None, tuple[str, ...] | None, str | None]  # Entry's fields
 
 
 # Deletes and the reject insert: one statement each, run with many rows (executemany) at each flush.
@@ -255,7 +286,7 @@ def _open_engine(url: str) -> sa.Engine:
 
 def _written_row(key: _Key, value: _Written, now: dt.datetime) -> dict[str, t.Any]:
     """One `tcm_synced_objects` row for a confirmed write."""
-    (ds, obj, ext), (uuid, digest, stream, record, tags) = key, value
+    (ds, obj, ext), (uuid, digest, stream, record, tags, parent) = key, value
     return {
         "data_source_uuid": ds,
         "object": obj,
@@ -266,6 +297,7 @@ def _written_row(key: _Key, value: _Written, now: dt.datetime) -> dict[str, t.An
         "stream": stream,
         "synced_at": now,
         "tags": None if tags is None else dumps(list(tags)),
+        "parent": parent,
     }
 
 
@@ -282,6 +314,7 @@ def _adopted_row(key: _Key, uuid: str, now: dt.datetime) -> dict[str, t.Any]:
         "stream": None,
         "synced_at": now,
         "tags": None,
+        "parent": None,
     }
 
 
@@ -305,6 +338,7 @@ class Ledger:
         self._written: dict[_Key, _Written] = {}
         self._deleted: set[_Key] = set()
         self._adopted: dict[_Key, str] = {}
+        self._any_marks = self._marks_checked = False  # invoice replacements pending (looked up once)
         self._holding: set[tuple[str, str]] = set()  # (object, data source) known to hold something
         self._rejects: dict[tuple[str, str], dict[str, t.Any] | None] = {}
         self._upsert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
@@ -312,7 +346,10 @@ class Ledger:
         # One statement, compiled once, run with many rows (executemany) at each flush.
         self._upsert_synced = upsert.on_conflict_do_update(
             index_elements=["data_source_uuid", "object", "external_id"],
-            set_={c: upsert.excluded[c] for c in ("uuid", "payload_hash", "record_hash", "stream", "synced_at", "tags")},
+            set_={
+                c: upsert.excluded[c]
+                for c in ("uuid", "payload_hash", "record_hash", "stream", "synced_at", "tags", "parent")
+            },
         )
         # Adopted objects never replace a row: whatever the memory already knows is better.
         self._insert_adopted = self._upsert(synced).on_conflict_do_nothing(
@@ -337,13 +374,14 @@ class Ledger:
                         synced.c.stream,
                         synced.c.record_hash,
                         synced.c.tags,
+                        synced.c.parent,
                     ).where(
                         synced.c.data_source_uuid == data_source_uuid,
                         synced.c.object == obj,
                         synced.c.external_id.in_(ids[start : start + 500]),
                     ),
                 )
-                found.update({row[0]: Entry(row[1], row[2], row[3], row[4], _tags(row[5])) for row in rows})
+                found.update({row[0]: Entry(row[1], row[2], row[3], row[4], _tags(row[5]), row[6]) for row in rows})
         with self._lock:  # unflushed writes of this run win; unflushed adoptions only fill gaps
             for ext in ids:
                 key = (data_source_uuid, obj, ext)
@@ -391,11 +429,12 @@ class Ledger:
         stream: str,
         record: str | None = None,
         tags: t.Sequence[str] | None = None,
+        parent: str | None = None,
     ) -> None:
         """Note a confirmed write (`payload` and `record` are hashes; None when ChartMogul holds other data).
 
         `tags` are the customer tags the loader set from the record (kept as given, order and
-        case included); None when unknown.
+        case included); None when unknown. `parent` is a line item's invoice.
         """
         if isinstance(tags, str):
             raise TypeError("tags is a sequence of tag names, not one string")
@@ -403,7 +442,7 @@ class Ledger:
         with self._lock:
             self._deleted.discard(key)
             self._adopted.pop(key, None)
-            self._written[key] = (uuid, payload, stream, record, None if tags is None else tuple(tags))
+            self._written[key] = (uuid, payload, stream, record, None if tags is None else tuple(tags), parent)
             self._holding.add((obj, data_source_uuid))
 
     def adopt(self, obj: str, data_source_uuid: str, found: t.Mapping[str, str]) -> None:
@@ -497,6 +536,57 @@ class Ledger:
                 sa.select(schemas.c.schema, schemas.c.key_properties).where(schemas.c.stream == stream)
             ).first()
         return (json.loads(row[0]), json.loads(row[1])) if row else None
+
+    # Invoice replacements ------------------------------------------------------------
+    def mark_replacement(self, data_source_uuid: str, external_id: str, customer_uuid: str, invoice: t.Any) -> None:
+        """Note, durably and at once, that an invoice is about to be deleted and imported again as `invoice`.
+
+        Committed before the delete, so a run that dies between the delete and the new import
+        leaves what the next run needs to finish the job (even if the record does not come again).
+        """
+        if self.read_only:
+            return
+        self._any_marks = self._marks_checked = True
+        row = {"data_source_uuid": data_source_uuid, "external_id": external_id, "customer_uuid": customer_uuid,
+               "invoice": dumps(invoice), "marked_at": _now()}
+        stmt = self._upsert(replacements).values(**row)
+        with self.engine.begin() as conn:
+            conn.execute(stmt.on_conflict_do_update(index_elements=["data_source_uuid", "external_id"], set_=row))
+
+    def clear_replacement(self, data_source_uuid: str, external_id: str) -> None:
+        """The replacement is done (the new invoice and its transactions are in ChartMogul)."""
+        if self.read_only:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.delete(replacements).where(
+                    replacements.c.data_source_uuid == data_source_uuid, replacements.c.external_id == external_id
+                )
+            )
+
+    def pending_replacement(self, data_source_uuid: str, external_id: str) -> dict[str, t.Any] | None:
+        """The content an unfinished replacement of this invoice was to import, if one is pending."""
+        if not self._marks_checked:
+            self._any_marks = bool(self.pending_replacements())
+            self._marks_checked = True
+        if not self._any_marks:  # the usual case: one query per run, not one per invoice
+            return None
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(replacements.c.invoice).where(
+                    replacements.c.data_source_uuid == data_source_uuid, replacements.c.external_id == external_id
+                )
+            ).first()
+        return None if row is None else t.cast("dict[str, t.Any]", json.loads(row[0], parse_float=decimal.Decimal))
+
+    def pending_replacements(self) -> list[tuple[str, str, str, dict[str, t.Any]]]:
+        """(data source, external id, customer uuid, invoice body) of every replacement not finished."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(replacements.c.data_source_uuid, replacements.c.external_id, replacements.c.customer_uuid,
+                          replacements.c.invoice)
+            )
+            return [(row[0], row[1], row[2], json.loads(row[3], parse_float=decimal.Decimal)) for row in rows]
 
     # Commit ----------------------------------------------------------------------------
     def flush(self) -> None:

@@ -74,6 +74,50 @@ def cents(value: t.Any, field: str, *, allow_negative: bool = False) -> int:
     return amount
 
 
+# ISO-4217 currencies whose minor unit is not the hundredth: amounts in them have no decimals, or three.
+MINOR_DIGITS: dict[str, int] = {
+    **dict.fromkeys(("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND", "VUV",
+                     "XAF", "XOF", "XPF"), 0),
+    **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3),
+}
+
+
+def minor_digits(currency: str) -> int:
+    """Decimals of a currency's minor unit: 2 for most, 0 for JPY, 3 for KWD (ISO-4217)."""
+    return MINOR_DIGITS.get(currency.strip().upper(), 2)
+
+
+def amount_cents(value: t.Any, field: str, *, unit: str, currency: str | None, allow_negative: bool = False) -> int:
+    """An amount as ChartMogul's integer minor units (`*_in_cents`), from a column in `unit`.
+
+    `cents`: the column already holds minor units; a whole number (`4900`, `4900.00`), a fraction refused.
+    `units`: the column holds currency units (`99.90`), converted exactly (Decimal, never float): 9990. More
+    decimals than the currency has (two for most, none for JPY, three for KWD) are refused, never rounded, so a
+    zero-decimal amount stays whole. `allow_negative` as for `cents`.
+    """
+    if unit == "cents":
+        return cents(value, field, allow_negative=allow_negative)
+    if unit != "units":
+        raise ValueError(f"unknown amount unit {unit!r}")
+    if currency is None:
+        msg = f"field '{field}' is in currency units (amount_unit: units), but the record names no currency"
+        raise RecordRejected(msg, field=field)
+    digits = minor_digits(currency)
+    number = parse(value, field, what=f"an amount in {currency}")
+    if abs(number) > INT64_MAX:  # before scaling: scaleb of 1e999999 overflows the context
+        raise _refused(value, field, "an amount whose cents fit in 64 bits")
+    scaled = number.scaleb(digits)  # moves the decimal point: exact, whatever the precision
+    if scaled != scaled.to_integral_value():
+        allowed = f"at most {digits} decimals" if digits else "no decimals"
+        msg = f"field '{field}' has more decimals than {currency} amounts have ({allowed}), got {_shown(value)}; never rounded"
+        raise RecordRejected(msg, field=field)
+    if abs(scaled) > INT64_MAX:
+        raise _refused(value, field, "an amount whose cents fit in 64 bits")
+    if scaled < 0 and not allow_negative:
+        raise RecordRejected(f"field '{field}' must not be negative, got {_shown(value)}", field=field)
+    return int(scaled)
+
+
 def integer(value: t.Any, field: str, *, minimum: int | None = None) -> int:
     """A whole number such as a quantity or an interval; `1e2` and `100.00` are 100."""
     result = _whole(value, field, "a whole number")

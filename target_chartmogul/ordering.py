@@ -41,6 +41,9 @@ class Sequenced(t.Protocol):
     def other_stream_started(self) -> None:
         """A message of another stream arrived: a full-table version of this one is complete."""
 
+    def finish_input(self) -> None:
+        """Everything of the input was written or refused: a last step (lines whose header never came)."""
+
 
 def rank(sink: Sequenced) -> int:
     """Plans first, then customers, invoices, transactions; anything else last."""
@@ -104,6 +107,11 @@ class WriteOrder:
                 records = self._waiting.pop(id(sink), [])
             if records:
                 sink.retry(records)
+
+    def finish(self) -> None:
+        """After the waiting records: each sink's last step, rank by rank."""
+        for sink in sorted(self._sinks, key=rank):
+            sink.finish_input()
 
     # Streams ------------------------------------------------------------------------------
     def stream_seen(self, stream_name: str, active: t.Iterable[Sequenced]) -> None:

@@ -1,4 +1,8 @@
-"""Progress lines on long runs: per stream, records done, rate and rejects so far."""
+"""Progress lines on long runs: per active stream, records done, rate and rejects so far.
+
+A stream is active when it received or finished records since the last line: finished and
+skipped streams would otherwise repeat the same figures every interval.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,8 @@ import time
 
 from target_chartmogul.summary import RunSummary
 
-DONE_OUTCOMES = ("created", "updated", "unchanged", "already_present", "deleted", "superseded", "rejected", "skipped")
+DONE_OUTCOMES = ("created", "updated", "corrected", "status_changed", "status_unconfirmed", "unchanged",
+                 "already_present", "changed_not_applied", "deleted", "superseded", "rejected", "skipped")
 
 
 class ProgressReporter:
@@ -21,7 +26,7 @@ class ProgressReporter:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._started = time.monotonic()
-        self._last: dict[str, int] = {}
+        self._last: dict[str, tuple[int, int]] = {}  # stream -> (received, done) at the last line
 
     def start(self) -> None:
         """Start reporting (idempotent)."""
@@ -41,15 +46,20 @@ class ProgressReporter:
             last_time = now
 
     def report(self, elapsed: float) -> None:
-        """Log the current figures of every stream that has seen records."""
+        """Log the current figures of every stream that moved since the last line (skipped streams never)."""
         for stream, counts in sorted(self.summary.as_dict().items()):
-            done = sum(counts.get(k, 0) for k in DONE_OUTCOMES)
-            rate = (done - self._last.get(stream, 0)) / elapsed if elapsed > 0 else 0.0
-            self._last[stream] = done
+            if self.summary.objects.get(stream) == "(skipped)":
+                continue
+            received, done = counts.get("received", 0), sum(counts.get(k, 0) for k in DONE_OUTCOMES)
+            last_received, last_done = self._last.get(stream, (0, 0))
+            if (received, done) == (last_received, last_done):
+                continue
+            rate = (done - last_done) / elapsed if elapsed > 0 else 0.0
+            self._last[stream] = (received, done)
             self.logger.info(
                 "Progress %s: %d received, %d done (%.1f/s), %d rejected, %.0fs elapsed",
                 stream,
-                counts.get("received", 0),
+                received,
                 done,
                 rate,
                 counts.get("rejected", 0),

@@ -14,7 +14,7 @@ from singer_sdk import typing as th
 
 from target_chartmogul.errors import FatalError
 
-OBJECTS = ("plans", "customers", "invoices", "transactions")
+OBJECTS = ("plans", "customers", "line_items", "invoices", "transactions", "subscription_events", "contacts")
 DEFAULT_API_URL = "https://api.chartmogul.com/v1"
 DEFAULT_REJECTS_PATH = ".target-chartmogul/rejects.jsonl"
 DEFAULT_LEDGER_URL = "sqlite:///.target-chartmogul/ledger.db"
@@ -27,35 +27,52 @@ MODES: dict[str, dict[str, tuple[str, ...]]] = {
         "insert": ("external_id",),
     },
     "plans": {"upsert": ("external_id",), "insert": ("external_id",)},
+    "line_items": {"insert": ("external_id",)},
     "invoices": {"insert": ("external_id",)},
     "transactions": {"insert": ("external_id",)},
+    "subscription_events": {"upsert": ("external_id",)},
+    "contacts": {"upsert": ("external_id", "email")},
 }
+# objects `delete_missing` applies to
+DELETABLE = {"customers", "line_items", "invoices", "transactions", "subscription_events", "contacts"}
+AMOUNT_UNITS = ("cents", "units")
+INVOICE_CHANGES = ("apply", "keep")
 TAGS_MODES = ("managed", "exact")
-DEFAULT_MODE = {"customers": "upsert", "plans": "upsert", "invoices": "insert", "transactions": "insert"}
+DEFAULT_MODE = {
+    "customers": "upsert",
+    "plans": "upsert",
+    "line_items": "insert",
+    "invoices": "insert",
+    "transactions": "insert",
+    "subscription_events": "upsert",
+    "contacts": "upsert",
+}
 
 STREAM_OPTIONS = th.ObjectType(
     th.Property(
         "object",
         th.StringType(allowed_values=list(OBJECTS)),
-        description="ChartMogul object this stream writes: customers, plans, invoices or transactions.",
+        description="ChartMogul object this stream writes: customers, plans, invoices, line_items (the lines of "
+        "invoices, from their own table), transactions, subscription_events or contacts.",
     ),
     th.Property(
         "mode",
         th.StringType,
         description="upsert (default), update or insert (customers); upsert (default) or insert (plans); insert "
-        "(invoices, transactions).",
+        "(invoices, transactions); upsert (subscription_events, contacts).",
     ),
     th.Property(
         "match_by",
         th.StringType,
-        description="Matching key: external_id (the default of every mode), email (customers upsert) or uuid "
-        "(customers update).",
+        description="Matching key: external_id (the default of every mode), email (customers upsert; contacts, "
+        "within their customer) or uuid (customers update).",
     ),
     th.Property(
         "custom_attributes",
         th.CustomType({"type": ["array", "string"], "items": {"type": "string"}}),
         default=[],
-        description='Columns sent as typed custom attributes (customers): a list of names, or "*" for every non-standard column.',
+        description='Columns sent as custom attributes (customers, typed; contacts): a list of names, or "*" for every '
+        "non-standard column.",
     ),
     th.Property(
         "remove_null_custom_attributes",
@@ -72,16 +89,32 @@ STREAM_OPTIONS = th.ObjectType(
     ),
     th.Property("invoices_per_request", th.IntegerType, default=50, description="Invoices of one customer per import call."),
     th.Property(
+        "amount_unit",
+        th.StringType(allowed_values=list(AMOUNT_UNITS)),
+        default="cents",
+        description="Invoices, line items, transactions, subscription events: amounts in integer cents, or in "
+        "currency units (99.90) "
+        "converted exactly to cents (zero-decimal currencies such as JPY stay whole).",
+    ),
+    th.Property(
+        "invoice_changes",
+        th.StringType(allowed_values=list(INVOICE_CHANGES)),
+        default="apply",
+        description="Invoices: apply corrections to an imported invoice (update, or replace keeping its payments), "
+        "or keep it untouched and warn (counted changed_not_applied).",
+    ),
+    th.Property(
         "delete_missing",
         th.BooleanType,
         default=False,
-        description="Customers: delete on _sdc_deleted_at, and those absent from a complete full-table version.",
+        description="Customers, invoices, line items, transactions, subscription events, contacts (matched by "
+        "external_id): delete on _sdc_deleted_at, and those absent from a complete full-table version.",
     ),
     th.Property(
         "max_delete_fraction",
         th.NumberType,
         default=0.2,
-        description="Customers: a version that would delete more than this share of the stream's customers "
+        description="A full-table version that would delete more than this share of the objects the stream wrote "
         "deletes none.",
     ),
     additional_properties=True,
@@ -154,11 +187,19 @@ CONFIG_SCHEMA = th.PropertiesList(
         "ledger_url",
         th.StringType,
         default=DEFAULT_LEDGER_URL,
-        description="SQLAlchemy URL of the sync memory (sqlite:///… or postgresql://…); holds no secrets.",
+        description="SQLAlchemy URL of the sync memory (sqlite:///… or postgresql://…, which needs "
+        "target-chartmogul[postgres]); holds no secrets.",
+    ),
+    th.Property(
+        "metrics_log_level",
+        th.StringType(allowed_values=["DEBUG", "INFO", "WARNING", "ERROR"]),
+        description="Level of singer-sdk's METRIC log lines: INFO shows them. Unset: hidden, unless "
+        "SINGER_SDK_LOG_CONFIG (the SDK's logging config file) is set.",
     ),
 ).to_dict()
 
 
+STREAM_OPTION_NAMES: tuple[str, ...] = tuple(STREAM_OPTIONS.to_dict()["properties"])
 STREAM_DEFAULTS: dict[str, t.Any] = {
     name: spec["default"] for name, spec in STREAM_OPTIONS.to_dict()["properties"].items() if "default" in spec
 }
@@ -185,10 +226,20 @@ class StreamSettings:
     custom_attributes: tuple[str, ...] | t.Literal["*"]
     remove_null_custom_attributes: bool
     tags_mode: str
+    amount_unit: str
+    invoice_changes: str
     invoices_per_request: int
     delete_missing: bool
     max_delete_fraction: float
     options: t.Mapping[str, t.Any]
+
+
+def skipped(stream_name: str, entry: t.Mapping[str, t.Any]) -> StreamSettings:
+    """Settings of a stream that maps to no object (every option at its default, nothing written)."""
+    fields = {f.name for f in dataclasses.fields(StreamSettings)} - {"stream_name", "object", "mode", "match_by", "options"}
+    defaults: dict[str, t.Any] = {name: STREAM_DEFAULTS.get(name) for name in fields}
+    defaults["custom_attributes"] = tuple(defaults["custom_attributes"] or ())
+    return StreamSettings(stream_name=stream_name, object=None, mode="", match_by="", options=entry, **defaults)
 
 
 def object_for_name(stream_name: str) -> str | None:
@@ -257,13 +308,14 @@ def stream_settings(stream_name: str, streams_config: t.Mapping[str, t.Any] | No
     options = _Options(stream_name, entry, listed=stream_name in (streams_config or {}))
     obj = options.object()
     if obj is None:
-        return StreamSettings(stream_name, None, "", "", (), False, "", 0, False, 0.0, entry)
+        return skipped(stream_name, entry)
     modes = MODES[obj]
     mode = options.one_of("mode", list(modes), DEFAULT_MODE[obj], f"is not a mode of {obj}")
     match_by = options.one_of("match_by", modes[mode], modes[mode][0], f"does not go with mode {mode}")
     delete_missing = bool(options.get("delete_missing"))
-    if delete_missing and (obj != "customers" or match_by != "external_id"):
-        options.fail("delete_missing", "only customers matched by external_id can be deleted")
+    if delete_missing and (obj not in DELETABLE or match_by != "external_id"):
+        deletable = ", ".join(sorted(DELETABLE))
+        options.fail("delete_missing", f"only {deletable} matched by external_id can be deleted")
     return StreamSettings(
         stream_name=stream_name,
         object=obj,
@@ -272,6 +324,8 @@ def stream_settings(stream_name: str, streams_config: t.Mapping[str, t.Any] | No
         custom_attributes=options.custom_attributes(),
         remove_null_custom_attributes=bool(options.get("remove_null_custom_attributes")),
         tags_mode=options.one_of("tags_mode", TAGS_MODES, STREAM_DEFAULTS["tags_mode"]),
+        amount_unit=options.one_of("amount_unit", AMOUNT_UNITS, STREAM_DEFAULTS["amount_unit"]),
+        invoice_changes=options.one_of("invoice_changes", INVOICE_CHANGES, STREAM_DEFAULTS["invoice_changes"]),
         invoices_per_request=options.positive_integer("invoices_per_request"),
         delete_missing=delete_missing,
         max_delete_fraction=options.fraction("max_delete_fraction"),

@@ -9,6 +9,9 @@ import typing as t
 OUTCOMES = (
     "created",
     "updated",
+    "corrected",
+    "status_changed",
+    "status_unconfirmed",
     "unchanged",
     "already_present",
     "changed_not_applied",
@@ -19,6 +22,9 @@ OUTCOMES = (
     "retried",
     "retry_refused",
 )
+# The closing line's three figures (target_chartmogul/run_report.py): what landed, what needed nothing.
+WRITTEN = ("created", "updated", "corrected", "status_changed", "deleted")
+UNCHANGED = ("unchanged", "already_present")
 
 
 class RunSummary:
@@ -50,13 +56,14 @@ class RunSummary:
             return {s: {k: c[k] for k in ("received", *OUTCOMES)} for s, c in self.counts.items()}
 
     def table(self) -> str:
-        """The counts as a fixed-width text table (outcome columns that are all zero left out)."""
+        """The counts as a fixed-width text table with a totals row (outcome columns that are all zero left out)."""
         counts = self.as_dict()
         shown = [c for c in OUTCOMES if any(row[c] for row in counts.values())]
         columns = ("received", *shown)
         rows: list[t.Sequence[str]] = [("stream", "object", *columns)]
         for stream, row in sorted(counts.items()):
             rows.append((stream, self.objects.get(stream, "-"), *(str(row[c]) for c in columns)))
+        rows.append(("total", "", *(str(sum(row[c] for row in counts.values())) for c in columns)))
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         return "\n".join(
             "  ".join(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import sys
 import typing as t
 
@@ -18,26 +19,38 @@ from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities
 from singer_sdk.sinks import Sink
 
+from target_chartmogul.config_check import REFUSED, check_settings, check_variables
+from target_chartmogul.config_input import ENV_PREFIX, from_cli_args
 from target_chartmogul.context import RunContext
 from target_chartmogul.encoding import dumps
-from target_chartmogul.errors import FatalError
+from target_chartmogul.errors import FatalError, StoppedError
 from target_chartmogul.ordering import RANKS
 from target_chartmogul.reader import StrictSingerReader
+from target_chartmogul.replacements import Replacer
 from target_chartmogul.sdk_overrides import SDKOverrides
-from target_chartmogul.settings import CONFIG_SCHEMA
+from target_chartmogul.settings import CONFIG_SCHEMA, STREAM_OPTION_NAMES
 from target_chartmogul.sinks.base import ChartMogulSink
+from target_chartmogul.sinks.contacts import ContactsSink
 from target_chartmogul.sinks.customers import CustomersSink
 from target_chartmogul.sinks.invoices import InvoicesSink
+from target_chartmogul.sinks.line_items import LineItemsSink
 from target_chartmogul.sinks.plans import PlansSink
 from target_chartmogul.sinks.skip import SkipSink
+from target_chartmogul.sinks.subscription_events import SubscriptionEventsSink
 from target_chartmogul.sinks.transactions import TransactionsSink
 from target_chartmogul.summary import RunSummary
+
+if t.TYPE_CHECKING:
+    import click  # the SDK's CLI library: only `cb_config`'s annotations name it
 
 SINK_CLASSES: dict[str, type[ChartMogulSink] | type[SkipSink]] = {
     "plans": PlansSink,
     "customers": CustomersSink,
+    "line_items": LineItemsSink,
     "invoices": InvoicesSink,
     "transactions": TransactionsSink,
+    "subscription_events": SubscriptionEventsSink,
+    "contacts": ContactsSink,
 }
 
 
@@ -51,6 +64,9 @@ class TargetChartMogul(SDKOverrides, Target):
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
+        # A misspelt setting would be ignored in silence: refuse it before any input is read.
+        check_settings(self.config, self.settings_schema()["properties"], STREAM_OPTION_NAMES)
+        self.quiet_metrics()
         # Streams share one rate limit and writes follow dependency order.
         self.max_parallelism = 1
         self.context = RunContext(self.config, self.logger, drain=self.drain_one, stop=self.stop)
@@ -64,6 +80,42 @@ class TargetChartMogul(SDKOverrides, Target):
     def summary(self) -> RunSummary:
         """Per-stream counts of this run."""
         return self.context.summary
+
+    # Settings -------------------------------------------------------------------------------
+    @classmethod
+    def settings_schema(cls) -> dict[str, t.Any]:
+        """Every setting: this target's and the SDK's own (what `--about` lists)."""
+        cls.append_builtin_config(cls.config_jsonschema)
+        return cls.config_jsonschema
+
+    @classmethod
+    def append_builtin_config(cls, config_jsonschema: dict) -> None:
+        """The SDK's settings, less `load_method`: nothing here appends or overwrites (see config_check.REFUSED)."""
+        super().append_builtin_config(config_jsonschema)
+        for name in REFUSED:
+            config_jsonschema["properties"].pop(name, None)
+
+    @classmethod
+    def cb_config(cls, ctx: click.Context, param: click.Option, value: tuple[str, ...]) -> t.Any:
+        """Read `--config` files and `ENV` here (see config_input): each problem is one line, then exit 1."""
+        schema = cls.settings_schema()
+        try:
+            config, unknown = from_cli_args(value, schema)
+            check_variables(unknown, ENV_PREFIX, schema["properties"])
+        except FatalError as exc:
+            cls.logger.error("target-chartmogul failed: %s", exc)
+            ctx.exit(1)
+        if "ENV" in value:
+            cls.logger.info("Read settings from %s* variables and .env of %s", ENV_PREFIX, os.getcwd())
+        return config
+
+    def quiet_metrics(self) -> None:
+        """singer-sdk's METRIC lines only when asked for: `metrics_log_level`, or the SDK's SINGER_SDK_LOG_CONFIG."""
+        level = self.config.get("metrics_log_level")
+        if level:
+            self.metrics_logger.setLevel(level)
+        elif "SINGER_SDK_LOG_CONFIG" not in os.environ:
+            self.metrics_logger.setLevel(logging.WARNING)
 
     # Routing ------------------------------------------------------------------------------
     def get_sink_class(self, stream_name: str) -> type[Sink]:
@@ -98,13 +150,22 @@ class TargetChartMogul(SDKOverrides, Target):
             super().process_endofpipe()
             order.begin_final_pass()  # nothing more can arrive: a missing reference is now a reject
             order.retry_waiting()
+            order.finish()
+            self.repair_replacements()
             self.retry_remembered_rejects()
             if self._state_withheld:
                 self.drain_all()  # every sink is empty: this only emits the STATE that was held back
         finally:
             self.context.close()
-            self.log_summary()
+            self.context.report.log_summary()
         self.fail_on_rejects()
+        self.context.report.finished()
+
+    def repair_replacements(self) -> None:
+        """Finish invoice replacements an earlier run left between its delete and its import."""
+        if self.context.order.sinks and self.context.ledger.pending_replacements():
+            repaired = Replacer(self.context).repair()
+            self.logger.info("Repaired %d invoice replacement(s) an earlier run left unfinished", repaired)
 
     def retry_remembered_rejects(self) -> None:
         """Retry records refused in earlier runs, after this run's own records.
@@ -150,42 +211,36 @@ class TargetChartMogul(SDKOverrides, Target):
         )
 
     def fail_on_rejects(self) -> None:
-        """`on_reject: fail`: every good record was written; now fail the run if any was refused."""
+        """`on_reject: fail`: every good record was written; now fail the run if any was refused.
+
+        Never in a dry run: its rejects are a forecast (in their own file), not a failure.
+        """
         if self.context.setting("on_reject") != "fail":
             return
         rejected = self.context.summary.total("rejected")
+        if self.context.dry_run:
+            if rejected or self.context.problems:
+                self.logger.info("DRY RUN: with on_reject 'fail', a real run of this input would exit 1")
+            return
         if rejected:
             msg = f"{rejected} record(s) were rejected (see {self.context.rejects.path}); on_reject is 'fail'"
             raise FatalError(msg)
         if self.context.problems:
             raise FatalError(f"{self.context.problems[0]} (on_reject is 'fail')")
 
-    def log_summary(self) -> None:
-        """Log the per-stream counts as a table."""
-        summary = self.context.summary
-        if summary.counts:
-            self.logger.info("Summary of this run:\n%s", summary.table())
-        if self.context.dry_run:
-            total = summary.total
-            self.logger.info(
-                "DRY RUN: would create %d, update %d, delete %d, reject %d (nothing was written)",
-                total("created"),
-                total("updated"),
-                total("deleted"),
-                total("rejected"),
-            )
-        if self.context.rejects.count:
-            self.logger.warning(
-                "%d record(s) rejected; reasons in %s", self.context.rejects.count, self.context.rejects.path
-            )
-
     # STATE and signals (called by sdk_overrides) ----------------------------------------------
     def emit_state(self, state: dict[str, t.Any]) -> None:
         """Print STATE with an encoder that accepts Decimal (meltano/sdk#3787).
 
         Withheld while records wait for a reference (deferred): they are neither
-        written nor rejected yet.
+        written nor rejected yet. Never in a dry run: Meltano would save it as
+        the tap's bookmark and the real run after it would skip those rows.
         """
+        if self.context.dry_run:
+            if not self._state_withheld:
+                self.logger.info("DRY RUN: STATE not emitted, so the next real run reads the same rows")
+            self._state_withheld = True
+            return
         waiting = self.context.order.waiting()
         if waiting:
             self._state_withheld = True
@@ -206,37 +261,52 @@ class TargetChartMogul(SDKOverrides, Target):
         exit code 1, and no STATE covers unwritten records.
         """
         self.logger.info("Received signal %s: writing what was received, then stopping", signum)
-        code = 0
+        reason = None
         try:
             self.drain_all(is_endofpipe=True)
             waiting = self.context.order.waiting()
             if waiting:
-                self.logger.error(
-                    "Stopped by signal %s with %d record(s) still waiting for references; no STATE covers them",
-                    signum,
-                    waiting,
-                )
-                code = 1
+                reason = f"stopped by signal {signum} with {waiting} record(s) still waiting for references; no STATE covers them"
+        except StoppedError as exc:  # a call waited to be retried: the signal ended the wait
+            reason = str(exc)
         except Exception as exc:
-            self.logger.error("Stopped by signal %s before everything was written: %s", signum, exc)
-            code = 1
+            reason = f"stopped by signal {signum} before everything was written: {exc}"
         finally:
             self.context.close()
-            self.log_summary()
-        sys.exit(code)
+        if reason is None:
+            self.context.report.finished()
+            sys.exit(0)
+        self.context.report.failed(reason)
+        sys.exit(1)
 
     @classmethod
-    def invoke(cls, *args: t.Any, **kwargs: t.Any) -> None:
-        """Run the target; a fatal error ends it with one clear line and exit code 1."""
+    def invoke(  # type: ignore[override]
+        cls,
+        *,
+        about: bool = False,
+        about_format: str | None = None,
+        config: t.Any = None,
+        file_input: t.IO[str] | None = None,
+    ) -> None:
+        """Run the target (singer-sdk's `Target.invoke`, keeping the instance): however the run ends, its
+        last line says so, `finished: …` or `failed: <reason>` with exit code 1.
+        """
+        if about:
+            super().invoke(about=about, about_format=about_format)  # prints and exits
+        cls.print_version(print_fn=cls.logger.info)
+        target: TargetChartMogul | None = None
         try:
-            super().invoke(*args, **kwargs)
-        except FatalError as exc:
-            logging.getLogger(cls.name).error("target-chartmogul stopped: %s", exc)
-            sys.exit(1)
+            target = cls(config=config.config if config else {}, validate_config=True, parse_env_config=False)
+            target.listen(file_input)
         except ConfigValidationError:
             raise  # the SDK reports each invalid setting itself
-        except Exception as exc:  # bad input or a bug: one line, the traceback only at DEBUG
-            logger = logging.getLogger(cls.name)
-            logger.error("target-chartmogul stopped: %s: %s", type(exc).__name__, exc)
-            logger.debug("Traceback of the error above", exc_info=True)
+        except Exception as exc:  # a FatalError is one line; bad input or a bug too, the traceback only at DEBUG
+            if not isinstance(exc, FatalError):
+                cls.logger.debug("Traceback of the error below", exc_info=True)
+            reason = str(exc) if isinstance(exc, FatalError) else f"{type(exc).__name__}: {exc}"
+            if target is None:
+                cls.logger.error("target-chartmogul failed: %s", reason)
+            else:
+                target.context.close()
+                target.context.report.failed(reason)
             sys.exit(1)

@@ -84,3 +84,17 @@ def run_cli(config: dict[str, t.Any], messages: t.Iterable[t.Any] | str, tmp_pat
         env={**os.environ, **(env or {})}, check=False,
     )
     return ProcessResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+def run_command(args: t.Sequence[str], cwd: pathlib.Path, *, input_text: str = "",
+                env: dict[str, str] | None = None, timeout: float = 120) -> ProcessResult:
+    """`python -m target_chartmogul ARGS` in `cwd`, with no TARGET_CHARTMOGUL_* variable but those in `env`."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("TARGET_CHARTMOGUL_")}
+    proc = subprocess.run([sys.executable, "-m", "target_chartmogul", *args], input=input_text, capture_output=True,
+                          text=True, timeout=timeout, cwd=cwd, env={**clean, **(env or {})}, check=False)
+    return ProcessResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+def last_line(stderr: str) -> str:
+    """The message of the run's last log line (after the `time | LEVEL | logger | ` prefix)."""
+    return stderr.rstrip().splitlines()[-1].split(" | ", 3)[-1]

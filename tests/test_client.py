@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import concurrent.futures
+import threading
+import time
 
 import pytest
 
 from target_chartmogul.client import ChartMogulClient, _wait_gen
-from target_chartmogul.errors import APIError, AuthenticationError, RetriesExhaustedError
+from target_chartmogul.errors import APIError, AuthenticationError, FatalError, RetriesExhaustedError, StoppedError
 from tests.fake_chartmogul import FakeChartMogul, Fault
 from tests.running import API_KEY
 
@@ -103,3 +105,34 @@ def test_a_429_without_retry_after_is_retried_with_our_own_backoff(fake):
     response = client_for(fake).get("ping")
     assert (response.status, response.attempts) == (200, 3)
     assert fake.count(path_regex="^/ping$", status=429) == 2
+
+
+def test_a_refused_first_connection_fails_at_once_naming_the_host():
+    with FakeChartMogul(api_key=API_KEY) as fake:
+        url = fake.url
+    started = time.monotonic()
+    with pytest.raises(FatalError, match=r"cannot reach ChartMogul at 127\.0\.0\.1:\d+: the connection was refused"):
+        ChartMogulClient(url, API_KEY, max_retries=8).get("ping")
+    assert time.monotonic() - started < 2  # wall-clock time: a bound
+
+
+def test_a_refused_connection_after_the_api_answered_is_retried():
+    """Once ChartMogul has answered, a refused connection is a blip (a restart), not a wrong api_url."""
+    fake = FakeChartMogul(api_key=API_KEY)
+    with fake:
+        client = client_for(fake, max_retries=2)
+        assert client.get("ping").status == 200
+    with pytest.raises(RetriesExhaustedError, match="after 3 attempts"):
+        client.get("ping")
+
+
+def test_a_stop_request_ends_the_retry_wait_at_once(fake):
+    fake.inject(Fault("status_429", path_regex="^/ping$", times=50, retry_after=30))
+    stop = threading.Event()
+    client = client_for(fake, max_retries=8, stop_requested=stop)
+    threading.Timer(0.3, stop.set).start()
+    started = time.monotonic()
+    with pytest.raises(StoppedError, match=r"stopped by a signal while retrying GET ping \(last: HTTP 429\)"):
+        client.get("ping")
+    assert time.monotonic() - started < 2  # Retry-After asked for 30 s
+    assert fake.count(path_regex="^/ping$") == 1

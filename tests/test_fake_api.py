@@ -1046,5 +1046,7 @@ def test_command_line_runner(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        if proc.stdout is not None:  # closed here, not left to the garbage collector (warnings are errors)
+            proc.stdout.close()
     state = json.loads(dump.read_text())
     assert [d["uuid"] for d in state["data_sources"]] == ["ds_demo"]

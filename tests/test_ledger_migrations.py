@@ -23,6 +23,8 @@ from target_chartmogul.ledger import Entry, Ledger, RememberedReject, _engine_ur
 from tests.customer_rows import STREAM, rows, stream
 from tests.running import run_target
 
+CURRENT = ledger_module.SCHEMA_VERSION
+
 # The tables exactly as target-chartmogul 0.1.0 created them: `metadata.create_all` of
 # target_chartmogul/ledger.py at 8063fab (the commit before 04309b3 added record_hash; the
 # tables are unchanged since c079b6c), compiled with SQLAlchemy 2.0 for each dialect.
@@ -92,7 +94,7 @@ DDL_V2 = {
 }
 
 V1_COLUMNS = ["data_source_uuid", "object", "external_id", "uuid", "payload_hash", "stream", "synced_at"]
-CURRENT_COLUMNS = {*V1_COLUMNS, "record_hash", "tags"}
+CURRENT_COLUMNS = {*V1_COLUMNS, "record_hash", "tags", "parent"}
 DS = "ds_00000000-aaaa"
 HASH_A, HASH_B, HASH_C = "a" * 64, "b" * 64, "c" * 64
 SYNCED_AT = dt.datetime(2026, 11, 1, 12, 30, 5, 123456, tzinfo=dt.timezone.utc)
@@ -226,9 +228,10 @@ def test_an_older_memory_is_migrated_on_open_and_keeps_everything(ledger_url, ve
     caplog.set_level(logging.INFO, logger="target_chartmogul.ledger")
     memory = Ledger(ledger_url)
     after = dump(ledger_url)
-    assert after == {**before, "version": [(3,)], "columns": CURRENT_COLUMNS}
+    assert after == {**before, "version": [(CURRENT,)], "columns": CURRENT_COLUMNS}
     assert migration_logs(caplog) == [
-        f"Sync memory at {ledger_url} migrated from schema {version} to 3 (columns added; every remembered row kept)"
+        f"Sync memory at {ledger_url} migrated from schema {version} to {CURRENT}"
+        " (tables or columns added; every remembered row kept)"
     ]
     record_hashes = (HASH_C, None, HASH_A) if version == 2 else (None, None, None)
     assert memory.lookup("customers", DS, ["c1", " spaced id ", "c9"]) == {
@@ -277,7 +280,7 @@ def test_upgrading_the_loader_over_a_0_1_0_memory_costs_no_call(fake, ds, base_c
     assert fake.count() == 0
     assert result.counts(STREAM)["unchanged"] == 20
     assert migration_logs(caplog) == [
-        f"Sync memory at {ledger_url} migrated from schema 1 to 3 (columns added; every remembered row kept)"
+        f"Sync memory at {ledger_url} migrated from schema 1 to {CURRENT} (tables or columns added; every remembered row kept)"
     ]
 
 
@@ -320,7 +323,7 @@ def test_dry_run_also_migrates_the_schema(ledger_url):
     memory = Ledger(ledger_url, read_only=True)
     memory.written("customers", DS, "c1", uuid="cus_9", payload=HASH_C, stream="public-customers")
     memory.close()  # dry run: the write is not kept
-    assert dump(ledger_url) == {**before, "version": [(3,)], "columns": CURRENT_COLUMNS}
+    assert dump(ledger_url) == {**before, "version": [(CURRENT,)], "columns": CURRENT_COLUMNS}
 
 
 def test_a_failed_migration_changes_nothing(ledger_url, monkeypatch):
@@ -359,7 +362,7 @@ def test_two_processes_opening_an_old_memory_at_once_migrate_it_once(ledger_url,
         thread.join(30)
     assert errors == []
     assert len(migration_logs(caplog)) == 1
-    assert dump(ledger_url) == {**before, "version": [(3,)], "columns": CURRENT_COLUMNS}
+    assert dump(ledger_url) == {**before, "version": [(CURRENT,)], "columns": CURRENT_COLUMNS}
 
 
 def test_a_lost_version_stamp_is_inferred_from_the_columns(ledger_url, caplog):
@@ -373,11 +376,11 @@ def test_a_lost_version_stamp_is_inferred_from_the_columns(ledger_url, caplog):
     caplog.set_level(logging.INFO, logger="target_chartmogul.ledger")
     reopened = Ledger(ledger_url)  # record_hash present: schema 2, so step 3 runs and finds tags there
     assert migration_logs(caplog) == [
-        f"Sync memory at {ledger_url} migrated from schema 2 to 3 (columns added; every remembered row kept)"
+        f"Sync memory at {ledger_url} migrated from schema 2 to {CURRENT} (tables or columns added; every remembered row kept)"
     ]
     assert reopened.get("customers", DS, "c1") == Entry("cus_1", HASH_A, "s", HASH_B, ("a",))
     reopened.close()
-    assert dump(ledger_url)["version"] == [(3,)]
+    assert dump(ledger_url)["version"] == [(CURRENT,)]
 
 
 def test_dropped_tables_under_a_current_stamp_are_created_again(ledger_url, caplog):
@@ -398,7 +401,7 @@ def test_a_new_memory_is_stamped_current(ledger_url, caplog):
     caplog.set_level(logging.INFO, logger="target_chartmogul.ledger")
     Ledger(ledger_url).close()
     created = dump(ledger_url)
-    assert (created["version"], created["columns"], created["synced"]) == ([(3,)], CURRENT_COLUMNS, [])
+    assert (created["version"], created["columns"], created["synced"]) == ([(CURRENT,)], CURRENT_COLUMNS, [])
     assert migration_logs(caplog) == []
 
 
@@ -406,15 +409,15 @@ def test_a_memory_from_a_newer_release_is_refused_in_one_line(ledger_url):
     Ledger(ledger_url).close()
     engine = engine_for(ledger_url)
     with engine.begin() as conn:
-        conn.exec_driver_sql("UPDATE tcm_schema SET version = 4")
+        conn.exec_driver_sql(f"UPDATE tcm_schema SET version = {CURRENT + 1}")
     engine.dispose()
     with pytest.raises(FatalError) as refused:
         Ledger(ledger_url)
     assert str(refused.value) == (
-        f"the sync memory at {ledger_url} was written by a newer target-chartmogul (schema 4); "
-        "this version understands up to 3"
+        f"the sync memory at {ledger_url} was written by a newer target-chartmogul (schema {CURRENT + 1}); "
+        f"this version understands up to {CURRENT}"
     )
-    assert dump(ledger_url)["version"] == [(4,)]  # left as it was
+    assert dump(ledger_url)["version"] == [(CURRENT + 1,)]  # left as it was
 
 
 # Tags, holds_any, adopt ---------------------------------------------------------------------
@@ -559,3 +562,27 @@ def test_an_in_memory_sqlite_memory_opens():
     memory.flush()
     assert memory.get("customers", DS, "c1") == Entry("u1", HASH_A, "s", None, ("t",))
     memory.close()
+
+
+def test_an_invoice_replacement_stays_remembered_until_it_is_cleared(ledger_url):
+    def pending() -> list[tuple[str, str, str, dict[str, t.Any]]]:
+        other = Ledger(ledger_url)  # another connection: what is committed, not what is buffered
+        try:
+            return other.pending_replacements()
+        finally:
+            other.close()
+
+    memory = Ledger(ledger_url)
+    body = {"external_id": "inv-1", "currency": "EUR", "line_items": [{"type": "one_time", "amount_in_cents": 990}]}
+    try:
+        memory.mark_replacement(DS, "inv-1", "cus_1", body)
+        # committed at once, before the delete it announces: another connection sees it without a flush
+        assert pending() == [(DS, "inv-1", "cus_1", body)]
+        memory.mark_replacement(DS, "inv-1", "cus_1", {**body, "currency": "USD"})  # a newer content replaces it
+        assert pending() == [(DS, "inv-1", "cus_1", {**body, "currency": "USD"})]
+        assert memory.pending_replacement(DS, "inv-1") == {**body, "currency": "USD"}
+        memory.clear_replacement(DS, "inv-1")
+        assert pending() == []
+        assert memory.pending_replacement(DS, "inv-1") is None
+    finally:
+        memory.close()

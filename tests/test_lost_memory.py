@@ -184,9 +184,11 @@ def test_dry_run_does_not_report_invoices_chartmogul_holds_as_new(fake, ds, base
 
 
 @pytest.mark.parametrize("memory", ["kept", "lost"])
-def test_a_corrected_invoice_is_reported_on_every_run_never_counted_present(fake, ds, base_config, tmp_path, memory,
-                                                                            caplog):
+def test_with_invoice_changes_keep_a_corrected_invoice_is_reported_on_every_run_never_counted_present(
+    fake, ds, base_config, tmp_path, memory, caplog
+):
     config = billing_config(base_config)
+    config["streams"] = {**config["streams"], INVOICES_STREAM: {"invoice_changes": "keep"}}
     run_target(config, [*plans_messages(), *customers_messages(), *invoices_messages(INVOICES)])
     before = fake.dump_state()
     corrected = [dict(invoice) for invoice in INVOICES]

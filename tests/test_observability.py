@@ -6,9 +6,11 @@ import base64
 import json
 import logging
 
+from target_chartmogul.progress import ProgressReporter
+from target_chartmogul.summary import RunSummary
 from tests.fake_chartmogul import Fault
 from tests.running import API_KEY, run_cli, run_target
-from tests.singer_messages import INTEGER, customers_stream
+from tests.singer_messages import INTEGER, customers_stream, state
 
 STREAM = "customers"
 ROWS = [{"external_id": f"c{i}", "name": f"C{i}", "seats": i} for i in range(6)]
@@ -46,6 +48,19 @@ def test_dry_run_writes_nothing_and_says_what_it_would_do(fake, ds, base_config,
     assert real.counts(STREAM)["created"] == 3 and real.counts(STREAM)["updated"] == 1
 
 
+def test_a_dry_run_emits_no_state_so_the_next_real_run_reads_the_same_rows(fake, ds, base_config, caplog):
+    """Meltano saves the STATE a target prints as the tap's bookmark: a dry run must print none."""
+    caplog.set_level(logging.INFO, logger="target-chartmogul")
+    messages = [*stream(ROWS[:2]), state({"bookmarks": {STREAM: {"replication_key_value": 2}}})]
+
+    dry = run_target({**base_config, "dry_run": True}, messages)
+
+    assert dry.states == []
+    assert caplog.text.count("DRY RUN: STATE not emitted") == 1
+    real = run_target(base_config, messages)
+    assert real.states == [{"bookmarks": {STREAM: {"replication_key_value": 2}}}]
+
+
 def test_request_log_has_one_line_per_attempt_and_never_the_key(fake, ds, base_config, tmp_path):
     fake.inject(Fault("error_before", method="POST", path_regex="^/customers$", times=1, status=500))
     log_path = tmp_path / "requests.jsonl"
@@ -74,9 +89,33 @@ def test_progress_lines_on_long_runs(fake, ds, base_config, tmp_path):
     # One line per 0.2 s while the run lasts: how many depends on wall-clock time, so a bound.
     assert len(progress) >= 2
     assert "done (" in progress[-1] and "rejected" in progress[-1]
-    assert "METRIC" in proc.stderr
+    assert "METRIC" not in proc.stderr  # singer-sdk's METRIC lines are off unless asked for (metrics_log_level)
     summary = proc.stderr.split("Summary of this run:", 1)[1]
     assert "received" in summary and "created" in summary
+
+
+def test_progress_lines_name_only_streams_that_moved_and_never_skipped_ones(caplog):
+    summary = RunSummary()
+    summary.objects.update({"plans": "plans", "customers": "customers", "audit": "(skipped)"})
+    reporter = ProgressReporter(summary, logging.getLogger("progress-test"), interval=10)
+    caplog.set_level(logging.INFO, logger="progress-test")
+    summary.add("plans", "received", 2)
+    summary.add("plans", "created", 2)
+    summary.add("customers", "received", 10)
+    summary.add("customers", "created", 4)
+    summary.add("audit", "received", 5)
+    summary.add("audit", "skipped", 5)
+    reporter.report(2.0)
+    assert [r.getMessage().split(":")[0] for r in caplog.records] == ["Progress customers", "Progress plans"]
+    assert "4 done (2.0/s)" in caplog.records[0].getMessage()
+    caplog.clear()
+    summary.add("customers", "created", 6)  # plans finished: it is not repeated
+    reporter.report(2.0)
+    assert [r.getMessage().split(" done")[0] for r in caplog.records] == ["Progress customers: 10 received, 10"]
+    assert "(3.0/s)" in caplog.records[0].getMessage()
+    caplog.clear()
+    reporter.report(2.0)  # nothing moved: no line at all
+    assert caplog.records == []
 
 
 def test_unknown_data_source_fails_before_the_first_write(fake, ds, base_config, tmp_path):

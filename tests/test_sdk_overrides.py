@@ -96,3 +96,17 @@ def test_public_hooks_the_target_relies_on_exist():
     assert "get_sink" in PluginBase.__dict__ or "get_sink" in Target.__dict__
     assert "self.get_sink(" in inspect.getsource(Target._process_record_message)
     assert "self.drain_all(is_endofpipe=True)" in inspect.getsource(Target.process_endofpipe)
+
+
+def test_the_cli_hooks_the_target_reimplements_are_still_the_sdks():
+    """`invoke` re-implements Target.invoke (to keep the instance for the last line) and `cb_config` reads `--config`:
+    a new SDK that passes `invoke` more options, or reads `--config` elsewhere, must be noticed."""
+    assert list(inspect.signature(Target.invoke).parameters) == ["about", "about_format", "config", "file_input"]
+    assert list(inspect.signature(TargetChartMogul.invoke).parameters) == list(inspect.signature(Target.invoke).parameters)
+    sdk_invoke = inspect.getsource(Target.invoke)
+    assert "target.listen(file_input)" in sdk_invoke and "parse_env_config=config.parse_env" in sdk_invoke
+    command = TargetChartMogul.get_singer_command()
+    config_option = next(p for p in command.params if p.name == "config")
+    assert config_option.callback == TargetChartMogul.cb_config
+    assert set(command.params[i].name for i in range(len(command.params))) == {
+        "version", "about", "about_format", "config", "file_input"}

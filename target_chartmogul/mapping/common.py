@@ -40,6 +40,18 @@ def required_data_source(record: t.Mapping[str, t.Any], default: str | None) -> 
     return found
 
 
+def amount_column(record: t.Mapping[str, t.Any], field: str, unit: str) -> str | None:
+    """The column holding an amount field, None when unset: `amount_in_cents`, or with `amount_unit: units`
+    also the same name without `_in_cents` (`amount`, `tax_amount`), as billing tables name currency amounts.
+    """
+    if record.get(field) is not None:
+        return field
+    plain = field.removesuffix("_in_cents")
+    if unit == "units" and plain != field and record.get(plain) is not None:
+        return plain
+    return None
+
+
 def json_value(value: t.Any, field: str) -> t.Any:
     """A jsonb column arrives as an object; a json/text column as a string holding one."""
     if isinstance(value, str):

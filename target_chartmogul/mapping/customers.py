@@ -8,14 +8,14 @@ their own endpoints when a customer already exists.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 import typing as t
 
-from target_chartmogul.attributes import CustomAttribute, check_key, coerce, type_from_schema, type_from_value
+from target_chartmogul.attributes import CustomAttribute
 from target_chartmogul.dates import timestamp_text
 from target_chartmogul.errors import RecordRejected
-from target_chartmogul.mapping.common import OnceLogger, data_source, json_value, optional_text
+from target_chartmogul.mapping.columns import ColumnMapper
+from target_chartmogul.mapping.common import data_source, json_value, optional_text
 from target_chartmogul.settings import StreamSettings
 from target_chartmogul.values import country, is_blank, text
 
@@ -120,8 +120,11 @@ def _standard_fields(record: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
     return fields
 
 
-class CustomerMapper:
-    """Maps one stream's records; knows its schema (for attribute types) and options."""
+class CustomerMapper(ColumnMapper):
+    """Maps one customer stream's records, also from a nested `attributes: {custom, tags}` column."""
+
+    OBJECT = "customer"
+    STANDARD_FIELDS = STANDARD_FIELDS
 
     def __init__(
         self,
@@ -130,30 +133,13 @@ class CustomerMapper:
         default_data_source_uuid: str | None,
         logger: logging.Logger,
     ) -> None:
-        self.settings = settings
-        self.properties: dict[str, t.Any] = schema.get("properties") or {}
-        self.default_data_source_uuid = default_data_source_uuid
-        self.notes = OnceLogger(logger)
+        super().__init__(settings, schema, default_data_source_uuid, logger)
         nested = self.properties.get("attributes", {}).get("properties", {}).get("custom", {})
         self.nested_custom_properties: dict[str, t.Any] = nested.get("properties") or {}
 
-    def _custom_columns(self, record: t.Mapping[str, t.Any]) -> list[str]:
-        wanted = self.settings.custom_attributes
-        if wanted == "*":
-            return [c for c in record if c not in STANDARD_FIELDS and not c.startswith("_sdc_")]
-        return [c for c in wanted if c in record]
-
-    @functools.lru_cache(maxsize=1024)  # noqa: B019 - one mapper per sink, keys are column names
-    def _schema_type(self, key: str, nested: bool) -> str | None:
-        schema = (self.nested_custom_properties if nested else self.properties).get(key)
-        return type_from_schema(schema if isinstance(schema, dict) else None)
-
     def _attribute(self, key: str, value: t.Any, field: str, *, nested: bool = False) -> CustomAttribute:
-        check_key(key, field)
-        kind = self._schema_type(key, nested)
-        if kind is None:
-            kind = type_from_value(value) if value is not None else "String"
-        return CustomAttribute(key, kind, coerce(kind, value, field))
+        schema = (self.nested_custom_properties if nested else self.properties).get(key)
+        return CustomAttribute(key, *self._typed(key, value, field, schema))
 
     def map(self, record: t.Mapping[str, t.Any]) -> CustomerPayload:
         """Build the payload, or raise RecordRejected naming the field at fault."""
@@ -193,21 +179,6 @@ class CustomerMapper:
         }
         tags = _tags(nested["tags"], "attributes.tags") if "tags" in nested else None
         return custom, tags
-
-    def _note_ignored(self, record: t.Mapping[str, t.Any], custom: t.Mapping[str, CustomAttribute]) -> None:
-        """Say once which columns are neither customer fields nor custom attributes."""
-        ignored = sorted(
-            c for c in record if c not in STANDARD_FIELDS and c not in custom and not c.startswith("_sdc_")
-        )
-        if ignored:
-            self.notes.info(
-                "ignored",
-                "Stream '%s': columns %s are not ChartMogul customer fields and are ignored "
-                "(list them in streams.%s.custom_attributes to send them as custom attributes)",
-                self.settings.stream_name,
-                ", ".join(ignored),
-                self.settings.stream_name,
-            )
 
     def _check_required(self, payload: CustomerPayload) -> None:
         mode, match_by = self.settings.mode, self.settings.match_by

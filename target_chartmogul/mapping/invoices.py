@@ -1,8 +1,10 @@
-"""Invoice records (with line items and nested transactions) to ChartMogul import payloads.
+"""Invoice records (headers, line items, nested transactions) to ChartMogul import payloads.
 
-Line items arrive as an array (a jsonb column, a json_agg view) or as a JSON string.
-Plan references may be given by `plan_external_id`; the sink resolves them to
-`plan_uuid`, which is why the mapped line item keeps both for now.
+Line items arrive in the invoice record (a jsonb array, a json_agg view, a JSON string),
+or as rows of their own stream (`object: line_items`, see mapping/line_items.py) when the
+header has no `line_items` column. Plan references may be given by `plan_external_id`;
+the sink resolves them to `plan_uuid`. Amounts are cents, or currency units with
+`amount_unit: units` (converted exactly, by the invoice's currency).
 """
 
 from __future__ import annotations
@@ -13,9 +15,15 @@ import typing as t
 from target_chartmogul.booleans import boolean
 from target_chartmogul.dates import timestamp_text
 from target_chartmogul.errors import RecordRejected
-from target_chartmogul.mapping.common import json_value, optional_text, required_data_source, required_text
+from target_chartmogul.mapping.common import (
+    amount_column,
+    json_value,
+    optional_text,
+    required_data_source,
+    required_text,
+)
 from target_chartmogul.mapping.transactions import map_transaction
-from target_chartmogul.numbers import cents, integer
+from target_chartmogul.numbers import amount_cents, integer
 from target_chartmogul.values import choice, currency, is_blank, text
 
 LINE_ITEM_TYPES = ("subscription", "one_time", "trial")
@@ -31,6 +39,8 @@ TEXT_FIELDS = (
     "external_id",
     "description",
 )
+# A `status` column's values that ChartMogul's invoice status takes; others (paid, open, draft) change nothing.
+STATUSES = {"voided": "voided", "void": "voided", "written_off": "written_off", "uncollectible": "written_off"}
 
 
 @dataclasses.dataclass
@@ -43,6 +53,10 @@ class InvoicePayload:
     customer_external_id: str | None
     body: dict[str, t.Any]
     plan_refs: list[tuple[int, str]]  # (line item index, plan_external_id) to resolve
+    status: str | None = None  # voided / written_off, applied after the import
+    lines_from_stream: bool = False  # the header had no line_items: its lines come from a line_items stream
+    nested_payments: list[str] = dataclasses.field(default_factory=list)  # payments of other streams nested in
+    stream_lines: list[t.Any] = dataclasses.field(default_factory=list)  # LineParts that arrived for it
     fingerprint: dict[str, t.Any] | None = None  # what the sync memory hashes, taken before resolution
 
     @property
@@ -51,15 +65,17 @@ class InvoicePayload:
         return list(self.body.get("transactions") or [])
 
 
-def _line_item(item: t.Any, index: int) -> tuple[dict[str, t.Any], str | None]:
+def map_line_item(
+    item: t.Any, prefix: str, *, unit: str = "cents", currency_code: str | None = None
+) -> tuple[dict[str, t.Any], str | None]:
     """One line item's body, and the plan_external_id still to resolve (if it names its plan that way)."""
-    prefix = f"line_items[{index}]."
+    where = prefix.rstrip(".")
     if not isinstance(item, dict):
-        raise RecordRejected(f"field 'line_items[{index}]' must be an object", field=f"line_items[{index}]")
+        raise RecordRejected(f"field '{where}' must be an object", field=where)
     if is_blank(item.get("type")):
         raise RecordRejected(f"field '{prefix}type' is required", field=f"{prefix}type")
     kind = choice(item["type"], f"{prefix}type", LINE_ITEM_TYPES)
-    body: dict[str, t.Any] = {"type": kind, **_line_item_values(item, prefix)}
+    body: dict[str, t.Any] = {"type": kind, **_line_item_values(item, prefix, unit, currency_code)}
     if kind not in ("subscription", "trial"):
         return body, None
     if "subscription_external_id" not in body:
@@ -74,12 +90,17 @@ def _line_item(item: t.Any, index: int) -> tuple[dict[str, t.Any], str | None]:
     raise RecordRejected(msg, field=prefix + "plan_uuid")
 
 
-def _line_item_values(item: t.Mapping[str, t.Any], prefix: str) -> dict[str, t.Any]:
+def _line_item_values(
+    item: t.Mapping[str, t.Any], prefix: str, unit: str, currency_code: str | None
+) -> dict[str, t.Any]:
     """The amounts, dates, texts and flags of a line item that are set (unset ones are not sent)."""
     body: dict[str, t.Any] = {}
     for name in CENT_FIELDS:
-        if item.get(name) is not None:  # a negative amount is a credit (proration on a downgrade)
-            body[name] = cents(item[name], prefix + name, allow_negative=name == "amount_in_cents")
+        column = amount_column(item, name, unit)
+        if column is not None:  # a negative amount is a credit (proration on a downgrade)
+            body[name] = amount_cents(
+                item[column], prefix + column, unit=unit, currency=currency_code, allow_negative=name == "amount_in_cents"
+            )
     for name in DATE_FIELDS:
         if not is_blank(item.get(name)):
             body[name] = timestamp_text(item[name], prefix + name)
@@ -104,8 +125,14 @@ def _line_item_values(item: t.Mapping[str, t.Any], prefix: str) -> dict[str, t.A
     return body
 
 
-def map_invoice(record: t.Mapping[str, t.Any], default_data_source_uuid: str | None) -> InvoicePayload:
-    """Build the payload, or raise RecordRejected naming the field."""
+def map_invoice(
+    record: t.Mapping[str, t.Any], default_data_source_uuid: str | None, *, unit: str = "cents"
+) -> InvoicePayload:
+    """Build the payload, or raise RecordRejected naming the field.
+
+    Without a `line_items` column the payload has no line items yet (`lines_from_stream`):
+    the sink adds them from the line_items stream before importing.
+    """
     ds = required_data_source(record, default_data_source_uuid)
     external_id = required_text(record, "external_id")
     customer_uuid = optional_text(record, "customer_uuid")
@@ -117,11 +144,22 @@ def map_invoice(record: t.Mapping[str, t.Any], default_data_source_uuid: str | N
     body = _header(record, ds, external_id)
     if customer_external_id:
         body["customer_external_id"] = customer_external_id
-    body["line_items"], plan_refs = _line_items(record)
-    transactions = _nested_transactions(record)
+    plan_refs: list[tuple[int, str]] = []
+    from_stream = "line_items" not in record
+    if not from_stream:
+        body["line_items"], plan_refs = _line_items(record, unit, body["currency"])
+    transactions = _nested_transactions(record, unit, body["currency"])
     if transactions:
         body["transactions"] = transactions
-    return InvoicePayload(ds, external_id, customer_uuid, customer_external_id, body, plan_refs)
+    return InvoicePayload(
+        ds, external_id, customer_uuid, customer_external_id, body, plan_refs, _status(record), from_stream
+    )
+
+
+def _status(record: t.Mapping[str, t.Any]) -> str | None:
+    if is_blank(record.get("status")):
+        return None
+    return STATUSES.get(text(record["status"], "status").strip().lower())
 
 
 def _header(record: t.Mapping[str, t.Any], ds: str, external_id: str) -> dict[str, t.Any]:
@@ -141,7 +179,9 @@ def _header(record: t.Mapping[str, t.Any], ds: str, external_id: str) -> dict[st
     return body
 
 
-def _line_items(record: t.Mapping[str, t.Any]) -> tuple[list[dict[str, t.Any]], list[tuple[int, str]]]:
+def _line_items(
+    record: t.Mapping[str, t.Any], unit: str, currency_code: str
+) -> tuple[list[dict[str, t.Any]], list[tuple[int, str]]]:
     """The line items' bodies, and (index, plan_external_id) of those whose plan is still to resolve."""
     items = json_value(record.get("line_items"), "line_items")
     if not isinstance(items, list) or not items:
@@ -149,20 +189,26 @@ def _line_items(record: t.Mapping[str, t.Any]) -> tuple[list[dict[str, t.Any]], 
     line_items: list[dict[str, t.Any]] = []
     plan_refs: list[tuple[int, str]] = []
     for index, item in enumerate(items):
-        line, plan_external_id = _line_item(item, index)
+        line, plan_external_id = map_line_item(item, f"line_items[{index}].", unit=unit, currency_code=currency_code)
         line_items.append(line)
         if plan_external_id:
             plan_refs.append((index, plan_external_id))
     return line_items, plan_refs
 
 
-def _nested_transactions(record: t.Mapping[str, t.Any]) -> list[dict[str, t.Any]]:
+def _nested_transactions(record: t.Mapping[str, t.Any], unit: str, currency_code: str) -> list[dict[str, t.Any]]:
     nested = json_value(record.get("transactions"), "transactions")
     if not nested:
         return []
     if not isinstance(nested, list):
         raise RecordRejected("field 'transactions' must be an array", field="transactions")
     return [
-        map_transaction(tr if isinstance(tr, dict) else {}, f"transactions[{i}].", require_external_id=False)
+        map_transaction(
+            tr if isinstance(tr, dict) else {},
+            f"transactions[{i}].",
+            require_external_id=False,
+            unit=unit,
+            currency_code=currency_code,
+        )
         for i, tr in enumerate(nested)
     ]

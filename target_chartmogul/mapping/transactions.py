@@ -9,7 +9,8 @@ import typing as t
 
 from target_chartmogul.dates import timestamp_text
 from target_chartmogul.errors import RecordRejected
-from target_chartmogul.numbers import cents
+from target_chartmogul.mapping.common import amount_column
+from target_chartmogul.numbers import amount_cents
 from target_chartmogul.values import choice, currency, is_blank, text
 
 TYPES = ("payment", "refund")
@@ -21,8 +22,13 @@ def map_transaction(
     prefix: str = "",
     *,
     require_external_id: bool = True,
+    unit: str = "cents",
+    currency_code: str | None = None,
 ) -> dict[str, t.Any]:
-    """The API body of one transaction; `prefix` names nested fields (`transactions[0].`)."""
+    """The API body of one transaction; `prefix` names nested fields (`transactions[0].`).
+
+    `unit` (the stream's `amount_unit`) and the invoice's currency say how amounts are read.
+    """
 
     def field(name: str) -> str:
         return f"{prefix}{name}"
@@ -41,8 +47,9 @@ def map_transaction(
         msg = f"field '{field('external_id')}' is required: without it a replayed transaction would be doubled"
         raise RecordRejected(msg, field=field("external_id"))
     for name in ("amount_in_cents", "transaction_fees_in_cents"):
-        if record.get(name) is not None:
-            body[name] = cents(record[name], field(name))
+        column = amount_column(record, name, unit)
+        if column is not None:
+            body[name] = amount_cents(record[column], field(column), unit=unit, currency=currency_code)
     if not is_blank(record.get("transaction_fees_currency")):
         body["transaction_fees_currency"] = currency(
             record["transaction_fees_currency"], field("transaction_fees_currency")

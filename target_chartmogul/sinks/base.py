@@ -130,6 +130,9 @@ class ChartMogulSink(ContextBound, BatchSink):
     def other_stream_started(self) -> None:
         """A message of another stream arrived; only sinks that track full-table versions care."""
 
+    def finish_input(self) -> None:
+        """The input was written or refused; a sink with a last step (line items) overrides this."""
+
     # For subclasses ---------------------------------------------------------------
     @property
     def client(self) -> ChartMogulClient:

@@ -40,8 +40,8 @@ class DeletesMissing(ChartMogulSink):
         """Deletes need `_sdc_deleted_at` and `_sdc_table_version`, which the SDK strips otherwise."""
         return bool(self.settings.delete_missing) or super().include_sdc_metadata_properties
 
-    def delete_one(self, data_source_uuid: str, external_id: str) -> str:
-        """Delete one object; returns the outcome to count ("deleted", or "unchanged" if already gone)."""
+    def delete_one(self, data_source_uuid: str, external_id: str) -> str | None:
+        """Delete one object; returns the outcome to count ("deleted", "unchanged" if already gone, None if counted later)."""
         raise NotImplementedError
 
     def deletion_key(self, record: Record) -> Key:

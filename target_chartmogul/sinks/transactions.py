@@ -1,9 +1,12 @@
-"""Transactions (payments and refunds) of invoices: added once, safe to replay by external_id.
+"""Transactions (payments and refunds) of invoices: added once, kept in step, safe to replay by external_id.
 
-The invoice is found by uuid or by external id (cache, sync memory, a listing of the
-data source when the memory holds no invoices, or one lookup). A transaction ChartMogul
-already holds is compared with the record, not assumed equal: "already been taken" only
-proves the external id is used, so the invoice is read to see what it holds.
+The invoice is found by uuid or by external id (cache, sync memory, a listing of the data
+source when the memory holds no invoices, or one lookup). A payment whose invoice is not in
+ChartMogul yet waits for it, and rides in that invoice's import when it is new. A
+transaction ChartMogul already holds is compared with the record, not assumed equal
+("already been taken" only proves the external id is used): a changed one (a failed
+payment that later succeeded, a corrected amount) is updated, or its invoice replaced when
+ChartMogul refuses the update. With `delete_missing`, rows deleted in the source delete it.
 """
 
 from __future__ import annotations
@@ -12,41 +15,76 @@ import typing as t
 
 from target_chartmogul import compare
 from target_chartmogul.errors import APIError, RecordRejected, is_already_exists
+from target_chartmogul.invoice_parts import Payment
 from target_chartmogul.mapping.common import data_source, optional_text, required_data_source
 from target_chartmogul.mapping.transactions import map_transaction
-from target_chartmogul.sinks.base import ChartMogulSink
+from target_chartmogul.references import Unresolved
+from target_chartmogul.replacements import Replacer, held_as_body
+from target_chartmogul.sinks.deletions import DeletesMissing
 
 Record = dict[str, t.Any]
+Obj = dict[str, t.Any]
 
 
-class TransactionsSink(ChartMogulSink):
+class TransactionsSink(DeletesMissing):
     """Writes a stream into ChartMogul transactions, found by their invoice."""
 
     object_name = "transactions"
 
+    def setup(self) -> None:
+        """Invoice currencies read for `amount_unit: units` are kept for the run."""
+        super().setup()
+        self._currencies: dict[str, str] = {}
+
+    def process_record(self, record: Record, context: dict[str, t.Any]) -> None:
+        """Stage the record, and offer a payment to its invoice's import (if the invoice turns out new)."""
+        super().process_record(record, context)
+        external_id = optional_text(record, "external_id") if not record.get("_sdc_deleted_at") else None
+        invoice = optional_text(record, "invoice_external_id")
+        ds = data_source(record, self.config.get("data_source_uuid"))
+        if external_id and invoice and ds:
+            self.context.invoice_parts.offer_payment((ds, invoice), Payment(external_id, record, self.settings.amount_unit))
+
     def write_records(self, records: list[Record]) -> None:
         """Write concurrently; references are resolved per record."""
-        self.known = self.memory_lookup(self.memory_key(r) for r in records)
-        self.run_each(records, self.write_remembered, records_of=lambda record: [record])
+        upserts = self.split_deletions(records)
+        self.known = self.memory_lookup(self.memory_key(r) for r in upserts)
+        self.run_each(upserts, self.write_remembered, records_of=lambda record: [record])
 
     def memory_key(self, record: Record) -> tuple[str, str]:
         """(data source, external id) under which the memory keeps this transaction."""
         ds = data_source(record, self.config.get("data_source_uuid")) or ""
         return (ds, str(record.get("external_id")))
 
+    def fingerprint(self, record: Record) -> dict[str, t.Any]:
+        """What the memory hashes: the row (its amounts as given) and how its amounts are read."""
+        return {"record": {k: v for k, v in record.items() if not k.startswith("_sdc_")}, "unit": self.settings.amount_unit}
+
     def write_remembered(self, record: Record) -> str:
         """Skip a transaction the memory says is written; else write or compare, and remember it."""
-        body = map_transaction(record)
-        fingerprint = {"body": body, "invoice": [record.get("invoice_uuid"), record.get("invoice_external_id")]}
+        fingerprint = self.fingerprint(record)
         key = self.memory_key(record)
+        invoice = optional_text(record, "invoice_external_id")
+        if invoice:  # from here it is written on its own (or waits, offered again)
+            self.context.invoice_parts.withdraw_payment((key[0], invoice), key[1])
         if self.is_current(self.known.get(key), fingerprint):
             return "unchanged"
-        outcome, uuid = self.write_one(record, body)
-        self.remember(*key, uuid=uuid, payload=fingerprint if outcome != "changed_not_applied" else None)
+        if self.context.invoice_parts.was_nested(*key):  # it went in with its invoice's import
+            self.remember(*key, uuid=None, payload=fingerprint)
+            return "created"
+        map_transaction(record, unit=self.settings.amount_unit, currency_code="EUR")  # checks before any call
+        entry = self.known.get(key)
+        outcome, uuid = self.write_one(record, written=entry is not None and entry.payload_hash is not None)
+        self.remember(*key, uuid=uuid or (entry.uuid if entry else None),
+                      payload=fingerprint if outcome != "changed_not_applied" else None)
         return outcome
 
     def invoice_uuid(self, record: Record) -> tuple[str, str | None]:
-        """The invoice's uuid, and its external id when it was found by one."""
+        """The invoice's uuid, and its external id when it was found by one.
+
+        A payment whose invoice is not in ChartMogul yet is offered to that invoice's import
+        (one call for both when the invoice is new), then waits like any unresolved reference.
+        """
         given = optional_text(record, "invoice_uuid")
         if given:
             return given, None
@@ -56,19 +94,49 @@ class TransactionsSink(ChartMogulSink):
                 "field 'invoice_uuid' or 'invoice_external_id' is required", field="invoice_external_id"
             )
         ds = required_data_source(record, self.config.get("data_source_uuid"))
-        invoice = self.context.refs.require("invoice", ds, external_id, field="invoice_external_id")
+        try:
+            invoice = self.context.refs.require("invoice", ds, external_id, field="invoice_external_id")
+        except Unresolved:  # it waits for its invoice: offered again to that invoice's import
+            payment = Payment(str(record.get("external_id")).strip(), record, self.settings.amount_unit)
+            self.context.invoice_parts.offer_payment((ds, external_id), payment)
+            raise
         return str(invoice["uuid"]), external_id
 
-    def write_one(self, record: Record, body: dict[str, t.Any]) -> tuple[str, str | None]:
-        """POST the transaction unless the invoice is known to hold it; returns (outcome, uuid)."""
+    def body_of(self, record: Record, invoice_uuid: str, invoice_external_id: str | None) -> Obj:
+        """The API body; with `amount_unit: units` amounts are read in the invoice's currency."""
+        currency_code = None
+        if self.settings.amount_unit == "units":
+            currency_code = optional_text(record, "currency") or self.invoice_currency(invoice_uuid, invoice_external_id)
+        return map_transaction(record, unit=self.settings.amount_unit, currency_code=currency_code)
+
+    def invoice_currency(self, invoice_uuid: str, invoice_external_id: str | None) -> str | None:
+        """The currency of the invoice (from this run's listing when there is one, else one read per invoice)."""
+        if invoice_uuid not in self._currencies:
+            ds = self.config.get("data_source_uuid") or ""
+            listed = self.context.refs.holdings.get("invoice", ds, invoice_external_id) if invoice_external_id else None
+            held = listed or self.client.get(f"invoices/{invoice_uuid}").body or {}
+            self._currencies[invoice_uuid] = str(held.get("currency") or "") or ""
+        return self._currencies[invoice_uuid] or None
+
+    def write_one(self, record: Record, *, written: bool = False) -> tuple[str, str | None]:
+        """POST the transaction unless the invoice is known to hold it; returns (outcome, uuid).
+
+        `written`: the memory knows it was written (the row changed since): compared, not posted again.
+        """
         uuid, invoice_external_id = self.invoice_uuid(record)
+        body = self.body_of(record, uuid, invoice_external_id)
+        if written:  # compare with what the invoice holds; post only if it is gone from there
+            invoice = self._invoice_or_empty(uuid)
+            held = self._held_transaction(invoice, body["external_id"])
+            if held is not None:
+                return self._compared(body, held, invoice), held.get("uuid")
         ds = data_source(record, self.config.get("data_source_uuid")) or ""
         if invoice_external_id is not None:
             listed = self.context.refs.holdings.get("invoice", ds, invoice_external_id)
             if listed is not None and listed.get("uuid") == uuid:
                 held = self._held_transaction(listed, body["external_id"])
                 if held is not None:
-                    return self._compared(body, held), held.get("uuid")
+                    return self._compared(body, held, listed), held.get("uuid")
         try:
             response = self.client.post(f"import/invoices/{uuid}/transactions", body)
         except APIError as exc:
@@ -91,27 +159,40 @@ class TransactionsSink(ChartMogulSink):
                 return held
         return None
 
-    def _compared(self, body: dict[str, t.Any], held: t.Mapping[str, t.Any]) -> str:
-        """'unchanged' when ChartMogul holds the transaction as the record says, else report the difference."""
+    def _compared(self, body: Obj, held: t.Mapping[str, t.Any], invoice: Obj) -> str:
+        """'unchanged' when ChartMogul holds the transaction as the record says; else update (or report) it."""
         changes = compare.transaction_changes(body, held)
         if not changes:
             return "unchanged"
-        self.logger.warning(
-            "Transaction %s changed in the source but ChartMogul holds it as first written (%s); "
-            "this version does not apply transaction corrections",
-            body["external_id"],
-            ", ".join(changes),
-        )
-        return "changed_not_applied"
-
-    def _already_taken(self, record: Record, body: dict[str, t.Any], invoice_uuid: str) -> tuple[str, str | None]:
-        """The external id is used: read the invoice to see whether it holds this transaction as sent."""
+        if self.settings.invoice_changes == "keep":
+            self.logger.warning(
+                "Transaction %s changed in the source (%s); invoice_changes is 'keep', so ChartMogul keeps it as "
+                "first written", body["external_id"], ", ".join(changes),
+            )
+            return "changed_not_applied"
+        fields = {name: body.get(name) for name in changes}
         try:
-            invoice = self.client.get(f"invoices/{invoice_uuid}").body or {}
+            self.client.patch(f"transactions/{held['uuid']}", fields)
         except APIError as exc:
-            if exc.status != 404:
+            if exc.status in (401, 403):
                 raise
-            invoice = {}
+            self.logger.info("ChartMogul refused to update transaction %s (%s): replacing its invoice",
+                             body["external_id"], exc.message)
+            self._replace_with(invoice, body)
+        return "corrected"
+
+    def _replace_with(self, invoice: Obj, body: Obj) -> None:
+        """Import the invoice again with this transaction as the record has it (the others kept)."""
+        ds = self.config.get("data_source_uuid") or ""
+        new_body = held_as_body(invoice, ds)
+        others = [tx for tx in new_body.get("transactions") or [] if tx.get("external_id") != body["external_id"]]
+        new_body["transactions"] = [*others, body]
+        answer = Replacer(self.context).replace(ds, str(invoice["customer_uuid"]), new_body, invoice)
+        self.context.refs.remember("invoice", ds, str(invoice["external_id"]), answer)
+
+    def _already_taken(self, record: Record, body: Obj, invoice_uuid: str) -> tuple[str, str | None]:
+        """The external id is used: read the invoice to see whether it holds this transaction as sent."""
+        invoice = self._invoice_or_empty(invoice_uuid)
         held = self._held_transaction(invoice, body["external_id"])
         if held is None:
             msg = (
@@ -119,4 +200,25 @@ class TransactionsSink(ChartMogulSink):
                 f"invoice than {record.get('invoice_external_id') or invoice_uuid}"
             )
             raise RecordRejected(msg, field="external_id", status=422)
-        return self._compared(body, held), held.get("uuid")
+        return self._compared(body, held, invoice), held.get("uuid")
+
+    def _invoice_or_empty(self, invoice_uuid: str) -> Obj:
+        try:
+            return t.cast("Obj", self.client.get(f"invoices/{invoice_uuid}").body or {})
+        except APIError as exc:
+            if exc.status != 404:
+                raise
+            return {}
+
+    def delete_one(self, data_source_uuid: str, external_id: str) -> str:
+        """Delete a transaction deleted in the source (by its remembered uuid; 404 means already gone)."""
+        entry = self.known.get((data_source_uuid, external_id))
+        if entry is None or not entry.uuid:
+            return "unchanged"  # never written by this memory: nothing known to delete
+        try:
+            self.client.delete(f"transactions/{entry.uuid}")
+        except APIError as exc:
+            if exc.status != 404:
+                raise
+        self.context.ledger.deleted("transactions", data_source_uuid, external_id)
+        return "deleted"

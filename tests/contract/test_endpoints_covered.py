@@ -27,6 +27,14 @@ from tests.fake_chartmogul.server import route
 from tests.helpers import fresh_memory
 from tests.running import run_target
 from tests.singer_messages import INTEGER, STRING, customers_stream, record
+from tests.subscription_rows import (
+    EVENTS_STREAM,
+    PEOPLE_STREAM,
+    event_rows,
+    events_messages,
+    people_messages,
+    people_rows,
+)
 
 STREAM = "public-customers"
 
@@ -107,4 +115,44 @@ def test_every_endpoint_the_target_calls_is_recorded(fake, ds, base_config, tmp_
         ("PATCH", r"^/plans/(?P<id>[^/]+)$"),
         ("POST", r"^/import/customers/(?P<id>[^/]+)/invoices$"),
         ("POST", r"^/import/invoices/(?P<id>[^/]+)/transactions$"),
+    }
+
+
+def walk_events_and_contacts(fake: FakeChartMogul, base_config: dict[str, t.Any], tmp_path: t.Any) -> None:
+    """Create, change, delete, a lost memory and a refused create, for subscription events and contacts."""
+    events = event_rows(1)
+    people = people_rows()[:3]
+    config = {**base_config, "streams": {
+        EVENTS_STREAM: {"object": "subscription_events", "delete_missing": True},
+        PEOPLE_STREAM: {"object": "contacts", "delete_missing": True, "custom_attributes": ["champion"]}}}
+    run_target(config, [*plans_messages(), *customers_messages(), *events_messages(events), *people_messages(people)])
+    changed_events = [{**events[2], "quantity": 5}, *events[3:]]
+    changed_people = [{**people[0], "title": "CEO"}, *people[1:2]]
+    run_target(config, [*events_messages(changed_events), *people_messages(changed_people),
+                        record(EVENTS_STREAM, {"external_id": events[0]["external_id"], "_sdc_deleted_at": "2024-06-01"}),
+                        record(PEOPLE_STREAM, {"external_id": people[2]["external_id"], "_sdc_deleted_at": "2024-06-01"})])
+    lost = fresh_memory(config, tmp_path, "lost-people")
+    run_target(lost, [*events_messages([{**events[3], "quantity": 6}]), *people_messages([{**people[1], "title": "VP"}])])
+    refused = fresh_memory(config, tmp_path, "refused")  # will know the data source's events, but not the next one
+    run_target(refused, events_messages(events[5:6]))
+    late = {**events[5], "external_id": "ev-late"}
+    run_target(config, events_messages([late]))  # another worker writes it: this memory's create is refused
+    run_target(refused, events_messages([{**late, "quantity": 8}]))
+    assert [r.status for r in fake.requests if r.method == "POST" and r.path == "/subscription_events"][-1] == 422
+
+
+def test_every_endpoint_events_and_contacts_call_is_recorded(fake, ds, base_config, tmp_path):
+    walk_events_and_contacts(fake, base_config, tmp_path)
+    called = {endpoint(r.method, r.path) for r in fake.requests}
+
+    assert called - recorded_endpoints() == set()
+    assert {c for c in called if "subscription_events" in c[1] or "contacts" in c[1]} == {
+        ("GET", r"^/subscription_events$"),
+        ("POST", r"^/subscription_events$"),
+        ("PATCH", r"^/subscription_events$"),
+        ("DELETE", r"^/subscription_events$"),
+        ("GET", r"^/contacts$"),
+        ("POST", r"^/contacts$"),
+        ("PATCH", r"^/contacts/(?P<id>[^/]+)$"),
+        ("DELETE", r"^/contacts/(?P<id>[^/]+)$"),
     }

@@ -44,20 +44,6 @@ NULL_CURSOR: Ignore = {"cursor": "last_page_cursor='null' answers null where thi
 # Fixtures kept for the next issues: the fake does not serve these endpoints (yet).
 NOT_SERVED = {
     "plan_group_422": "plan groups are not served; kept for its error_details 422 shape",
-    "subscription_event_create": "subscription events are not served yet",
-    "subscription_event_update": "subscription events are not served yet",
-    "subscription_event_delete": "subscription events are not served yet",
-    "subscription_event_list": "subscription events are not served yet",
-    "subscription_event_pagination": "subscription events are not served yet",
-    "subscription_events_go": "subscription events are not served yet",
-    "contact_create": "contacts are not served yet",
-    "contact_create_without_external_id": "contacts are not served yet",
-    "contact_retrieve": "contacts are not served yet",
-    "contact_update": "contacts are not served yet",
-    "contact_update_null_external_id": "contacts are not served yet",
-    "contact_delete": "contacts are not served yet",
-    "contact_list_pagination": "contacts are not served yet",
-    "contacts_go": "contacts are not served yet",
     "invoice_endpoints_mock": "mock; invoice status/disabled endpoints are not served yet",
     "invoice_status_node_mock": "mock; invoice status and external-id endpoints are not served yet",
     "invoice_external_id_mock": "mock; external-id invoice endpoints are not served yet",
@@ -450,6 +436,142 @@ def test_transaction_create(fake: FakeChartMogul, replay: Replayer, unset_city: 
     if unset_city == "":
         ignore |= {"city": "unset_city='' answers '' (2017-2023); this 2025 recording has null", "address.city": "as city"}
     assert_no_problems(replay.run(load("transaction_create"), ignore))
+
+
+# ---------------------------------------------------------------------- subscription events
+
+OLD_EVENT_LISTS: Ignore = {
+    "cursor": "2022 event listings carried only meta (paging by page number); the fake answers 2023's cursor too",
+    "has_more": "as cursor",
+}
+EVENTS_2022_CUSTOMERS: Ignore = {
+    **OLD_CUSTOMERS,
+    "status": "2022 answered status 'Lead'; the fake answers today's 'New Lead' (both strings)",
+}
+
+
+def _event_id(recording_name: str) -> int:
+    return int(load(recording_name).find("POST", "^/subscription_events$").response_body["id"])
+
+
+@replays("subscription_event_create", "subscription_event_delete", "subscription_event_update")
+@pytest.mark.parametrize("name", ["subscription_event_create", "subscription_event_delete", "subscription_event_update"])
+def test_subscription_event_lifecycle_2022(fake: FakeChartMogul, replay: Replayer, name: str) -> None:
+    """Create (with the ruby client's "" for unset fields, echoed), PATCH by id, list with meta, DELETE by ?id."""
+    fake.subscription_events.next_id(_event_id(name))  # the recorded DELETE names the id in its query
+    assert_no_problems(replay.run(load(name), {**EVENTS_2022_CUSTOMERS, **OLD_EVENT_LISTS}))
+
+
+@replays("subscription_event_list")
+def test_subscription_event_list_2023(fake: FakeChartMogul, replay: Replayer) -> None:
+    fake.subscription_events.next_id(_event_id("subscription_event_list"))
+    assert_no_problems(replay.run(load("subscription_event_list"), WEBSITE_URL))
+
+
+@replays("subscription_event_pagination")
+def test_subscription_event_pagination(fake: FakeChartMogul, replay: Replayer, seed: Seeder) -> None:
+    recording = load("subscription_event_pagination")
+    shown = [e.response_body["subscription_events"][0] for e in recording.exchanges]
+    ds = seed.data_source(shown[0]["data_source_uuid"])
+    seed.plain_customer(recording.exchanges[0].query["customer_uuid"], ds, "cus_001")
+    for event in [shown[1], *reversed(shown)]:  # an older one first, so the second page still has_more
+        plan = {"external_id": event["plan_external_id"], "name": "Gold", "interval_count": 1, "interval_unit": "month"}
+        replay.session.post(replay.url + "/plans", json={**plan, "data_source_uuid": ds}, auth=(KEY, ""), timeout=5)
+        sent = {k: event[k] for k in ("customer_external_id", "subscription_external_id", "plan_external_id",
+                                       "event_date", "effective_date", "event_type", "quantity", "currency",
+                                       "amount_in_cents", "tax_amount_in_cents")}
+        answer = replay.session.post(replay.url + "/subscription_events", auth=(KEY, ""), timeout=5,
+                                     json={"subscription_event": {**sent, "data_source_uuid": ds}})
+        assert answer.status_code == 201, answer.text
+    assert_no_problems(replay.run(recording))
+
+
+@replays("subscription_events_go")
+def test_subscription_events_go(fake: FakeChartMogul, replay: Replayer, seed: Seeder) -> None:
+    """2023: fields left out come back null; dates sent as YYYY-MM-DD come back as ...T00:00:00Z."""
+    recording = load("subscription_events_go")
+    ds = seed.data_source(recording.exchanges[0].request_body["subscription_event"]["data_source_uuid"])
+    seed.plain_customer("cus_go_seeded", ds, "ext_customer")
+    plan = {"external_id": "ext_plan", "name": "Plan", "interval_count": 1, "interval_unit": "month"}
+    seed.plan({**plan, "data_source_uuid": ds, "uuid": "pl_go_seeded"})
+    assert_no_problems(replay.run(recording))
+    created = fake.subscription_events.find(ds, "TestSubEventsSubEvent02")
+    assert [(e["event_date"], e["effective_date"]) for e in created] == [("2022-02-16T00:00:00Z", "2022-02-28T00:00:00Z")]
+
+
+def test_unset_event_fields_answer_empty_text_behind_the_switch(fake: FakeChartMogul, replay: Replayer,
+                                                                 seed: Seeder) -> None:
+    """chartmogul-api.md §12 says unset fields answer ""; the recordings show that only where "" was sent."""
+    fake.subscription_events.unset = "empty"
+    recording = load("subscription_events_go")
+    ds = seed.data_source(recording.exchanges[0].request_body["subscription_event"]["data_source_uuid"])
+    seed.plain_customer("cus_go_seeded", ds, "ext_customer")
+    seed.plan({"external_id": "ext_plan", "name": "P", "interval_count": 1, "interval_unit": "month",
+               "data_source_uuid": ds, "uuid": "pl_go_seeded"})
+    cancelled = replay.send(recording.exchanges[1]).json()
+    assert (cancelled["quantity"], cancelled["amount_in_cents"], cancelled["subscription_set_external_id"]) == ("", "", "")
+
+
+# ---------------------------------------------------------------------- contacts
+
+CONTACT_DS = "ds_03cfd2c4-2c7e-11ee-ab23-cb0f008cff46"
+
+
+def _seed_contact(replay: Replayer, recorded_uuid: str, customer_uuid: str, ds: str, **fields: t.Any) -> str:
+    """A contact standing for a recorded uuid (created over HTTP, so it follows the fake's rules)."""
+    body = {"customer_uuid": customer_uuid, "data_source_uuid": ds, **fields}
+    answer = replay.session.post(replay.url + "/contacts", json=body, auth=(KEY, ""), timeout=5)
+    assert answer.status_code == 201, answer.text
+    return replay.alias(recorded_uuid, answer.json()["uuid"])
+
+
+@replays("contact_create", "contact_create_without_external_id")
+@pytest.mark.parametrize("name", ["contact_create", "contact_create_without_external_id"])
+def test_contact_create(replay: Replayer, seed: Seeder, name: str) -> None:
+    sent = load(name).exchanges[0].request_body
+    seed.plain_customer(sent["customer_uuid"], seed.data_source(sent["data_source_uuid"]), "cus_004")
+    assert_no_problems(replay.run(load(name)))
+
+
+@replays("contact_retrieve", "contact_update", "contact_update_null_external_id", "contact_delete")
+@pytest.mark.parametrize("name", ["contact_retrieve", "contact_update", "contact_update_null_external_id", "contact_delete"])
+def test_contact_retrieve_update_delete(fake: FakeChartMogul, replay: Replayer, seed: Seeder, name: str) -> None:
+    if name == "contact_retrieve":
+        fake.contacts.external_ids = "absent"  # the 2023 answer has no external_id key
+    cus = seed.plain_customer("cus_23e01538-2c7e-11ee-b2ce-fb986e96e21b", seed.data_source(CONTACT_DS), "cus_004")
+    contact = load(name).exchanges[0].path.split("/")[2]
+    fields = {"email": "contact@example.com", "external_id": "contact_external_id_001"}
+    if name == "contact_update":
+        fields["notes"] = "Heading\nBody\nFooter"
+    _seed_contact(replay, contact, cus, CONTACT_DS, **fields)
+    assert_no_problems(replay.run(load(name)))
+
+
+@replays("contact_list_pagination")
+def test_contact_list_pagination(fake: FakeChartMogul, replay: Replayer, seed: Seeder) -> None:
+    fake.contacts.external_ids = "absent"
+    recording = load("contact_list_pagination")
+    for index, exchange in enumerate(recording.exchanges):
+        shown = exchange.response_body["entries"][0]
+        ds = seed.data_source(shown["data_source_uuid"])
+        cus = seed.plain_customer(shown["customer_uuid"], ds, shown["customer_external_id"])
+        fields = {k: v for k, v in shown.items() if k in ("first_name", "last_name", "title", "email", "phone",
+                                                           "linked_in", "twitter", "notes", "position") and v is not None}
+        custom = [{"key": k, "value": v} for k, v in shown["custom"].items()]
+        _seed_contact(replay, shown["uuid"], cus, ds, **fields, custom=custom)
+        if index == 1:
+            _seed_contact(replay, "con_one_more", cus, ds, email="more@example.com")  # so page two still has_more
+    assert_no_problems(replay.run(recording))
+
+
+@replays("contacts_go")
+def test_contacts_go(fake: FakeChartMogul, replay: Replayer, seed: Seeder) -> None:
+    """2023: no external_id in answers; custom keys the account does not define are dropped silently."""
+    fake.contacts.external_ids = "absent"
+    fake.contacts.custom_keys = set()
+    sent = load("contacts_go").exchanges[0].request_body
+    seed.plain_customer(sent["customer_uuid"], seed.data_source(sent["data_source_uuid"]), "ext_customer_1")
+    assert_no_problems(replay.run(load("contacts_go")))
 
 
 # ---------------------------------------------------------------------- coverage

@@ -26,6 +26,12 @@ arguments of :class:`FakeChartMogul` and can be changed later as attributes
 ``line_item_order``: ``"sent"`` (default, 2023 recordings) | ``"reversed"`` (2017/2019)
     The order of line items in invoice answers.
 
+Subscription events and contacts carry switches of their own, set as
+``fake.subscription_events.<switch>`` and ``fake.contacts.<switch>`` (``events.py``,
+``contacts.py``): how a second event with a used external id is met (two refusals, or
+saved twice), whether unset event fields answer ``""``, whether contact answers carry
+``external_id``, and which contact custom keys the account defines.
+
 Answers never echo ``primary_contact``, an invoice's ``data_source_uuid``,
 ``customer_external_id`` or ``collection_method``, or a line item's
 ``plan_external_id``; the store keeps them, and tests may read the store directly.

@@ -25,7 +25,12 @@ from types import TracebackType
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
+from .contacts import ROUTES as CONTACT_ROUTES
+from .contacts import Contacts
+from .events import ROUTES as EVENT_ROUTES
+from .events import SubscriptionEvents
 from .faults import Fault, FaultBook
+from .invoice_lifecycle import InvoiceLifecycle
 from .store import JSON, ApiError, Page, Store, bad_parameter, missing_parameter
 from .views import transaction_view
 
@@ -292,6 +297,14 @@ def _delete_transaction(store: Store, m: re.Match[str], q: dict[str, str], b: JS
     return 204, None
 
 
+def _update_transaction(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:
+    return 200, transaction_view(store.lifecycle.update_transaction(m["id"], b), standalone=True)
+
+
+def _set_invoice_status(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:
+    return 200, store.lifecycle.set_status(m["ds"], m["ext"], b)
+
+
 _ID = r"(?P<id>[^/]+)"
 _ROUTE_TABLE: list[tuple[str, str, Handler]] = [
     ("GET", r"/ping", _ping),
@@ -325,9 +338,11 @@ _ROUTE_TABLE: list[tuple[str, str, Handler]] = [
     ("POST", rf"/import/invoices/{_ID}/transactions", _create_transaction),
     ("GET", rf"/transactions/{_ID}", _get_transaction),
     ("DELETE", rf"/transactions/{_ID}", _delete_transaction),
+    ("PATCH", rf"/transactions/{_ID}", _update_transaction),
+    ("PUT", r"/data_sources/(?P<ds>[^/]+)/invoices/(?P<ext>[^/]+)/status", _set_invoice_status),
 ]
 ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
-    (method, re.compile(f"^{pattern}$"), handler) for method, pattern, handler in _ROUTE_TABLE
+    (method, re.compile(f"^{pattern}$"), handler) for method, pattern, handler in [*_ROUTE_TABLE, *EVENT_ROUTES, *CONTACT_ROUTES]
 ]
 
 
@@ -475,6 +490,9 @@ class FakeChartMogul:
             unset_city=unset_city,
             line_item_order=line_item_order,
         )
+        self.store.lifecycle = InvoiceLifecycle(self.store)
+        self.store.events = SubscriptionEvents(self.store)
+        self.store.contacts = Contacts(self.store)
         self.retry_after = retry_after
         self.faults = FaultBook()
         self._rate_limit = rate_limit
@@ -540,6 +558,21 @@ class FakeChartMogul:
         self.stop()
 
     # -- state access for tests
+
+    @property
+    def lifecycle(self) -> InvoiceLifecycle:
+        """Invoice status and transaction updates, with their switches (see invoice_lifecycle.py)."""
+        return self.store.lifecycle
+
+    @property
+    def subscription_events(self) -> SubscriptionEvents:
+        """Stored subscription events (``.items``), with their switches (see events.py)."""
+        return self.store.events
+
+    @property
+    def contacts(self) -> Contacts:
+        """Stored contacts (``.items``), with their switches (see contacts.py)."""
+        return self.store.contacts
 
     @property
     def lock(self) -> threading.RLock:

@@ -339,6 +339,10 @@ class Store:
         self.last_page_cursor = last_page_cursor
         self.unset_city = unset_city
         self.line_item_order = line_item_order
+        self.invoice_status_in_answers = False  # no recorded invoice answer carries status
+        self.lifecycle: Any = None  # the server attaches an InvoiceLifecycle (status, transaction updates)
+        self.events: Any = None  # the server attaches SubscriptionEvents (events.py)
+        self.contacts: Any = None  # the server attaches Contacts (contacts.py)
 
     # ------------------------------------------------------------------ switches
     # Where the recordings do not settle a behaviour, each plausible one is a switch
@@ -443,9 +447,18 @@ class Store:
         return self.customer_answers([customer])[0]
 
     def invoice_answers(self, invoices: list[JSON], answer: views.InvoiceAnswer) -> list[JSON]:
-        """Invoices as the given endpoint answers them."""
+        """Invoices as the given endpoint answers them (with ``status`` when that switch is on)."""
         reverse = self.line_item_order == "reversed"
-        return [views.invoice_view(i, answer, reverse_line_items=reverse) for i in invoices]
+        views_ = [views.invoice_view(i, answer, reverse_line_items=reverse) for i in invoices]
+        if self.invoice_status_in_answers and answer in ("get", "list"):
+            for view, invoice in zip(views_, invoices, strict=True):
+                view["status"] = views.invoice_status(invoice)
+        return views_
+
+    def find_invoice_record(self, data_source_uuid: str, external_id: str) -> JSON | None:
+        """The stored invoice itself (not a copy): for the lifecycle module, under ``self.lock``."""
+        inv_uuid = self._invoice_ext.get((data_source_uuid, external_id))
+        return None if inv_uuid is None else self.invoices[inv_uuid]
 
     def data_source_answer(self, source: JSON, query: dict[str, str]) -> JSON:
         """A data source with the blocks its ``with_*`` flags ask for."""
@@ -1398,5 +1411,7 @@ class Store:
                     "plans": list(self.plans.values()),
                     "invoices": list(self.invoices.values()),
                     "transactions": list(self.transactions.values()),
+                    "subscription_events": list(self.events.items.values()) if self.events else [],
+                    "contacts": list(self.contacts.items.values()) if self.contacts else [],
                 }
             )

@@ -158,6 +158,14 @@ def transaction_view(tx: JSON, *, standalone: bool = False) -> JSON:
     }
 
 
+def invoice_status(invoice: JSON) -> str:
+    """`voided`/`written_off` once set through the API, else `paid` with a successful payment, else `open`."""
+    if invoice.get("status") in ("voided", "written_off"):
+        return str(invoice["status"])
+    txs = invoice["transactions"]
+    return "paid" if any(t.get("type") == "payment" and t.get("result") == "successful" for t in txs) else "open"
+
+
 def invoice_view(invoice: JSON, answer: InvoiceAnswer, *, reverse_line_items: bool = False) -> JSON:
     """An invoice as each endpoint answers it: never ``data_source_uuid``,
     ``customer_external_id`` or ``collection_method``; ``customer_uuid`` only in

@@ -283,6 +283,9 @@ class TargetProcess:
         code = self.proc.wait(timeout=timeout)
         self._reader.join(timeout=5)
         self._stderr.close()
+        for pipe in (self.proc.stdout, self.proc.stdin):  # closed here, not left to the garbage collector
+            if pipe is not None:
+                pipe.close()
         return code
 
     @property

@@ -68,30 +68,35 @@ def test_sigterm_while_writing(fake, ds, base_config, tmp_path, after_requests):
     LOAD.assert_exact(fake, ds)
 
 
-def test_sigterm_when_the_batch_in_flight_cannot_be_finished_exits_non_zero(fake, ds, base_config, tmp_path):
-    """The API fails every customer write; SIGTERM arrives while the target retries."""
+def test_sigterm_while_the_batch_in_flight_is_retried_stops_at_once(fake, ds, base_config, tmp_path):
+    """The API fails every customer write; SIGTERM arrives while the target waits to retry."""
     fake.inject(Fault("error_before", method="POST", path_regex=r"^/customers$", times=10_000, status=500))
-    config = load_config(base_config, batch_size_rows=20, max_retries=4)
+    # The default retry policy: 8 retries with waits doubling from 0.5 s would keep the batch
+    # alive for more than a minute.
+    config = load_config(base_config, batch_size_rows=20, max_retries=8)
     messages = LOAD.messages()
     feed = tmp_path / "load.singer"
     feed.write_text(lines(messages))
 
-    proc = TargetProcess(config, tmp_path / "work", input_file=feed)
+    proc = TargetProcess(config, tmp_path / "work", input_file=feed, env={"TARGET_CHARTMOGUL_LOGLEVEL": "INFO"})
     wait_for(lambda: fake.count("POST", r"^/customers$") >= 15 or proc.proc.poll() is not None, timeout=60)
+    sent_at = time.monotonic()
     proc.kill(signal.SIGTERM)
     code = proc.wait(timeout=60)
+    stopped_in = time.monotonic() - sent_at
     stderr = proc.stderr
 
-    # The signal comes while the first customers' batch is being written (15 attempts seen),
-    # so the target finishes that batch first; the batch ends when its retries run out, and
-    # that failure (not the signal) ends the run with exit code 1.
+    # The signal comes while the first customers' batch waits to retry (15 attempts seen): the
+    # waits end at once, the calls fail, and the run ends with exit code 1 and one line.
     assert code == 1, stderr[-3000:]
+    assert stopped_in < 5, stopped_in  # wall-clock time: a bound, not an exact figure
     assert "Traceback" not in stderr
     assert proc.states == []  # no STATE: the customers are not written
-    errors = [line for line in error_lines(stderr) if "backoff" not in line]
+    errors = error_lines(stderr)
     assert len(errors) == 1, errors
-    assert "target-chartmogul stopped: ChartMogul did not answer POST customers after 5 attempts" in errors[0], \
-        errors[0]
+    assert errors[0].endswith("| target-chartmogul failed: stopped by a signal while retrying POST customers "
+                              "(last: HTTP 500); records not written are not covered by STATE"), errors[0]
+    assert stderr.rstrip().splitlines()[-1] == errors[0]  # the last line of the run
     assert len(fake.customers) == 0
 
 
@@ -110,8 +115,8 @@ def test_sigterm_with_records_waiting_for_references_exits_non_zero_without_stat
     assert proc.states == []
     errors = error_lines(stderr)
     assert len(errors) == 1, errors
-    assert f"Stopped by signal {int(signal.SIGTERM)} with 2 record(s) still waiting for references" in errors[0], \
-        errors[0]
+    assert errors[0].endswith(f"| target-chartmogul failed: stopped by signal {int(signal.SIGTERM)} with 2 record(s) "
+                              "still waiting for references; no STATE covers them"), errors[0]
     assert len(fake.invoices) == 0
 
 

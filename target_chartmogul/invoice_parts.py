@@ -1,0 +1,142 @@
+"""Parts of invoices that arrive in streams of their own, kept until their invoice is written.
+
+Billing databases keep headers, lines and payments in separate tables. ChartMogul imports
+an invoice with its lines in one call, so lines (and payments, when the invoice is new)
+wait here for their header, whatever order the tap sends the streams in:
+
+- lines of a header still to come are held until their invoice is assembled;
+- a header waits until a line_items stream came and ended (taps send one stream at a time:
+  a stream is complete once another starts), or until the end of the input;
+- payments are offered to their invoice's import as they arrive: an invoice imported
+  after its payments came carries them (one call), and the transactions stream counts them
+  as written once that import landed; the others are posted on their own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import typing as t
+
+Record = dict[str, t.Any]
+Key = tuple[str, str]  # (data source, invoice external id)
+
+
+class LineOwner(t.Protocol):
+    """The line_items sink a line came from: its outcome is counted, or it is rejected, there."""
+
+    stream_name: str
+
+    def count(self, outcome: str, n: int = 1) -> None:
+        """Count line records of the stream with an outcome."""
+
+    def reject(self, record: Record, reason: str, *, field: str | None = None, status: int | None = None) -> None:
+        """Reject one line record."""
+
+    def line_written(self, part: LinePart, invoice_uuid: str | None) -> None:
+        """The line is in ChartMogul as sent (remember it)."""
+
+
+@dataclasses.dataclass
+class LinePart:
+    """One line item row, as it arrived, and the stream options that shape it."""
+
+    owner: LineOwner
+    data_source_uuid: str
+    invoice_external_id: str
+    external_id: str
+    record: Record
+    unit: str
+    fingerprint: t.Any = None
+    deleted: bool = False  # `_sdc_deleted_at`, or absent from a complete full-table version
+    refused: str | None = None  # why the row was rejected on arrival (its invoice cannot be whole)
+
+
+@dataclasses.dataclass
+class Payment:
+    """A payment or refund of an invoice not in ChartMogul yet, offered to its import."""
+
+    external_id: str
+    record: Record
+    unit: str
+
+
+class InvoiceParts:
+    """Thread-safe store of lines and payments waiting for their invoice."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lines: dict[Key, dict[str, LinePart]] = {}
+        self._open: set[str] = set()
+        self._seen = False
+        self._payments: dict[Key, dict[str, Payment]] = {}
+        self._nested: set[tuple[str, str]] = set()
+
+    # Line item streams ----------------------------------------------------------------------
+    def stream_open(self, stream_name: str) -> None:
+        """A line_items stream started: headers wait until it is complete."""
+        with self._lock:
+            self._open.add(stream_name)
+            self._seen = True
+
+    def stream_complete(self, stream_name: str) -> None:
+        """A line_items stream ended (another stream started, or the input ended)."""
+        with self._lock:
+            self._open.discard(stream_name)
+
+    @property
+    def lines_pending(self) -> bool:
+        """Whether more lines may still arrive: no line_items stream came yet, or one is still open."""
+        with self._lock:
+            return not self._seen or bool(self._open)
+
+    def add_line(self, part: LinePart) -> None:
+        """Keep a line (a later row of the same line replaces it)."""
+        key = (part.data_source_uuid, part.invoice_external_id)
+        with self._lock:
+            self._lines.setdefault(key, {})[part.external_id] = part
+
+    def take_lines(self, data_source_uuid: str, invoice_external_id: str) -> list[LinePart]:
+        """The lines waiting for this invoice (they are its now)."""
+        with self._lock:
+            return list(self._lines.pop((data_source_uuid, invoice_external_id), {}).values())
+
+    def put_back(self, parts: t.Iterable[LinePart]) -> None:
+        """Lines an invoice could not use yet (it waits again)."""
+        for part in parts:
+            self.add_line(part)
+
+    def invoices_with_lines(self) -> list[Key]:
+        """Invoices whose lines arrived without a header in this run (their invoice must change)."""
+        with self._lock:
+            return sorted(self._lines)
+
+    # Payments ---------------------------------------------------------------------------------
+    def offer_payment(self, key: Key, payment: Payment) -> None:
+        """A payment whose invoice is not in ChartMogul yet: nest it into that invoice's import."""
+        with self._lock:
+            self._payments.setdefault(key, {})[payment.external_id] = payment
+
+    def withdraw_payment(self, key: Key, external_id: str) -> None:
+        """The payment is being written on its own (its invoice was not new, or was imported before it came)."""
+        with self._lock:
+            offered = self._payments.get(key)
+            if offered is not None:
+                offered.pop(external_id, None)
+                if not offered:
+                    del self._payments[key]
+
+    def take_payments(self, key: Key) -> list[Payment]:
+        """The payments offered for an invoice about to be imported."""
+        with self._lock:
+            return list(self._payments.pop(key, {}).values())
+
+    def nested(self, data_source_uuid: str, external_id: str) -> None:
+        """A payment went into its invoice's import."""
+        with self._lock:
+            self._nested.add((data_source_uuid, external_id))
+
+    def was_nested(self, data_source_uuid: str, external_id: str) -> bool:
+        """Whether a payment already landed with its invoice's import."""
+        with self._lock:
+            return (data_source_uuid, external_id) in self._nested

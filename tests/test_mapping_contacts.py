@@ -1,0 +1,92 @@
+"""Contact records to payloads: fields, custom attributes as [{key, value}] typed by the schema, identity."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from target_chartmogul.errors import RecordRejected
+from target_chartmogul.mapping.contacts import ContactMapper
+from target_chartmogul.settings import stream_settings
+from tests.singer_messages import BOOLEAN, DATE, INTEGER, NUMBER, STRING
+
+DS = "ds_1"
+SCHEMA = {"properties": {"external_id": STRING, "customer_external_id": STRING, "email": STRING, "champion": BOOLEAN,
+                         "seats": INTEGER, "score": NUMBER, "birthday": DATE}}
+ROW = {"external_id": "p-1", "customer_external_id": "acct-1", "first_name": "Ada", "last_name": None,
+       "email": "ada@acme.test", "position": 2, "champion": "true", "seats": 10, "score": 2.5, "birthday": "1980-01-02"}
+
+
+def mapper(**options) -> ContactMapper:
+    entry = {"object": "contacts", "custom_attributes": ["champion", "seats", "score", "birthday"], **options}
+    settings = stream_settings("public-people", {"public-people": entry})
+    return ContactMapper(settings, SCHEMA, DS, logging.getLogger("test"))
+
+
+def test_fields_and_typed_custom_attributes_make_the_create_body():
+    payload = mapper().map(ROW)
+
+    assert payload.create_body("cus_1") == {
+        "customer_uuid": "cus_1", "data_source_uuid": DS, "external_id": "p-1", "first_name": "Ada",
+        "email": "ada@acme.test", "position": 2,
+        "custom": [{"key": "champion", "value": True}, {"key": "seats", "value": 10}, {"key": "score", "value": 2.5},
+                   {"key": "birthday", "value": "1980-01-02T00:00:00Z"}],
+    }
+    assert payload.key("external_id") == (DS, "p-1")
+
+
+def test_a_null_column_clears_its_field_and_a_missing_column_is_left_alone():
+    payload = mapper().map({**ROW, "seats": None})
+
+    body = payload.patch_body()
+    assert body["last_name"] is None  # present and null: cleared
+    assert "title" not in body  # not a column of this stream: untouched
+    assert {"key": "seats", "value": None} in body["custom"]
+
+
+def test_every_other_column_is_a_custom_attribute_with_a_star():
+    payload = mapper(custom_attributes="*").map({**ROW, "_sdc_extracted_at": "2024-01-01"})
+
+    assert sorted(payload.custom) == ["birthday", "champion", "score", "seats"]
+
+
+def test_a_contact_without_a_customer_is_refused_naming_the_field():
+    with pytest.raises(RecordRejected) as caught:
+        mapper().map({**ROW, "customer_external_id": None})
+
+    assert caught.value.field == "customer_external_id"
+    assert caught.value.reason == (
+        "field 'customer_external_id' (or 'customer_uuid') is required: a contact belongs to a customer")
+    assert mapper().map({**ROW, "customer_external_id": None, "customer_uuid": "cus_9"}).customer_uuid == "cus_9"
+
+
+def test_by_external_id_an_external_id_is_required_by_email_an_email():
+    with pytest.raises(RecordRejected) as by_id:
+        mapper().map({**ROW, "external_id": None})
+    with pytest.raises(RecordRejected) as by_email:
+        mapper(match_by="email").map({**ROW, "email": ""})
+
+    assert (by_id.value.field, by_email.value.field) == ("external_id", "email")
+
+
+def test_by_email_the_key_is_the_email_within_the_customer():
+    by_email = mapper(match_by="email")
+
+    first = by_email.map({**ROW, "external_id": None, "email": "Ada@Acme.test"})
+    same = by_email.map({**ROW, "external_id": None, "email": "ada@acme.test"})
+    other_customer = by_email.map({**ROW, "external_id": None, "customer_external_id": "acct-2"})
+
+    assert first.key("email") == same.key("email") == (DS, "email:x:acct-1:ada@acme.test")
+    assert other_customer.key("email") != first.key("email")
+
+
+@pytest.mark.parametrize(("column", "value", "field"), [
+    ("seats", "many", "seats"), ("position", 0, "position"), ("champion", "maybe", "champion"),
+    ("email", {"a": 1}, "email"),
+])
+def test_a_value_chartmogul_would_refuse_is_refused_naming_the_field(column, value, field):
+    with pytest.raises(RecordRejected) as caught:
+        mapper().map({**ROW, column: value})
+
+    assert caught.value.field == field
