@@ -167,14 +167,45 @@ def invoices_file(path: pathlib.Path, count: int, customers: int, *, order: str 
     return _write(path, messages())
 
 
+def backfill_file(path: pathlib.Path, customers: int, invoices: int, *, attributes: bool = False) -> pathlib.Path:
+    """A first load as tap-postgres sends it: customers, then invoices (2 line items and a payment each), then
+    plans; streams one after another, `invoices // customers` invoices per customer, a STATE at the end.
+
+    `attributes`: customers with their custom attributes and tags (else standard fields only).
+    """
+    per_customer = invoices // customers
+    props = {**INVOICE_PROPS, "transactions": OBJECTS}
+    plain = ("tags", *CUSTOM_ATTRIBUTES)
+
+    def messages() -> t.Iterator[dict[str, t.Any]]:
+        yield _schema(CUSTOMERS_STREAM, CUSTOMER_PROPS)
+        for n in range(customers):
+            row = customer(n)
+            yield _record(CUSTOMERS_STREAM, row if attributes else {k: v for k, v in row.items() if k not in plain})
+        yield _schema(INVOICES_STREAM, props)
+        for c in range(customers):
+            for month in range(per_customer):
+                n = c * per_customer + month
+                row = invoice(n, c, month)
+                row["transactions"] = [{"type": "payment", "result": "successful", "date": row["date"],
+                                        "external_id": f"pay-{n:07d}", "amount_in_cents": 11490}]
+                yield _record(INVOICES_STREAM, row)
+        yield _schema(PLANS_STREAM, PLAN_PROPS)
+        yield from (_record(PLANS_STREAM, p) for p in PLANS)
+        yield {"type": "STATE", "value": {"bookmarks": {"backfill": {"n": invoices}}}}
+
+    return _write(path, messages())
+
+
 # ------------------------------------------------------------------------ fake API process
 
 
 class FakeProcess:
     """`bench/fake_server.py` in a child process; `stats()` asks it for its counters."""
 
-    def __init__(self, *, latency: float, rate_limit: int | None) -> None:
-        cmd = [sys.executable, str(BENCH / "fake_server.py"), "--api-key", API_KEY, "--latency", str(latency)]
+    def __init__(self, *, latency: float, rate_limit: int | None, bulk: tuple[float, float] = (0.0, 0.0)) -> None:
+        cmd = [sys.executable, str(BENCH / "fake_server.py"), "--api-key", API_KEY, "--latency", str(latency),
+               "--bulk-queue-delay", str(bulk[0]), "--bulk-per-object-seconds", str(bulk[1])]
         if rate_limit is not None:
             cmd += ["--rate-limit", str(rate_limit)]
         self.latency, self.rate_limit = latency, rate_limit

@@ -14,6 +14,7 @@ import pathlib
 import threading
 import typing as t
 
+from target_chartmogul.bulk.lane import BulkLane
 from target_chartmogul.client import ChartMogulClient
 from target_chartmogul.dry_run import DryRunClient
 from target_chartmogul.errors import APIError, FatalError
@@ -57,6 +58,7 @@ class RunContext:
         self.guard = StopGuard(stop)
         self.request_stats = RequestStats()
         self.report = RunReport(self.summary, self.request_stats, logger, dry_run=self.dry_run, rejects_path=self.rejects.path)
+        self.bulk = BulkLane(self)
         self.problems: list[str] = []
         self._rejected_now: set[tuple[str, str]] = set()
         self._streams: dict[str, StreamSettings] = {}
@@ -124,6 +126,24 @@ class RunContext:
         self.logger.error(message)
         self.problems.append(message)
 
+    def reject(
+        self,
+        stream: str,
+        key: dict[str, t.Any],
+        reject_key: str,
+        record: dict[str, t.Any],
+        reason: str,
+        *,
+        field: str | None = None,
+        status: int | None = None,
+    ) -> None:
+        """Refuse one record: a rejects-file line, remembered for the next run's retry, counted."""
+        self.logger.warning("Rejected %s record %s: %s", stream, key, reason)
+        self.rejects.write(stream=stream, key=key, record=record, reason=reason, field=field, status=status)
+        self.note_rejected(stream, reject_key)
+        self.ledger.remember_reject(stream, reject_key, record, reason, field, status)
+        self.summary.add(stream, "rejected")
+
     def note_rejected(self, stream: str, reject_key: str) -> None:
         """Records refused in this run are not retried again in this run."""
         self._rejected_now.add((stream, reject_key))
@@ -135,6 +155,7 @@ class RunContext:
     def close(self) -> None:
         """Stop progress lines, flush and close the sync memory, the request log and the HTTP pool."""
         self.progress.stop()
+        self.bulk.close()
         if self.ledger_opened:
             self.ledger.close()
         if self.request_log is not None:

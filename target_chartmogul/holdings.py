@@ -149,6 +149,15 @@ class Holdings:
             if (kind, data_source_uuid) in self._listed:
                 self._held[(kind, data_source_uuid, external_id)] = slim(obj)
 
+    def unlist(self, kind: str, data_source_uuid: str) -> None:
+        """Objects arrived that the listing does not hold (a bulk import): a miss in it no longer proves absence.
+
+        The copies read stay (for comparing); what the listing lacks is looked up one by one.
+        """
+        with self._lock:
+            self._listed.discard((kind, data_source_uuid))
+            self._every.pop((kind, data_source_uuid), None)
+
     def drop(self, kind: str, data_source_uuid: str, external_id: str) -> None:
         """The object is gone from ChartMogul."""
         with self._lock:

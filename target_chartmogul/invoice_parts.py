@@ -70,7 +70,7 @@ class InvoiceParts:
         self._open: set[str] = set()
         self._seen = False
         self._payments: dict[Key, dict[str, Payment]] = {}
-        self._nested: set[tuple[str, str]] = set()
+        self._nested: dict[tuple[str, str], str] = {}
 
     # Line item streams ----------------------------------------------------------------------
     def stream_open(self, stream_name: str) -> None:
@@ -100,6 +100,11 @@ class InvoiceParts:
         """The lines waiting for this invoice (they are its now)."""
         with self._lock:
             return list(self._lines.pop((data_source_uuid, invoice_external_id), {}).values())
+
+    def peek_lines(self, data_source_uuid: str, invoice_external_id: str) -> list[LinePart]:
+        """The lines waiting for this invoice (left waiting)."""
+        with self._lock:
+            return list(self._lines.get((data_source_uuid, invoice_external_id), {}).values())
 
     def put_back(self, parts: t.Iterable[LinePart]) -> None:
         """Lines an invoice could not use yet (it waits again)."""
@@ -131,12 +136,12 @@ class InvoiceParts:
         with self._lock:
             return list(self._payments.pop(key, {}).values())
 
-    def nested(self, data_source_uuid: str, external_id: str) -> None:
-        """A payment went into its invoice's import."""
+    def nested(self, data_source_uuid: str, external_id: str, outcome: str = "created") -> None:
+        """A payment went into its invoice's import (`imported`: a bulk import)."""
         with self._lock:
-            self._nested.add((data_source_uuid, external_id))
+            self._nested[(data_source_uuid, external_id)] = outcome
 
-    def was_nested(self, data_source_uuid: str, external_id: str) -> bool:
-        """Whether a payment already landed with its invoice's import."""
+    def nested_as(self, data_source_uuid: str, external_id: str) -> str | None:
+        """The outcome of a payment that landed with its invoice's import, or None."""
         with self._lock:
-            return (data_source_uuid, external_id) in self._nested
+            return self._nested.get((data_source_uuid, external_id))

@@ -77,6 +77,15 @@ replacements = sa.Table(  # invoices being replaced: the new content, kept until
     sa.Column("invoice", sa.Text, nullable=False),  # the import body (JSON), transactions included
     sa.Column("marked_at", sa.DateTime(timezone=True), nullable=False),
 )
+bulk_imports = sa.Table(  # bulk imports submitted and not yet recorded: polled again by the next run
+    "tcm_bulk_imports",
+    metadata,
+    sa.Column("local_id", sa.String(64), primary_key=True),
+    sa.Column("data_source_uuid", sa.String(100), nullable=False),
+    sa.Column("import_id", sa.String(100), nullable=True),  # NULL: sent, ChartMogul's answer not yet read
+    sa.Column("entries", sa.Text, nullable=False),  # JSON: what each record brought and what to remember
+    sa.Column("submitted_at", sa.DateTime(timezone=True), nullable=False),
+)
 version_table = sa.Table(  # one row: the schema version below, stamped when the memory is created or migrated
     "tcm_schema",
     metadata,
@@ -86,6 +95,7 @@ version_table = sa.Table(  # one row: the schema version below, stamped when the
 
 # Schema versions -------------------------------------------------------------------------
 # 1: the 0.1.0 format.  2: + tcm_synced_objects.record_hash.  3: + tcm_synced_objects.tags.
+# 4: + tcm_invoice_replacements, tcm_synced_objects.parent.  5: + tcm_bulk_imports.
 # Each step is written against the columns as they were at its version (never against
 # `synced` above, which moves on), only adds nullable columns, and is idempotent, so a
 # half-known memory (a table dropped by hand, a stamp lost) is brought forward too.
@@ -118,7 +128,20 @@ def _to_4(conn: sa.Connection) -> None:
     _add_column(conn, "tcm_synced_objects", sa.Column("parent", sa.String(1000), nullable=True))
 
 
-MIGRATIONS: dict[int, t.Callable[[sa.Connection], None]] = {2: _to_2, 3: _to_3, 4: _to_4}  # version reached -> step
+def _to_5(conn: sa.Connection) -> None:
+    """Bulk imports in flight, so a run that died while one was processing polls it instead of sending it again."""
+    sa.Table(
+        "tcm_bulk_imports",
+        sa.MetaData(),
+        sa.Column("local_id", sa.String(64), primary_key=True),
+        sa.Column("data_source_uuid", sa.String(100), nullable=False),
+        sa.Column("import_id", sa.String(100), nullable=True),
+        sa.Column("entries", sa.Text, nullable=False),
+        sa.Column("submitted_at", sa.DateTime(timezone=True), nullable=False),
+    ).create(conn, checkfirst=True)
+
+
+MIGRATIONS: dict[int, t.Callable[[sa.Connection], None]] = {2: _to_2, 3: _to_3, 4: _to_4, 5: _to_5}  # version reached -> step
 SCHEMA_VERSION = max(MIGRATIONS)
 _PG_LOCK = 0x7463_6D5F_6C65_6467  # "tcm_ledg": one advisory lock serialises opening across processes
 
@@ -585,6 +608,40 @@ class Ledger:
             rows = conn.execute(
                 sa.select(replacements.c.data_source_uuid, replacements.c.external_id, replacements.c.customer_uuid,
                           replacements.c.invoice)
+            )
+            return [(row[0], row[1], row[2], json.loads(row[3], parse_float=decimal.Decimal)) for row in rows]
+
+    # Bulk imports in flight -------------------------------------------------------------
+    def bulk_import_sending(self, local_id: str, data_source_uuid: str, entries: t.Any) -> None:
+        """Note, durably and before the request, an import about to be sent (committed at once)."""
+        if self.read_only:
+            return
+        row = {"local_id": local_id, "data_source_uuid": data_source_uuid, "import_id": None,
+               "entries": dumps(entries), "submitted_at": _now()}
+        with self.engine.begin() as conn:
+            conn.execute(sa.insert(bulk_imports).values(**row))
+
+    def bulk_import_sent(self, local_id: str, import_id: str) -> None:
+        """ChartMogul answered with the import's id: from now on a rerun polls it (committed at once)."""
+        if self.read_only:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(sa.update(bulk_imports).where(bulk_imports.c.local_id == local_id).values(import_id=import_id))
+
+    def bulk_import_done(self, local_id: str) -> None:
+        """Its outcome is in the memory (flushed first): forget it."""
+        if self.read_only:
+            return
+        self.flush()
+        with self.engine.begin() as conn:
+            conn.execute(sa.delete(bulk_imports).where(bulk_imports.c.local_id == local_id))
+
+    def bulk_imports_in_flight(self) -> list[tuple[str, str, str | None, list[t.Any]]]:
+        """(local id, data source, import id or None, entries) of every import whose outcome is not recorded."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(bulk_imports.c.local_id, bulk_imports.c.data_source_uuid, bulk_imports.c.import_id,
+                          bulk_imports.c.entries).order_by(bulk_imports.c.submitted_at)
             )
             return [(row[0], row[1], row[2], json.loads(row[3], parse_float=decimal.Decimal)) for row in rows]
 

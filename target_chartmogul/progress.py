@@ -9,10 +9,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import typing as t
 
 from target_chartmogul.summary import RunSummary
 
-DONE_OUTCOMES = ("created", "updated", "corrected", "status_changed", "status_unconfirmed", "unchanged",
+DONE_OUTCOMES = ("created", "imported", "updated", "corrected", "status_changed", "status_unconfirmed", "unchanged",
                  "already_present", "changed_not_applied", "deleted", "superseded", "rejected", "skipped")
 
 
@@ -27,6 +28,7 @@ class ProgressReporter:
         self._thread: threading.Thread | None = None
         self._started = time.monotonic()
         self._last: dict[str, tuple[int, int]] = {}  # stream -> (received, done) at the last line
+        self.sources: list[t.Callable[[], str | None]] = []  # other figures (bulk imports), a line each when set
 
     def start(self) -> None:
         """Start reporting (idempotent)."""
@@ -65,3 +67,7 @@ class ProgressReporter:
                 counts.get("rejected", 0),
                 time.monotonic() - self._started,
             )
+        for source in list(self.sources):
+            line = source()
+            if line:
+                self.logger.info("Progress %s", line)

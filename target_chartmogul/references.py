@@ -58,6 +58,8 @@ class References:
         self._lock = threading.Lock()
         self._finding: dict[tuple[str, str, str], threading.Lock] = {}
         self.lookups = 0
+        # (kind, data source, external id) -> waiting for a bulk import: not in ChartMogul yet, nothing to look up
+        self.pending: t.Callable[[str, str, str], bool] = lambda kind, ds, ext: False
 
     def _keep(self, key: tuple[str, str, str], value: Obj) -> None:
         with self._lock:
@@ -100,6 +102,8 @@ class References:
             cached = self._known.get(key)  # a get counts as a use for the LRU order
         if cached:
             return cached
+        if self.pending(kind, data_source_uuid, external_id):
+            return None
         entry = self._ledger().get(LISTS[kind][2], data_source_uuid, external_id)  # local, and sees this run's writes
         if entry is not None and entry.uuid:
             known = {"uuid": entry.uuid, "external_id": external_id, "data_source_uuid": data_source_uuid}
@@ -112,6 +116,10 @@ class References:
             self._keep(key, _MISSING)
             return None
         self.remember(kind, data_source_uuid, external_id, found)
+        if entry is not None and found.get("uuid"):  # written without its uuid (a bulk import): found once, kept
+            self._ledger().written(LISTS[kind][2], data_source_uuid, external_id, uuid=str(found["uuid"]),
+                                   payload=entry.payload_hash, stream=entry.stream or "", record=entry.record_hash,
+                                   tags=entry.tags, parent=entry.parent)
         return found
 
     def held(self, kind: str, data_source_uuid: str, external_id: str, *, fresh: bool = False) -> Obj | None:

@@ -56,9 +56,11 @@ class RunReport:
         self.logger.info("Elapsed %.1fs; %s", elapsed, self.stats.describe())
         if self.dry_run:
             total = self.summary.total
+            bulk = f", import {total('imported')} in bulk" if total("imported") else ""
             self.logger.info(
-                "DRY RUN: would create %d, update %d, delete %d, reject %d (nothing was written%s)",
+                "DRY RUN: would create %d%s, update %d, delete %d, reject %d (nothing was written%s)",
                 total("created"),
+                bulk,
                 total("updated"),
                 total("deleted"),
                 total("rejected"),

@@ -147,6 +147,25 @@ CONFIG_SCHEMA = th.PropertiesList(
         default=10,
         description="Parallel requests (capped at 20, ChartMogul's connection limit).",
     ),
+    th.Property(
+        "bulk_import",
+        th.StringType(allowed_values=["auto", "always", "never"]),
+        default="auto",
+        description="New customers, invoices (with lines and payments) and subscription events through ChartMogul's "
+        "bulk JSON import: auto (when at least bulk_min_records wait), always, or never (one REST call each).",
+    ),
+    th.Property(
+        "bulk_min_records",
+        th.IntegerType,
+        default=200,
+        description="With bulk_import auto: fewer new records than this go through REST.",
+    ),
+    th.Property(
+        "bulk_poll_timeout",
+        th.NumberType,
+        default=3600,
+        description="Seconds to wait for a bulk import to finish; then the run fails and the next run polls it again.",
+    ),
     th.Property("request_timeout", th.NumberType, default=30, description="Seconds to wait for each HTTP answer."),
     th.Property(
         "max_retries",

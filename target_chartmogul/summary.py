@@ -8,6 +8,7 @@ import typing as t
 
 OUTCOMES = (
     "created",
+    "imported",
     "updated",
     "corrected",
     "status_changed",
@@ -23,7 +24,7 @@ OUTCOMES = (
     "retry_refused",
 )
 # The closing line's three figures (target_chartmogul/run_report.py): what landed, what needed nothing.
-WRITTEN = ("created", "updated", "corrected", "status_changed", "deleted")
+WRITTEN = ("created", "imported", "updated", "corrected", "status_changed", "deleted")
 UNCHANGED = ("unchanged", "already_present")
 
 

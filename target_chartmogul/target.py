@@ -148,6 +148,7 @@ class TargetChartMogul(SDKOverrides, Target):
         order = self.context.order
         try:
             super().process_endofpipe()
+            self.context.bulk.flush()  # new objects that waited for a bulk import, before anything is retried
             order.begin_final_pass()  # nothing more can arrive: a missing reference is now a reject
             order.retry_waiting()
             order.finish()
@@ -241,10 +242,21 @@ class TargetChartMogul(SDKOverrides, Target):
                 self.logger.info("DRY RUN: STATE not emitted, so the next real run reads the same rows")
             self._state_withheld = True
             return
+        bulk = self.context.bulk
+        if bulk.unfinished:  # its records are neither recorded nor refused: the next run settles them
+            self._state_withheld = True
+            self.logger.info("STATE held back: a bulk import did not finish (%s)", bulk.unfinished)
+            return
+        if bulk.flush_early():  # a long backfill: import what waits, then see whether this STATE may go out
+            bulk.flush()
         waiting = self.context.order.waiting()
         if waiting:
             self._state_withheld = True
             self.logger.info("STATE held back: %d record(s) wait for objects later in the input", waiting)
+            return
+        if bulk.waiting():
+            self._state_withheld = True
+            self.logger.info("STATE held back: %d new record(s) wait for a bulk import", bulk.waiting())
             return
         self._state_withheld = False
         sys.stdout.write(dumps(state) + "\n")
@@ -264,8 +276,13 @@ class TargetChartMogul(SDKOverrides, Target):
         reason = None
         try:
             self.drain_all(is_endofpipe=True)
-            waiting = self.context.order.waiting()
-            if waiting:
+            waiting, spooled = self.context.order.waiting(), self.context.bulk.waiting()
+            if spooled:  # a bulk import may take minutes: not started now; the tap sends these again
+                reason = (f"stopped by signal {signum} with {spooled} new record(s) waiting for a bulk import; no STATE "
+                          "covers them, so the next run writes them")
+            elif self.context.bulk.unfinished:
+                reason = f"stopped by signal {signum}: {self.context.bulk.unfinished}; no STATE covers its records"
+            elif waiting:
                 reason = f"stopped by signal {signum} with {waiting} record(s) still waiting for references; no STATE covers them"
         except StoppedError as exc:  # a call waited to be retried: the signal ended the wait
             reason = str(exc)

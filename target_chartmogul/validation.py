@@ -90,6 +90,12 @@ class RecordChecker:
             for name in self.date_fields:
                 record[name] = None
 
+    def read_dates(self, record: dict[str, t.Any]) -> Invalid | None:
+        """Read the dates of a record validated before and read back from JSON (no schema check again)."""
+        original = dict(record)
+        problem = self._read_dates(record)
+        return Invalid(problem[0], problem[1], original) if problem is not None else None
+
     def mark_missing_keys(self, record: dict[str, t.Any], key_properties: t.Sequence[str]) -> None:
         """A record without a key property is invalid; the key is set to None so singer-sdk does not raise."""
         missing = [key for key in key_properties if key not in record]

@@ -116,7 +116,9 @@ def with_references(*parts: list[t.Any]) -> list[t.Any]:
 
 
 def events_config(base_config: dict[str, t.Any], **options: t.Any) -> dict[str, t.Any]:
-    return {**base_config, "streams": {EVENTS_STREAM: {"object": "subscription_events", **options}}}
+    """The events stream, written through REST (tests/test_bulk_import.py covers events in bulk imports)."""
+    return {**base_config, "bulk_import": "never",
+            "streams": {EVENTS_STREAM: {"object": "subscription_events", **options}}}
 
 
 def assert_event_matches(fake: FakeChartMogul, ds: str, row: dict[str, t.Any], *, unit: str = "cents") -> None:

@@ -24,9 +24,9 @@ def on_both(kind: str, times: int, **kwargs) -> list[Fault]:
 
 @pytest.fixture
 def config(base_config):
-    # Batches of two: the invoices are imported before the refunds arrive, so the refunds are
-    # posted on their own (a refund that arrives first rides in its invoice's import instead).
-    return billing_config(base_config, request_timeout=1, batch_size_rows=2)
+    # Batches of two, through REST: the invoices are imported before the refunds arrive, so the refunds
+    # are posted on their own (a refund that arrives first rides in its invoice's import instead).
+    return billing_config(base_config, request_timeout=1, batch_size_rows=2, bulk_import="never")
 
 
 @pytest.mark.parametrize(

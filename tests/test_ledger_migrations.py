@@ -586,3 +586,31 @@ def test_an_invoice_replacement_stays_remembered_until_it_is_cleared(ledger_url)
         assert memory.pending_replacement(DS, "inv-1") is None
     finally:
         memory.close()
+
+
+def test_a_version_4_memory_gains_the_bulk_import_table_and_keeps_its_rows(ledger_url, caplog):
+    memory = Ledger(ledger_url)
+    memory.written("customers", DS, "c-1", uuid="cus_1", payload="h" * 64, stream="public-customers")
+    memory.close()
+    engine = engine_for(ledger_url)
+    with engine.begin() as conn:  # what release 4 left: no tcm_bulk_imports, stamped 4
+        conn.exec_driver_sql("DROP TABLE tcm_bulk_imports")
+        conn.exec_driver_sql("UPDATE tcm_schema SET version = 4")
+    engine.dispose()
+    before = dump(ledger_url)
+    caplog.set_level(logging.INFO, logger="target_chartmogul.ledger")
+
+    memory = Ledger(ledger_url)
+    memory.bulk_import_sending("local-1", DS, [{"stream": "public-customers"}])
+    memory.bulk_import_sent("local-1", "imp-1")
+    in_flight = memory.bulk_imports_in_flight()
+    memory.close()
+
+    assert migration_logs(caplog) == [f"Sync memory at {ledger_url} migrated from schema 4 to {CURRENT} "
+                                      "(tables or columns added; every remembered row kept)"]
+    assert dump(ledger_url) == {**before, "version": [(CURRENT,)]}
+    assert in_flight == [("local-1", DS, "imp-1", [{"stream": "public-customers"}])]
+    reopened = Ledger(ledger_url)
+    entry = reopened.get("customers", DS, "c-1")
+    reopened.close()
+    assert entry is not None and entry.uuid == "cus_1"

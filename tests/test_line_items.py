@@ -31,27 +31,31 @@ def load(base_config: dict[str, t.Any], tables: Tables, order: t.Sequence[str]) 
                       [*plans_messages(), *customers_messages(), *tables.messages(order)])
 
 
+@pytest.mark.parametrize("bulk", ["never", "auto", "always"])
 @pytest.mark.parametrize("batch", [None, 4], ids=["one-batch", "batches-of-4"])
 @pytest.mark.parametrize("order", list(ORDERS))
 def test_each_invoice_is_imported_once_with_all_its_lines_whatever_the_stream_order(fake, ds, base_config, order,
-                                                                                   batch):
+                                                                                   batch, bulk):
     tables = Tables()
-    config = config_for({**base_config, **({"batch_size_rows": batch} if batch else {})})
+    config = config_for({**base_config, "bulk_import": bulk, **({"batch_size_rows": batch} if batch else {})})
     result = run_target(config, [*plans_messages(), *customers_messages(), *tables.messages(ORDERS[order])])
 
     assert result.rejects == []
     assert_holds(fake, ds, tables)
     imported = [i["external_id"] for r in write_calls(fake) if r.method == "POST" and r.path.endswith("/invoices")
                 for i in r.body["invoices"]]
+    imported += [i["external_id"] for body in fake.json_imports.submitted for i in body.get("invoices", [])]
     assert sorted(imported) == sorted(h["external_id"] for h in tables.headers)  # each exactly once
     posted_payments = [r for r in write_calls(fake) if r.method == "POST" and r.path.endswith("/transactions")]
+    outcome = "imported" if bulk == "always" else "created"
     counts = result.counts(HEADERS_STREAM)
-    assert (counts["created"], counts["rejected"]) == (len(tables.headers), 0)
-    assert result.counts(LINES_STREAM)["created"] == len(tables.lines)
-    assert result.counts(PAYMENTS_STREAM)["created"] == len(tables.payments)
-    if batch and order == "alphabetical":  # headers went in batches before their payments came
+    assert (counts[outcome], counts["rejected"]) == (len(tables.headers), 0)
+    assert result.counts(LINES_STREAM)[outcome] == len(tables.lines)
+    assert result.counts(PAYMENTS_STREAM)[outcome] == len(tables.payments)
+    assert len(fake.json_imports.submitted) == (1 if bulk == "always" else 0)
+    if bulk == "never" and batch and order == "alphabetical":  # headers went in batches before their payments came
         assert len(posted_payments) == len(tables.payments)
-    else:  # the payments came before their invoices were imported: they went into the imports
+    else:  # the payments came before their invoices were imported (or new invoices waited): they went with them
         assert posted_payments == []
 
 

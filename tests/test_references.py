@@ -40,7 +40,7 @@ def many_invoices(count: int) -> list[dict[str, t.Any]]:
 
 @pytest.mark.parametrize("memory", ["empty", "holding-other-plans"])
 def test_invoices_before_their_plans_cost_at_most_one_lookup_per_missing_plan(fake, ds, base_config, memory):
-    config = billing_config(base_config, batch_size_rows=10)
+    config = billing_config(base_config, batch_size_rows=10, bulk_import="never")  # REST: each invoice waits
     if memory == "holding-other-plans":  # the memory knows this data source: no listing, lookups instead
         run_target(config, plans_messages([{"external_id": "pl-old", "name": "Old", "interval_count": 1,
                                             "interval_unit": "year"}]))

@@ -152,11 +152,12 @@ def map_invoice(
     if transactions:
         body["transactions"] = transactions
     return InvoicePayload(
-        ds, external_id, customer_uuid, customer_external_id, body, plan_refs, _status(record), from_stream
+        ds, external_id, customer_uuid, customer_external_id, body, plan_refs, requested_status(record), from_stream
     )
 
 
-def _status(record: t.Mapping[str, t.Any]) -> str | None:
+def requested_status(record: t.Mapping[str, t.Any]) -> str | None:
+    """The status the record asks ChartMogul to set (voided, written_off), or None (paid, open, blank)."""
     if is_blank(record.get("status")):
         return None
     return STATUSES.get(text(record["status"], "status").strip().lower())

@@ -14,9 +14,11 @@ import typing as t
 
 from singer_sdk.sinks import BatchSink
 
+from target_chartmogul.bulk.entries import Entry as BulkEntry
 from target_chartmogul.encoding import dumps
 from target_chartmogul.errors import APIError, FatalError, RecordRejected
 from target_chartmogul.ledger import Entry, payload_hash
+from target_chartmogul.mapping.common import data_source, optional_text
 from target_chartmogul.references import Unresolved
 from target_chartmogul.validation import INVALID, Invalid, RecordChecker, SDKValidator
 from target_chartmogul.values import is_blank
@@ -29,7 +31,9 @@ if t.TYPE_CHECKING:
     from target_chartmogul.settings import StreamSettings
 
 T = t.TypeVar("T")
+P = t.TypeVar("P")
 Record = dict[str, t.Any]
+BulkKey = tuple[str, str, str]  # (data source, external id, customer external id)
 
 
 S = t.TypeVar("S", bound="ContextBound")
@@ -66,6 +70,7 @@ class ChartMogulSink(ContextBound, BatchSink):
         self.context.order.register(self)
         self.context.ledger.save_schema(stream_name, schema, key_properties or [])
         self.context.progress.start()
+        self.context.bulk.resume()  # imports an earlier run left processing are recorded before any write
 
     # SDK hooks --------------------------------------------------------------------
     def get_validator(self) -> SDKValidator:
@@ -111,9 +116,10 @@ class ChartMogulSink(ContextBound, BatchSink):
                 self.summary.add(self.stream_name, "superseded")
                 del valid[key]  # re-insert so the batch keeps arrival order of the last copies
             valid[key] = record
-        if valid:
+        rest = self.context.bulk.take(self, list(valid.values()))  # new objects may wait for a bulk import
+        if rest:
             self.context.order.before_write(self)
-            self.write_records(list(valid.values()))
+            self.write_records(rest)
 
     # Ordering hooks (see target_chartmogul.ordering) ------------------------------------
     def retry(self, records: list[Record]) -> None:
@@ -201,6 +207,90 @@ class ChartMogulSink(ContextBound, BatchSink):
         """Write one de-duplicated batch; must not return before every call is done."""
         raise NotImplementedError
 
+    # Bulk import (see target_chartmogul.bulk) -----------------------------------------
+    def bulk_split(self, records: list[Record]) -> tuple[list[tuple[str, str, str, Record]], list[Record]]:
+        """(data source, customer, external id, record) of records a bulk import can carry, and the others.
+
+        Sinks whose new objects can ride in a bulk import override this; by default all go through REST.
+        """
+        return [], records
+
+    def bulk_key(self, record: Record, customer_field: str = "customer_external_id") -> BulkKey | None:
+        """(data source, external id, customer external id) read straight off a record, or None."""
+        try:
+            ds = data_source(record, self.config.get("data_source_uuid"))
+            ext = optional_text(record, "external_id")
+            customer = optional_text(record, customer_field)
+        except RecordRejected:
+            return None
+        return (ds, ext, customer) if ds and ext and customer else None
+
+    def bulk_partition(
+        self,
+        keyed: list[tuple[Record, BulkKey | None]],
+        kind: str,
+        held: t.Callable[[str, str], bool] = lambda ds, ext: False,
+    ) -> tuple[list[tuple[str, str, str, Record]], list[Record]]:
+        """New objects (neither the sync memory nor a listing of the data source knows them, nor `held`) and the
+        rest; a deleted row takes its object out of the spool.
+        """
+        for ds in sorted({key[0] for _, key in keyed if key is not None}):
+            self.context.refs.holdings.ensure(kind, ds)
+        known = self.memory_lookup((key[0], key[1]) for _, key in keyed if key is not None)
+        new: list[tuple[str, str, str, Record]] = []
+        rest: list[Record] = []
+        for record, key in keyed:
+            deleted = bool(record.get("_sdc_deleted_at"))
+            if key is not None and deleted and self.settings.delete_missing:
+                self.context.bulk.discard(self.stream_name, key[0], key[1])
+            if key is None or deleted or (key[0], key[1]) in known or held(key[0], key[1]):
+                rest.append(record)
+            else:
+                new.append((key[0], key[2], key[1], record))
+        return new, rest
+
+    def bulk_entries(self, records: list[Record]) -> tuple[list[list[BulkEntry]], list[Record]]:
+        """Units of entries for spooled records (the unmappable rejected), and records only REST can write."""
+        raise NotImplementedError
+
+    def bulk_follow_up(self, entries: list[BulkEntry], held: dict[str, dict[str, t.Any]]) -> None:
+        """Customers that landed in a bulk import (only the customers sink has them)."""
+        raise NotImplementedError
+
+    def bulk_entry(self, record: Record, customer: str) -> BulkEntry:
+        """An empty entry for one spooled record (validated again: it was read back from JSON)."""
+        return BulkEntry(self.stream_name, customer, record, self.record_key(record), self.reject_key(record))
+
+    def bulk_ready(self, data_source_uuid: str, customer: str, plans: t.Iterable[str]) -> bool:
+        """Whether what a bulk object names is there: its customer (in this import or in ChartMogul) and its plans
+        (in ChartMogul). Else it goes through REST, which waits for them until the end of the input.
+        """
+        bulk, refs = self.context.bulk, self.context.refs
+        if not bulk.pending("customer", data_source_uuid, customer) and refs.find(
+                "customer", data_source_uuid, customer) is None:
+            return False
+        return all(refs.find("plan", data_source_uuid, plan) is not None for plan in plans)
+
+    def bulk_mapped(self, records: list[Record], mapping: t.Callable[[Record], P]) -> t.Iterator[tuple[Record, P]]:
+        """Each spooled record with its payload; one that is invalid or cannot be mapped is rejected instead."""
+        for record in records:
+            if self.revalidated(record) is None:
+                continue
+            try:
+                yield record, mapping(record)
+            except RecordRejected as exc:
+                self.reject(record, exc.reason, field=exc.field)
+
+    def revalidated(self, record: Record) -> Record | None:
+        """A spooled record (validated on arrival, read back from JSON) with its dates read, or None after
+        rejecting it.
+        """
+        invalid = self.checker.read_dates(record)
+        if invalid is not None:
+            self.reject(invalid.record, invalid.reason, field=invalid.field)
+            return None
+        return record
+
     def reject(
         self,
         record: Record,
@@ -210,20 +300,8 @@ class ChartMogulSink(ContextBound, BatchSink):
         status: int | None = None,
     ) -> None:
         """Record a refused record in the rejects file, the sync memory and the summary."""
-        key = self.record_key(record)
-        self.logger.warning("Rejected %s record %s: %s", self.stream_name, key, reason)
-        self.context.rejects.write(
-            stream=self.stream_name,
-            key=key,
-            record=record,
-            reason=reason,
-            field=field,
-            status=status,
-        )
-        reject_key = self.reject_key(record)
-        self.context.note_rejected(self.stream_name, reject_key)
-        self.context.ledger.remember_reject(self.stream_name, reject_key, record, reason, field, status)
-        self.summary.add(self.stream_name, "rejected")
+        self.context.reject(self.stream_name, self.record_key(record), self.reject_key(record), record, reason,
+                            field=field, status=status)
 
     def count(self, outcome: str, n: int = 1) -> None:
         """Count records of this stream with an outcome."""

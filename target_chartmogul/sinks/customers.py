@@ -7,10 +7,13 @@ was lost, the retry meets the duplicate error, finds the customer and carries on
 
 from __future__ import annotations
 
+import dataclasses
 import typing as t
 
 from target_chartmogul import attributes as attrs
 from target_chartmogul import compare
+from target_chartmogul.bulk.entries import Entry as BulkEntry
+from target_chartmogul.bulk.entries import MemoryRow
 from target_chartmogul.errors import APIError, RecordRejected, is_already_exists
 from target_chartmogul.ledger import Entry, payload_hash
 from target_chartmogul.mapping.common import data_source, optional_text
@@ -19,6 +22,9 @@ from target_chartmogul.sinks.deletions import DeletesMissing
 from target_chartmogul.values import is_blank
 
 Record = dict[str, t.Any]
+# The customer fields a bulk import body takes (chartmogul-python's json_import test: a mock, not a recording)
+BULK_FIELDS = frozenset({"name", "email", "company", "country", "state", "city", "zip", "lead_created_at",
+                         "free_trial_started_at"})
 
 
 class CustomersSink(DeletesMissing):
@@ -89,6 +95,61 @@ class CustomersSink(DeletesMissing):
             else:
                 changed.append((record, payload, digest, fingerprint))
         return changed
+
+    # Bulk import ------------------------------------------------------------------
+    def bulk_split(self, records: list[Record]) -> tuple[list[tuple[str, str, str, Record]], list[Record]]:
+        """Customers neither the memory nor ChartMogul's listing knows can ride in a bulk import (upsert by
+        external_id only: a bulk import may update a customer it finds, which `insert` must not do).
+        """
+        if self.settings.mode != "upsert" or self.settings.match_by != "external_id":
+            return [], records
+        keyed = []
+        for record in records:
+            key = self.raw_memory_key(record)  # a customer is its own customer: (ds, external id, external id)
+            keyed.append((record, (key[0], key[1], key[1]) if key is not None else None))
+        return self.bulk_partition(keyed, "customer")
+
+    def bulk_entries(self, records: list[Record]) -> tuple[list[list[BulkEntry]], list[Record]]:
+        """One entry per customer: the bulk body carries the standard fields; custom attributes and tags follow."""
+        units: list[list[BulkEntry]] = []
+        rest: list[Record] = []
+        for record, payload in self.bulk_mapped(records, self.mapper.map):
+            fields = {k: v for k, v in payload.fields.items() if v is not None}
+            if set(fields) - BULK_FIELDS or not payload.external_id or not payload.data_source_uuid:
+                rest.append(record)  # a field the bulk body is not known to take (primary_contact): REST
+                continue
+            entry = self.bulk_entry(record, payload.external_id)
+            entry.add("customers", {"external_id": payload.external_id, **fields})
+            # Compared with ChartMogul's copy afterwards unless this run's listing of the data source proved it
+            # absent (the import then created it as sent) and nothing needs REST (custom attributes, tags).
+            attributes = bool(payload.tags) or any(a.value is not None for a in payload.custom.values())
+            entry.follow_up = attributes or not self.context.bulk.customers_listed(payload.data_source_uuid)
+            entry.memory.append(MemoryRow(
+                "customers", payload.data_source_uuid, payload.external_id,
+                None if entry.follow_up else payload_hash(self.fingerprint(payload)),
+                None if entry.follow_up else self.record_hash(record), payload.tags,
+            ))
+            units.append([entry])
+        return units, rest
+
+    def bulk_follow_up(self, entries: list[BulkEntry], held: dict[str, Record]) -> None:
+        """Customers a bulk import reported imported: compared with ChartMogul's copy, what differs (custom
+        attributes, tags, a field an existing customer kept) written through REST, then remembered.
+        """
+        items = [(entry, record) for entry in entries if (record := self.revalidated(entry.record)) is not None]
+        self.run_each(items, lambda item: self._imported(item[1], held.get(item[0].customer)),
+                      records_of=lambda item: [item[1]])
+
+    def _imported(self, record: Record, held: Record | None) -> str:
+        payload = self.mapper.map(record)
+        if held is None:
+            msg = "ChartMogul's bulk import reported it imported, but the data source has no customer with this external_id"
+            raise RecordRejected(msg, field="external_id")
+        self.apply(held, payload, None)
+        key = self.memory_key(payload)
+        self.remember(*key, uuid=str(held["uuid"]), payload=self.fingerprint(payload), record_hash=self.record_hash(record),
+                      tags=payload.tags)
+        return "imported"
 
     # Sync memory ------------------------------------------------------------------
     def memory_key(self, payload: CustomerPayload) -> tuple[str, str]:
@@ -167,6 +228,7 @@ class CustomersSink(DeletesMissing):
     def write_one(self, payload: CustomerPayload, entry: Entry | None = None) -> tuple[str, str | None]:
         """Write one customer; returns the outcome to count and the customer's uuid."""
         mode, match_by = self.settings.mode, self.settings.match_by
+        entry = self._with_uuid(entry, payload)
         if entry is not None and entry.uuid:
             if mode == "insert":
                 return "already_present", entry.uuid
@@ -189,6 +251,15 @@ class CustomersSink(DeletesMissing):
                 changed = [self.apply(customer, payload, owned) for customer in matches]
                 return ("updated" if any(changed) else "unchanged"), matches[0]["uuid"]
         return self.create(payload, insert_only=(mode == "insert"))
+
+    def _with_uuid(self, entry: Entry | None, payload: CustomerPayload) -> Entry | None:
+        """A customer a bulk import wrote is remembered without its uuid (the answer names none): found once by
+        external id, then remembered with it.
+        """
+        if entry is None or entry.uuid or entry.payload_hash is None or not payload.external_id:
+            return entry
+        found = self.context.refs.find("customer", str(payload.data_source_uuid), payload.external_id)
+        return dataclasses.replace(entry, uuid=str(found["uuid"])) if found is not None else entry
 
     def update_existing(self, entry: Entry, payload: CustomerPayload) -> tuple[str, str] | None:
         """Update a customer the memory knows; None if ChartMogul no longer has it (then it is created).

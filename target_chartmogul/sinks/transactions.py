@@ -69,9 +69,10 @@ class TransactionsSink(DeletesMissing):
             self.context.invoice_parts.withdraw_payment((key[0], invoice), key[1])
         if self.is_current(self.known.get(key), fingerprint):
             return "unchanged"
-        if self.context.invoice_parts.was_nested(*key):  # it went in with its invoice's import
+        nested = self.context.invoice_parts.nested_as(*key)
+        if nested is not None:  # it went in with its invoice's import
             self.remember(*key, uuid=None, payload=fingerprint)
-            return "created"
+            return nested
         map_transaction(record, unit=self.settings.amount_unit, currency_code="EUR")  # checks before any call
         entry = self.known.get(key)
         outcome, uuid = self.write_one(record, written=entry is not None and entry.payload_hash is not None)

@@ -32,6 +32,19 @@ Subscription events and contacts carry switches of their own, set as
 saved twice), whether unset event fields answer ``""``, whether contact answers carry
 ``external_id``, and which contact custom keys the account defines.
 
+Bulk JSON imports (``POST /data_sources/{ds}/json_imports``, polled by ``GET …/json_imports/{id}``;
+``json_imports.py``, known only from client mocks) carry switches set as
+``fake.json_imports.<switch>``: ``queue_delay`` and ``per_object_seconds`` (0.0: how long an
+import stays ``queued``, then ``processing`` per object, before it is applied and
+``completed``), ``status_shape`` (``"details"``: the python mock's per-customer
+``status_details`` | ``"counts"``: the ruby mock's ``processed_count``/``error_count``),
+``failure_detail`` (``"errors"`` | ``"message"`` | ``"bare"``: how a failed kind says why),
+``fail_customers`` (customer external ids whose objects all fail), ``existing_customer``
+(``"update"`` | ``"keep"`` | ``"fail"``), ``paused`` (no import completes) and
+``whole_import_failure`` (a message: imports fail whole). Due imports are applied at the start
+of each request (or ``fake.json_imports.advance()``), with the REST endpoints' rules; tests
+can read ``submitted``, ``polls``, ``imports``, ``violations`` and ``completed_ids()``.
+
 Answers never echo ``primary_contact``, an invoice's ``data_source_uuid``,
 ``customer_external_id`` or ``collection_method``, or a line item's
 ``plan_external_id``; the store keeps them, and tests may read the store directly.

@@ -31,6 +31,9 @@ from .events import ROUTES as EVENT_ROUTES
 from .events import SubscriptionEvents
 from .faults import Fault, FaultBook
 from .invoice_lifecycle import InvoiceLifecycle
+from .json_imports import ROUTES as JSON_IMPORT_ROUTES
+from .json_imports import JsonImports
+from .request import sending
 from .store import JSON, ApiError, Page, Store, bad_parameter, missing_parameter
 from .views import transaction_view
 
@@ -64,6 +67,7 @@ class RequestRecord:
     full_path: str = ""
     fault: str | None = None
     applied_status: int | None = None
+    size: int = 0  # bytes of request body
 
 
 @dataclass
@@ -342,7 +346,8 @@ _ROUTE_TABLE: list[tuple[str, str, Handler]] = [
     ("PUT", r"/data_sources/(?P<ds>[^/]+)/invoices/(?P<ext>[^/]+)/status", _set_invoice_status),
 ]
 ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
-    (method, re.compile(f"^{pattern}$"), handler) for method, pattern, handler in [*_ROUTE_TABLE, *EVENT_ROUTES, *CONTACT_ROUTES]
+    (method, re.compile(f"^{pattern}$"), handler)
+    for method, pattern, handler in [*_ROUTE_TABLE, *EVENT_ROUTES, *CONTACT_ROUTES, *JSON_IMPORT_ROUTES]
 ]
 
 
@@ -493,6 +498,7 @@ class FakeChartMogul:
         self.store.lifecycle = InvoiceLifecycle(self.store)
         self.store.events = SubscriptionEvents(self.store)
         self.store.contacts = Contacts(self.store)
+        self.store.json_imports = JsonImports(self.store)
         self.retry_after = retry_after
         self.faults = FaultBook()
         self._rate_limit = rate_limit
@@ -573,6 +579,11 @@ class FakeChartMogul:
     def contacts(self) -> Contacts:
         """Stored contacts (``.items``), with their switches (see contacts.py)."""
         return self.store.contacts
+
+    @property
+    def json_imports(self) -> JsonImports:
+        """Bulk JSON imports (``.imports``, ``.submitted``, ``.violations``...), with their switches (json_imports.py)."""
+        return self.store.json_imports
 
     @property
     def lock(self) -> threading.RLock:
@@ -838,6 +849,7 @@ class FakeChartMogul:
             authorized=authorized,
             time=arrived,
             full_path=full_path,
+            size=len(raw_body),
         )
 
         if in_flight > self.max_connections:
@@ -872,26 +884,32 @@ class FakeChartMogul:
     ) -> Reply:
         """Run the request through a fault (if any) and the router."""
         if fault is None:
-            return self._dispatch(method, api_path, query, body, bad_json)
+            return self._dispatch(method, api_path, query, body, bad_json, record.size)
         record.fault = fault.kind
         if fault.kind == "latency":
             if self._stopping.wait(fault.delay):
                 return drop_reply()
-            return self._dispatch(method, api_path, query, body, bad_json)
+            return self._dispatch(method, api_path, query, body, bad_json, record.size)
         if fault.kind == "error_before" or fault.kind == "status_503":
             return text_reply(fault.effective_status)
         if fault.kind == "drop_before":
             return drop_reply()
         if fault.kind == "status_429":
             return self._throttled(fault.retry_after if fault.retry_after is not None else self.retry_after)
-        applied = self._dispatch(method, api_path, query, body, bad_json)
+        applied = self._dispatch(method, api_path, query, body, bad_json, record.size)
         record.applied_status = applied.status
         if fault.kind == "error_after":
             return text_reply(fault.effective_status)
         return drop_reply()
 
-    def _dispatch(self, method: str, api_path: str | None, query: dict[str, str], body: Any, bad_json: bool) -> Reply:
-        """Route to a handler and turn ApiError into the documented error reply."""
+    def _dispatch(
+        self, method: str, api_path: str | None, query: dict[str, str], body: Any, bad_json: bool, size: int = 0
+    ) -> Reply:
+        """Route to a handler and turn ApiError into the documented error reply.
+
+        Bulk imports that are due are applied first, so every answer sees them (json_imports.py);
+        the body as sent (any JSON, and its size) is there for handlers that need it (request.py).
+        """
         found = route(method, api_path) if api_path is not None else None
         if found is None:
             return json_reply(404, NOT_FOUND_BODY)
@@ -899,7 +917,9 @@ class FakeChartMogul:
             return json_reply(400, INVALID_JSON_BODY)
         handler, match = found
         try:
-            status, payload = handler(self.store, match, query, body if isinstance(body, dict) else {})
+            self.store.json_imports.advance()
+            with sending(body, size):
+                status, payload = handler(self.store, match, query, body if isinstance(body, dict) else {})
         except ApiError as exc:
             return json_reply(exc.status, exc.body)
         except Exception:  # a bug in the fake: say so loudly rather than drop the connection

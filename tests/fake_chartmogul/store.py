@@ -283,8 +283,8 @@ def _external_id(value: Any) -> str | None:
 
 
 @dataclass
-class _BatchKeys:
-    """External IDs taken by earlier valid invoices of the same import call."""
+class BatchKeys:
+    """External IDs taken by earlier valid invoices of the same import call (or earlier items of one invoice)."""
 
     invoices: set[tuple[str, str]] = field(default_factory=set)
     line_items: set[tuple[str, str]] = field(default_factory=set)
@@ -296,7 +296,7 @@ class _Prepared:
     """A validated invoice waiting to be saved, with the keys it will take."""
 
     invoice: JSON
-    keys: _BatchKeys
+    keys: BatchKeys
 
 
 class Store:
@@ -343,6 +343,7 @@ class Store:
         self.lifecycle: Any = None  # the server attaches an InvoiceLifecycle (status, transaction updates)
         self.events: Any = None  # the server attaches SubscriptionEvents (events.py)
         self.contacts: Any = None  # the server attaches Contacts (contacts.py)
+        self.json_imports: Any = None  # the server attaches JsonImports (json_imports.py)
 
     # ------------------------------------------------------------------ switches
     # Where the recordings do not settle a behaviour, each plausible one is a switch
@@ -1063,7 +1064,7 @@ class Store:
                 raise not_found("Invoice")  # sic: the real API says "Invoice" here
             if not isinstance(raw_invoices, list):
                 raise missing_parameter("invoices")
-            batch = _BatchKeys()
+            batch = BatchKeys()
             outcomes: list[tuple[Any, _Prepared | None, dict[str, str]]] = []
             for raw in raw_invoices:
                 prepared, errors = self._prepare_invoice(customer, raw, batch)
@@ -1083,6 +1084,41 @@ class Store:
                 else:
                     entries.append(self._refused_invoice(raw, errors))
             return (422 if failed else 201), {"invoices": entries}
+
+    # ------------------------------------------------------------------ one invoice at a time (bulk import)
+    # The bulk JSON import (json_imports.py) applies the import endpoint's rules object by
+    # object, so it can say which line item or transaction failed.
+
+    def bulk_invoice(self, customer_uuid: str, raw: JSON, *, save: bool) -> dict[str, str]:
+        """One invoice under ``POST /import/customers/{uuid}/invoices``'s rules: its errors
+        (nested ones prefixed ``line_items.``/``transactions.``); saved when valid and ``save``.
+        """
+        with self.lock:
+            customer = self._customer(customer_uuid)
+            prepared, errors = self._prepare_invoice(customer, raw, BatchKeys())
+            if prepared is not None and not errors and save:
+                self._save_invoice(prepared)
+                self._first_import(customer)
+            return errors
+
+    def line_item_errors(self, raw: Any, ds_uuid: str, seen: BatchKeys) -> dict[str, str]:
+        """What the import endpoint says about one line item (``seen``: keys of the invoice's earlier items)."""
+        errors: dict[str, str] = {}
+        with self.lock:
+            self._prepare_line_item(raw, ds_uuid, BatchKeys(), seen, errors)
+        return {key.removeprefix("line_items."): message for key, message in errors.items()}
+
+    def transaction_errors(self, raw: Any, ds_uuid: str, seen: BatchKeys) -> dict[str, str]:
+        """What the import endpoint says about one nested transaction (``seen``: the invoice's earlier ones)."""
+        errors: dict[str, str] = {}
+        with self.lock:
+            tx = self._prepare_transaction(raw, "", errors)
+            if tx is not None and tx["external_id"] is not None:
+                key = (ds_uuid, tx["external_id"])
+                if key in self._transaction_ext or key in seen.transactions:
+                    errors["external_id"] = DUP_TRANSACTION
+                seen.transactions.add(key)
+        return errors
 
     @staticmethod
     def _refused_invoice(raw: Any, errors: dict[str, str]) -> JSON:
@@ -1163,12 +1199,12 @@ class Store:
         for tx in invoice["transactions"]:
             self._forget_transaction(ds_uuid, tx)
 
-    def _prepare_invoice(self, customer: JSON, raw: Any, batch: _BatchKeys) -> tuple[_Prepared | None, dict[str, str]]:
+    def _prepare_invoice(self, customer: JSON, raw: Any, batch: BatchKeys) -> tuple[_Prepared | None, dict[str, str]]:
         """Validate one posted invoice and normalise it, without saving."""
         if not isinstance(raw, dict):
             return None, {"invoice": INVALID}
         errors: dict[str, str] = {}
-        keys = _BatchKeys()
+        keys = BatchKeys()
         external_id = _external_id(raw.get("external_id"))
         if external_id is None:
             errors["external_id"] = BLANK
@@ -1248,8 +1284,8 @@ class Store:
         self,
         raw: Any,
         ds_uuid: str,
-        batch: _BatchKeys,
-        keys: _BatchKeys,
+        batch: BatchKeys,
+        keys: BatchKeys,
         errors: dict[str, str],
     ) -> JSON | None:
         """Validate one line item; errors go under ``line_items.<field>``."""

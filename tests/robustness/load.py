@@ -214,7 +214,12 @@ LOAD = Load()
 
 
 def load_config(base_config: dict[str, t.Any], **extra: t.Any) -> dict[str, t.Any]:
-    """billing_config (refunds as transactions, account_code mapped) without the client-side rate cap."""
+    """billing_config (refunds as transactions, account_code mapped) without the client-side rate cap.
+
+    Through REST unless `bulk_import` is given: these tests kill and fault the REST writes of a
+    first load (tests/robustness/test_bulk_crash.py and the bulk fault test cover the bulk import).
+    """
+    extra.setdefault("bulk_import", "never")
     return billing_config(base_config, max_requests_per_second=1000, progress_interval=0, **extra)
 
 

@@ -169,3 +169,28 @@ def test_unreachable_api_url_fails_at_once_naming_the_host(config, tmp_path):
     assert result.stdout.strip() == ""
     assert elapsed < 10  # wall-clock time: a bound, not an exact figure
     record_figures("unreachable-api-url", {"seconds": round(elapsed, 1)})
+
+
+BULK_PATH = r"^/data_sources/[^/]+/json_imports$"
+POLL_PATH = r"^/data_sources/[^/]+/json_imports/[^/]+$"
+
+
+@pytest.mark.parametrize("faults", [
+    pytest.param([Fault("drop_after", method="POST", path_regex=BULK_PATH, times=1)], id="import-answer-lost"),
+    pytest.param([Fault("error_after", method="POST", path_regex=BULK_PATH, times=1, status=502)],
+                 id="import-502-after-it-was-taken"),
+    pytest.param([Fault("error_before", method="POST", path_regex=BULK_PATH, times=2, status=500)],
+                 id="import-500-before"),
+    pytest.param([Fault("status_429", method="GET", path_regex=POLL_PATH, times=3, retry_after=0),
+                  Fault("drop_after", method="GET", path_regex=POLL_PATH, times=2)], id="polls-429-and-dropped"),
+])
+def test_the_bulk_import_under_faults_lands_exactly_once(fake, ds, config, tmp_path, faults):
+    # An import whose answer is lost is sent again: the second finds every object there, and what it
+    # reports taken is settled through REST (compared, never written twice).
+    fake.json_imports.queue_delay = 0.3
+    for fault in faults:
+        fake.inject(fault)
+    run_and_check(f"bulk-{faults[0].kind}", fake, ds, {**config, "bulk_import": "auto"}, tmp_path)
+    assert fake.faults.pending() == []  # every injected fault hit the bulk routes
+    resent = any(f.kind in ("drop_after", "error_after") and f.method == "POST" for f in faults)
+    assert len(fake.json_imports.submitted) == (2 if resent else 1)

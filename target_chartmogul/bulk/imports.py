@@ -1,0 +1,200 @@
+"""Sending import requests and polling them until ChartMogul finished them.
+
+Each request is noted in the sync memory before it is sent and its id right after the
+answer, so a run that dies while an import is processing leaves what the next run needs to
+poll it instead of sending it again. Requests are sent from a worker thread, so the next one
+is built while the last is on its way; at most `MAX_IN_FLIGHT` are sent or processing at
+once, each polled with a growing interval (a backfill's import takes seconds to minutes).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import logging
+import threading
+import time
+import typing as t
+import uuid as uuidlib
+
+from target_chartmogul.bulk.entries import Entry
+from target_chartmogul.bulk.outcomes import finished, status_of
+from target_chartmogul.bulk.requests import ImportRequest
+from target_chartmogul.errors import APIError, FatalError, StoppedError
+
+if t.TYPE_CHECKING:
+    from target_chartmogul.client import ChartMogulClient, Response
+    from target_chartmogul.ledger import Ledger
+
+Obj = dict[str, t.Any]
+MAX_IN_FLIGHT = 4
+FIRST_POLL = 0.2  # seconds after sending
+POLL_GROWTH = 1.3
+MAX_POLL_INTERVAL = 15.0
+SENDING_CHECK = 0.02  # while a request is being sent: how often its answer is looked for
+
+
+@dataclasses.dataclass
+class Sending:
+    """A request on its way (its POST runs in a worker thread)."""
+
+    local_id: str
+    request: ImportRequest
+    future: concurrent.futures.Future[Response]
+
+
+@dataclasses.dataclass
+class InFlight:
+    """One import ChartMogul is processing."""
+
+    local_id: str
+    data_source_uuid: str
+    import_id: str
+    entries: list[Entry]
+    started: float
+    next_poll: float
+    interval: float = FIRST_POLL
+    status: str = "queued"
+
+
+class ImportRunner:
+    """Sends requests and polls them; `on_done(import, answer)` records each finished one."""
+
+    def __init__(
+        self,
+        client: ChartMogulClient,
+        ledger: Ledger,
+        logger: logging.Logger,
+        *,
+        timeout: float,
+        stop_requested: threading.Event,
+        on_done: t.Callable[[InFlight, Obj], None],
+        on_refused: t.Callable[[list[Entry], APIError], None],
+    ) -> None:
+        self.client = client
+        self.ledger = ledger
+        self.logger = logger
+        self.timeout = timeout
+        self.stop_requested = stop_requested
+        self.on_done = on_done
+        self.on_refused = on_refused
+        self.in_flight: list[InFlight] = []
+        self.sending: list[Sending] = []
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=MAX_IN_FLIGHT, thread_name_prefix="bulk-send")
+        self.sent = self.completed = 0
+
+    def send(self, request: ImportRequest) -> None:
+        """Start sending one request in the background (the next one is built meanwhile); waits for a free slot.
+
+        It is noted in the sync memory first; its id is noted as soon as ChartMogul answers, before any poll.
+        """
+        while len(self.in_flight) + len(self.sending) >= MAX_IN_FLIGHT:
+            self.poll_once()
+        local_id = uuidlib.uuid4().hex
+        ds = request.data_source_uuid
+        self.ledger.bulk_import_sending(local_id, ds, [entry.as_json() for entry in request.entries])
+        body = request.body(f"target-chartmogul-{local_id}")
+        for entry in request.entries:
+            entry.bodies.clear()  # in the request body now: memory stays flat
+        future = self._pool.submit(self.client.post, f"data_sources/{ds}/json_imports", body)
+        self.sending.append(Sending(local_id, request, future))
+
+    def _collect_sent(self) -> None:
+        """Note the ids of the requests ChartMogul answered (a refused one refuses its records)."""
+        for sending in [s for s in self.sending if s.future.done()]:
+            self.sending.remove(sending)
+            request, ds = sending.request, sending.request.data_source_uuid
+            try:
+                answer = sending.future.result().body or {}
+            except APIError as exc:
+                self.ledger.bulk_import_done(sending.local_id)
+                self.on_refused(request.entries, exc)
+                continue
+            import_id = str(answer.get("id") or "")
+            if not import_id:
+                msg = f"ChartMogul accepted a bulk import for data source {ds} without naming its id: {answer!r}"
+                raise FatalError(msg)
+            self.ledger.bulk_import_sent(sending.local_id, import_id)
+            self.sent += 1
+            counts = request.counts()
+            self.logger.info(
+                "Bulk import %s sent: %d customer(s), %s (%.1f MB)", import_id, len(request.customers),
+                ", ".join(f"{n} {kind}" for kind, n in counts.items()), request.size / 1e6,
+            )
+            now = time.monotonic()
+            self.track(InFlight(sending.local_id, ds, import_id, request.entries, now, now + FIRST_POLL,
+                                status=status_of(answer) or "queued"))
+
+    def track(self, flight: InFlight) -> None:
+        """Poll this import until it finished (also one an earlier run sent)."""
+        self.in_flight.append(flight)
+
+    def wait_all(self) -> None:
+        """Poll until every import sent finished and was recorded."""
+        while self.in_flight or self.sending:
+            self.poll_once()
+
+    def close(self) -> None:
+        """Wait for requests still being sent (their answers are not read: the next run settles them)."""
+        self._pool.shutdown(wait=True)
+
+    def poll_once(self) -> None:
+        """Wait for the next import due a poll, poll it, and record it if it finished."""
+        self._collect_sent()
+        if not self.in_flight:
+            if self.sending:
+                self._wait(SENDING_CHECK, "while a bulk import was being sent; the next run sends its records again")
+            return
+        flight = min(self.in_flight, key=lambda f: f.next_poll)
+        delay = flight.next_poll - time.monotonic()
+        if delay > 0:
+            self._wait(min(delay, SENDING_CHECK) if self.sending else delay,
+                       f"while bulk import {flight.import_id} was {flight.status}; the next run polls it again")
+            if flight.next_poll > time.monotonic():
+                return  # a request being sent may have been answered meanwhile: note its id first
+        answer = self._status(flight)
+        if finished(answer):
+            self._record(flight, answer)
+        else:
+            self._later(flight, status_of(answer))
+
+    def _status(self, flight: InFlight) -> Obj:
+        """The import's answer; one ChartMogul no longer knows names no object (every entry unsure)."""
+        try:
+            answer = self.client.get(f"data_sources/{flight.data_source_uuid}/json_imports/{flight.import_id}").body
+        except APIError as exc:
+            if exc.status != 404:
+                raise
+            self.logger.warning("ChartMogul does not know bulk import %s (404): what it carried is not confirmed, so "
+                                "it is written through REST, which compares first", flight.import_id)
+            return {"status": "completed"}
+        return answer if isinstance(answer, dict) else {}
+
+    def _record(self, flight: InFlight, answer: Obj) -> None:
+        self.in_flight.remove(flight)
+        self.on_done(flight, answer)
+        self.ledger.bulk_import_done(flight.local_id)
+        self.completed += 1
+        self.logger.info("Bulk import %s %s after %.1fs (%d of %d sent finished)", flight.import_id, status_of(answer),
+                         time.monotonic() - flight.started, self.completed, self.sent)
+
+    def _later(self, flight: InFlight, status: str) -> None:
+        """Not finished: poll again later (a longer wait each time), unless bulk_poll_timeout passed."""
+        if status != flight.status:
+            self.logger.info("Bulk import %s is %s", flight.import_id, status or "answered without a status")
+            flight.status = status
+        waited = time.monotonic() - flight.started
+        if waited > self.timeout:
+            msg = (f"bulk import {flight.import_id} is still {status} after {waited:.0f}s (bulk_poll_timeout); "
+                   "no STATE covers its records, and the next run polls it again")
+            raise FatalError(msg)
+        flight.interval = min(flight.interval * POLL_GROWTH, MAX_POLL_INTERVAL)
+        flight.next_poll = time.monotonic() + flight.interval
+
+    def _wait(self, seconds: float, doing: str) -> None:
+        if self.stop_requested.wait(seconds):
+            raise StoppedError(f"stopped {doing}")
+
+    def progress(self) -> str:
+        """Imports sent, processing and finished (for progress lines)."""
+        return f"{self.sent} sent, {len(self.in_flight)} processing, {self.completed} finished"

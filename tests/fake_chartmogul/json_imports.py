@@ -1,0 +1,478 @@
+"""ChartMogul's bulk JSON import in the fake: submit a batch, poll it, see it applied later.
+
+Evidence: hand-written client mocks only, never a recording. chartmogul-python
+``test/api/test_json_import.py`` (copied as data in ``tests/contract/fixtures/json_import_mock.json``)
+shows ``POST /data_sources/{ds}/json_imports`` answering 200 ``{id, data_source_uuid,
+status: "queued", external_id, status_details: {}, created_at, updated_at}`` and a completed
+``GET /data_sources/{ds}/json_imports/{id}`` whose ``status_details`` is keyed by ``"plans"``
+and by each customer external id, each with a ``status`` and one ``{status}`` per object kind.
+chartmogul-ruby ``spec/chartmogul/json_import_spec.rb`` (also a mock) shows
+``processed_count``/``error_count`` instead. The body is flat arrays linked by external ids
+(chartmogul-api.md §4): ``customers``, ``plans``, ``invoices`` (``customer_external_id``),
+``line_items`` (``invoice_external_id``, ``plan_external_id``), ``transactions``
+(``invoice_external_id``), ``subscription_events`` (``customer_external_id``), and an
+optional ``external_id``.
+
+Refusals on submission (inferred): a body over 5 MB answers 413, a body that is not an object,
+a key that is not an array (or holds a non-object), or more than 1000 customers 422
+``{code, message, param}``; an unknown data source 404 as everywhere; an unknown import 404
+``{"code": 404, "message": "Import not found", "param": null}``.
+
+Time: an import is ``queued`` for ``queue_delay`` seconds, ``processing`` for
+``per_object_seconds`` per object in its body, then applied (bulk_apply.py: the REST
+endpoints' rules, object by object) and ``completed``. The imports of one data source run one
+after another: ``starts = max(submitted + queue_delay, previous import's completion)``,
+``completes = starts + per_object_seconds * objects``; an import waits ``queued`` while an
+earlier one of its data source is unfinished. Nothing runs in the background: every request
+the fake handles (and :meth:`JsonImports.advance`) first applies what is due, in submission
+order, under the store lock. The create answer always says ``queued``; ``updated_at`` is the
+time of the last status change.
+
+Switches (keyword arguments of :class:`JsonImports`, attributes ``fake.json_imports.<switch>``):
+
+``queue_delay`` / ``per_object_seconds``: floats, default 0.0 (the next request sees it completed)
+    Read when an import is submitted.
+``status_shape``: ``"details"`` (default, python mock) | ``"counts"`` (ruby mock)
+    ``counts`` answers no ``status_details`` (only ``{"error": …}`` when an import fails whole)
+    but ``processed_count`` (objects imported) and ``error_count`` (objects failed); both 0
+    until the import finishes (a whole failure counts every object as an error).
+``failure_detail``: ``"errors"`` (default) | ``"message"`` | ``"bare"``
+    How a failed kind says why (no source shows it): ``{"status": "failed", "errors":
+    [{"external_id", "errors": {field: message}}]}``, ``{"status": "failed", "message": "1 invoice
+    failed: inv_1: currency is invalid"}``, or ``{"status": "failed"}``.
+``fail_customers``: set of customer external ids whose every object fails
+    (``{"customer_external_id": "rejected by the fake's fail_customers switch"}``).
+``existing_customer``: ``"update"`` (default) | ``"keep"`` | ``"fail"``
+    A customer record whose external id the data source has: gets the sent fields; is left as
+    it was (reported imported); or fails with every object of that customer
+    (``{"external_id": "has already been taken"}``).
+``paused``: False (default) | True
+    The imports' clock stops and no import completes; on unpause it runs on from where it stopped.
+``whole_import_failure``: None (default) | message
+    Imports finish ``"failed"`` with ``status_details`` ``{"error": message}``, nothing applied.
+
+``status_details`` when completed (``details``): ``"plans"`` (when plans were sent), then one
+entry per customer external id the import names, ``{"status", <kind>: {"status", ...}}`` with
+only the kinds that customer had; a kind fails if any of its objects failed, a customer if any
+kind did. Objects that name no known customer (a customer without ``external_id``, a line item
+or transaction whose invoice is unknown, an invoice without ``customer_external_id``) are
+reported under their kind's name at the top level, like ``"plans"``.
+
+Observations for tests: ``submitted`` (accepted bodies, in order), ``polls`` (GETs per import id
+asked for), ``imports`` (id -> :class:`ImportRecord`), ``violations`` (an import naming a customer
+that another unfinished import of the same data source names, which ChartMogul asks clients
+never to do), ``completed_ids()``.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import time
+import uuid as uuidlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+from .bulk_apply import EXISTING_CUSTOMER, KINDS, Application, Outcome, Rules, customers_named, external_id, items_of
+from .request import Sent, sent
+from .store import ApiError
+
+if TYPE_CHECKING:
+    from .store import Store
+
+JSON = dict[str, Any]
+Result = tuple[int, Any]
+
+MAX_BODY_BYTES = 5 * 1024 * 1024
+MAX_CUSTOMERS = 1000
+STATUS_SHAPES = ("details", "counts")
+FAILURE_DETAILS = ("errors", "message", "bare")
+TOO_LARGE: JSON = {"code": 413, "message": "Request body exceeds 5 MB", "param": None}
+IMPORT_NOT_FOUND: JSON = {"code": 404, "message": "Import not found", "param": None}
+# Kinds in a customer's entry, in the python mock's order.
+CUSTOMER_KINDS = ("invoices", "customers", "line_items", "transactions", "subscription_events")
+NOUNS = {"customers": "customer", "plans": "plan", "invoices": "invoice", "line_items": "line item",
+         "transactions": "transaction", "subscription_events": "subscription event"}
+
+
+def _stamp(moment: datetime) -> str:
+    """Import timestamps as the mock shows them: ``2026-04-14T10:30:00Z``."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _invalid(message: str, param: str | None) -> ApiError:
+    return ApiError(422, {"code": 422, "message": message, "param": param})
+
+
+def checked_body(body: Any) -> JSON:
+    """The submitted body when its shape is acceptable; else the 422 naming the key at fault."""
+    if not isinstance(body, dict):
+        raise _invalid("The request body must be a JSON object", None)
+    for key in KINDS:
+        if key not in body:
+            continue
+        if not isinstance(body[key], list):
+            raise _invalid(f'"{key}" must be an array', key)
+        if not all(isinstance(item, dict) for item in body[key]):
+            raise _invalid(f'every entry of "{key}" must be an object', key)
+    if len(body.get("customers") or []) > MAX_CUSTOMERS:
+        raise _invalid(f"An import may hold at most {MAX_CUSTOMERS} customers", "customers")
+    if body.get("external_id") is not None and not isinstance(body["external_id"], str):
+        raise _invalid('"external_id" must be a string', "external_id")
+    return body
+
+
+def invoice_owners(body: JSON) -> dict[str, str]:
+    """Invoice external id -> customer external id, for the invoices of a body."""
+    owners: dict[str, str] = {}
+    for invoice in items_of(body, "invoices"):
+        ext, owner = external_id(invoice.get("external_id")), external_id(invoice.get("customer_external_id"))
+        if ext is not None and owner is not None:
+            owners.setdefault(ext, owner)
+    return owners
+
+
+def object_count(body: JSON) -> int:
+    return sum(len(items_of(body, kind)) for kind in KINDS)
+
+
+@dataclass
+class ImportRecord:
+    """One submitted import; ``starts_at``/``completes_at`` are on the imports' clock."""
+
+    id: str
+    data_source_uuid: str
+    external_id: str | None
+    body: JSON
+    customers: frozenset[str]
+    objects: int
+    created_at: str
+    starts_at: float
+    completes_at: float
+    status: str = "queued"
+    updated_at: str = ""
+    outcomes: list[Outcome] = field(default_factory=list)
+    error: str | None = None  # whole_import_failure's message
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("completed", "failed")
+
+
+# ---------------------------------------------------------------------- status_details
+
+
+def kind_entry(kind: str, outcomes: list[Outcome], detail: str) -> JSON:
+    """``{"status": "imported"}``, or ``"failed"`` described as ``failure_detail`` says."""
+    failed = [o for o in outcomes if o.failed]
+    if not failed:
+        return {"status": "imported"}
+    if detail == "bare":
+        return {"status": "failed"}
+    if detail == "message":
+        return {"status": "failed", "message": failure_message(kind, failed)}
+    return {"status": "failed", "errors": [{"external_id": o.external_id, "errors": dict(o.errors)} for o in failed]}
+
+
+def failure_message(kind: str, failed: list[Outcome]) -> str:
+    """``1 invoice failed: inv_1: currency is invalid`` (objects joined by ``; ``)."""
+    noun = NOUNS[kind] + ("" if len(failed) == 1 else "s")
+    parts = []
+    for outcome in failed:
+        name = "(no external id)" if outcome.external_id is None else outcome.external_id
+        parts.append(f"{name}: " + ", ".join(f"{key} {message}" for key, message in outcome.errors.items()))
+    return f"{len(failed)} {noun} failed: " + "; ".join(parts)
+
+
+def status_details(outcomes: list[Outcome], detail: str) -> JSON:
+    """Top-level kinds (``plans``, unattributed objects), then one entry per customer external id."""
+    details: JSON = {}
+    loose = [o for o in outcomes if o.customer is None]
+    for kind in ("plans", *(k for k in KINDS if k != "plans")):
+        of_kind = [o for o in loose if o.kind == kind]
+        if of_kind:
+            details[kind] = kind_entry(kind, of_kind, detail)
+    for customer in dict.fromkeys(o.customer for o in outcomes if o.customer is not None):
+        mine = [o for o in outcomes if o.customer == customer]
+        entry: JSON = {"status": "failed" if any(o.failed for o in mine) else "imported"}
+        for kind in CUSTOMER_KINDS:
+            of_kind = [o for o in mine if o.kind == kind]
+            if of_kind:
+                entry[kind] = kind_entry(kind, of_kind, detail)
+        details[customer] = entry
+    return details
+
+
+# ---------------------------------------------------------------------- the imports
+
+
+class JsonImports:
+    """The bulk imports of a store, their schedule, switches and what tests may observe."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        queue_delay: float = 0.0,
+        per_object_seconds: float = 0.0,
+        status_shape: str = "details",
+        failure_detail: str = "errors",
+        fail_customers: Iterable[str] = (),
+        existing_customer: str = "update",
+        paused: bool = False,
+        whole_import_failure: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self._clock = clock
+        self._paused_since: float | None = None
+        self._paused_total = 0.0
+        self.queue_delay = queue_delay
+        self.per_object_seconds = per_object_seconds
+        self.status_shape = status_shape
+        self.failure_detail = failure_detail
+        self.fail_customers = set(fail_customers)
+        self.existing_customer = existing_customer
+        self.paused = paused
+        self.whole_import_failure = whole_import_failure
+        self.submitted: list[JSON] = []
+        self.polls: dict[str, int] = {}
+        self.violations: list[str] = []
+        self._imports: dict[str, ImportRecord] = {}
+        self._completed: list[str] = []
+
+    # ------------------------------------------------------------------ switches
+
+    @property
+    def queue_delay(self) -> float:
+        return self._queue_delay
+
+    @queue_delay.setter
+    def queue_delay(self, seconds: float) -> None:
+        self._queue_delay = _seconds("queue_delay", seconds)
+
+    @property
+    def per_object_seconds(self) -> float:
+        return self._per_object_seconds
+
+    @per_object_seconds.setter
+    def per_object_seconds(self, seconds: float) -> None:
+        self._per_object_seconds = _seconds("per_object_seconds", seconds)
+
+    @property
+    def status_shape(self) -> str:
+        return self._status_shape
+
+    @status_shape.setter
+    def status_shape(self, shape: str) -> None:
+        self._status_shape = _choice("status_shape", shape, STATUS_SHAPES)
+
+    @property
+    def failure_detail(self) -> str:
+        return self._failure_detail
+
+    @failure_detail.setter
+    def failure_detail(self, detail: str) -> None:
+        self._failure_detail = _choice("failure_detail", detail, FAILURE_DETAILS)
+
+    @property
+    def existing_customer(self) -> str:
+        return self._existing_customer
+
+    @existing_customer.setter
+    def existing_customer(self, mode: str) -> None:
+        self._existing_customer = _choice("existing_customer", mode, EXISTING_CUSTOMER)
+
+    @property
+    def paused(self) -> bool:
+        return self._paused_since is not None
+
+    @paused.setter
+    def paused(self, on: bool) -> None:
+        """Pausing stops the imports' clock; unpausing runs it on from where it stopped."""
+        with self.store.lock:
+            if on and self._paused_since is None:
+                self._paused_since = self._clock()
+            elif not on and self._paused_since is not None:
+                self._paused_total += self._clock() - self._paused_since
+                self._paused_since = None
+
+    # ------------------------------------------------------------------ observations
+
+    @property
+    def imports(self) -> dict[str, ImportRecord]:
+        """Every import by id, brought up to date first."""
+        with self.store.lock:
+            self.advance()
+            return dict(self._imports)
+
+    def completed_ids(self) -> list[str]:
+        """Ids of the imports that completed (not those failed whole), in completion order."""
+        with self.store.lock:
+            self.advance()
+            return list(self._completed)
+
+    # ------------------------------------------------------------------ requests
+
+    def submit(self, data_source_uuid: str, request: Sent) -> JSON:
+        """``POST /data_sources/{ds}/json_imports``: checked, scheduled, answered ``queued``."""
+        if request.size > MAX_BODY_BYTES:
+            raise ApiError(413, dict(TOO_LARGE))
+        with self.store.lock:
+            self.store.get_data_source(data_source_uuid)
+            body = checked_body(request.body)
+            self.advance()
+            record = self._schedule(data_source_uuid, copy.deepcopy(body))
+            self._note_overlaps(record)
+            self._imports[record.id] = record
+            self.submitted.append(copy.deepcopy(body))
+            return self.view(record)
+
+    def get(self, data_source_uuid: str, import_id: str) -> JSON:
+        """``GET /data_sources/{ds}/json_imports/{id}``: the import as it stands now."""
+        with self.store.lock:
+            self.polls[import_id] = self.polls.get(import_id, 0) + 1
+            self.store.get_data_source(data_source_uuid)
+            self.advance()
+            record = self._imports.get(import_id)
+            if record is None or record.data_source_uuid != data_source_uuid:
+                raise ApiError(404, dict(IMPORT_NOT_FOUND))
+            return self.view(record)
+
+    def view(self, record: ImportRecord) -> JSON:
+        """An import as answered, in the shape ``status_shape`` picks."""
+        answer: JSON = {"id": record.id, "data_source_uuid": record.data_source_uuid, "status": record.status,
+                        "external_id": record.external_id}
+        if self.status_shape == "details":
+            answer["status_details"] = self._details(record)
+        else:
+            if record.error is not None:
+                answer["status_details"] = {"error": record.error}
+            answer.update(self._counts(record))
+        answer.update(created_at=record.created_at, updated_at=record.updated_at)
+        return answer
+
+    def _details(self, record: ImportRecord) -> JSON:
+        if record.error is not None:
+            return {"error": record.error}
+        return status_details(record.outcomes, self.failure_detail) if record.status == "completed" else {}
+
+    @staticmethod
+    def _counts(record: ImportRecord) -> JSON:
+        if record.error is not None:
+            return {"processed_count": 0, "error_count": record.objects}
+        failed = sum(1 for o in record.outcomes if o.failed)
+        return {"processed_count": len(record.outcomes) - failed, "error_count": failed}
+
+    # ------------------------------------------------------------------ time
+
+    def advance(self) -> None:
+        """Move every import on to where the clock says it is; apply those due, in submission order."""
+        with self.store.lock:
+            now = self._now()
+            busy: set[str] = set()  # data sources with an unfinished import ahead in the queue
+            for record in [r for r in self._imports.values() if not r.finished]:
+                if record.data_source_uuid not in busy:
+                    self._step(record, now)
+                if not record.finished:
+                    busy.add(record.data_source_uuid)
+
+    def _now(self) -> float:
+        """The imports' clock: stopped while paused, and not counting the time spent paused."""
+        current = self._clock() if self._paused_since is None else self._paused_since
+        return current - self._paused_total
+
+    def _wall(self, moment: float) -> str:
+        """The wall-clock time of a moment on the imports' clock (now, for moments in the future)."""
+        return _stamp(datetime.now(timezone.utc) - timedelta(seconds=max(0.0, self._now() - moment)))
+
+    def _schedule(self, data_source_uuid: str, body: JSON) -> ImportRecord:
+        now = self._now()
+        starts = now + self.queue_delay
+        earlier = [r for r in self._imports.values() if r.data_source_uuid == data_source_uuid]
+        if earlier:
+            starts = max(starts, earlier[-1].completes_at)
+        objects = object_count(body)
+        created = _stamp(datetime.now(timezone.utc))
+        return ImportRecord(id=str(uuidlib.uuid4()), data_source_uuid=data_source_uuid,
+                            external_id=external_id(body.get("external_id")), body=body,
+                            customers=self._customers_of(data_source_uuid, body), objects=objects, created_at=created,
+                            starts_at=starts, completes_at=starts + self.per_object_seconds * objects, updated_at=created)
+
+    def _customers_of(self, data_source_uuid: str, body: JSON) -> frozenset[str]:
+        """The customer external ids a body has records of, in any array: line items and transactions
+        count for their invoice's customer (an invoice of this body, of an earlier import, or stored).
+        """
+        owners: dict[str, str] = {}
+        for earlier in self._imports.values():
+            if earlier.data_source_uuid == data_source_uuid:
+                owners.update(invoice_owners(earlier.body))
+        owners.update(invoice_owners(body))
+        named = set(customers_named(body))
+        for child in [*items_of(body, "line_items"), *items_of(body, "transactions")]:
+            invoice = external_id(child.get("invoice_external_id")) or ""
+            stored = self.store.find_invoice(data_source_uuid, invoice)
+            owner = owners.get(invoice) or (external_id(stored.get("customer_external_id")) if stored else None)
+            if owner is not None:
+                named.add(owner)
+        return frozenset(named)
+
+    def _step(self, record: ImportRecord, now: float) -> None:
+        if now < record.starts_at:
+            return
+        if self.paused or now < record.completes_at:
+            if record.status == "queued":
+                record.status, record.updated_at = "processing", self._wall(record.starts_at)
+            return
+        self._finish(record)
+
+    def _finish(self, record: ImportRecord) -> None:
+        record.updated_at = self._wall(record.completes_at)
+        if self.whole_import_failure is not None:
+            record.status, record.error = "failed", str(self.whole_import_failure)
+        elif record.data_source_uuid not in self.store.data_sources:
+            record.status, record.error = "failed", "Data source not found"
+        else:
+            rules = Rules(frozenset(self.fail_customers), self.existing_customer)
+            record.outcomes = Application(self.store, record.data_source_uuid, record.body, rules).run()
+            record.status = "completed"
+            self._completed.append(record.id)
+
+    def _note_overlaps(self, record: ImportRecord) -> None:
+        """ChartMogul asks that one customer's records never sit in two unfinished imports at once."""
+        for other in self._imports.values():
+            shared = record.customers & other.customers
+            if other.data_source_uuid == record.data_source_uuid and not other.finished and shared:
+                self.violations.append(f"import {record.id} sent customers {sorted(shared)} while import "
+                                       f"{other.id} with them was still {other.status}")
+
+
+def _seconds(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ValueError(f"{name} must be a number of seconds >= 0")
+    return float(value)
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}")
+    return value
+
+
+# ---------------------------------------------------------------------- routes (registered in server.py)
+
+
+def _create(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:
+    return 200, store.json_imports.submit(m["ds"], sent())
+
+
+def _get(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:
+    return 200, store.json_imports.get(m["ds"], m["id"])
+
+
+ROUTES = [
+    ("POST", r"/data_sources/(?P<ds>[^/]+)/json_imports", _create),
+    ("GET", r"/data_sources/(?P<ds>[^/]+)/json_imports/(?P<id>[^/]+)", _get),
+]

@@ -1,0 +1,71 @@
+"""Packing entries into import requests: by customer, within 5 MB and 1,000 customers."""
+
+from __future__ import annotations
+
+from target_chartmogul.bulk.entries import Entry
+from target_chartmogul.bulk.requests import ENVELOPE_BYTES, ImportRequest, Unit, pack, unit_size
+
+
+def unit(customer: str, kind: str = "invoices", ext: str = "x", size: int = 10) -> Unit:
+    made = Entry("s", customer, {}, {}, "k")
+    made.add(kind, {"external_id": ext, "pad": "p" * size})
+    return [made]
+
+
+def customers(n: int, per: int = 1, ds: str = "ds", size: int = 10) -> list[tuple[str, str, list[Unit]]]:
+    return [(ds, f"c{i}", [unit(f"c{i}", ext=f"i{i}-{k}", size=size) for k in range(per)]) for i in range(n)]
+
+
+def test_a_thousand_customers_at_most_per_request_and_one_customer_never_split_between_two():
+    refused: list[Unit] = []
+    requests = list(pack(customers(2500, per=2), too_large=refused.append))
+
+    assert [len(r.customers) for r in requests] == [1000, 1000, 500]
+    assert [r.wave for r in requests] == [0, 0, 0]
+    seen = [c for r in requests for c in r.customers]
+    assert len(seen) == len(set(seen)) == 2500
+    assert refused == []
+
+
+def test_a_request_stays_within_the_byte_limit_and_its_body_is_that_size_or_less():
+    size = unit_size(unit("c0", ext="i0-0", size=100))
+    limit = ENVELOPE_BYTES + 5 * size
+    requests = list(pack(customers(12, size=100), max_bytes=limit, too_large=lambda u: None))
+
+    assert [len(r.entries) for r in requests] == [5, 5, 2]
+    for request in requests:
+        assert request.size <= limit
+        assert len(repr(request.body("x"))) > 0
+
+
+def test_a_customer_larger_than_a_request_goes_in_later_waves_one_after_another():
+    size = unit_size(unit("c0", ext="i0-0"))
+    limit = ENVELOPE_BYTES + 3 * size
+    big = [("ds", "big", [unit("big", ext=f"b{k}") for k in range(7)])]
+
+    requests = list(pack([*customers(1), *big], max_bytes=limit, too_large=lambda u: None))
+
+    assert [(r.wave, sorted(r.customers), len(r.entries)) for r in requests] == [
+        (0, ["c0"], 1), (0, ["big"], 3), (1, ["big"], 3), (2, ["big"], 1)]
+
+
+def test_one_record_larger_than_any_request_is_handed_back_for_rest():
+    refused: list[Unit] = []
+    requests = list(pack([("ds", "c0", [unit("c0", size=1000)]), *customers(1)[0:0], ("ds", "c1", [unit("c1")])],
+                         max_bytes=500, too_large=refused.append))
+
+    assert [u[0].customer for u in refused] == ["c0"]
+    assert [sorted(r.customers) for r in requests] == [["c1"]]
+
+
+def test_data_sources_never_share_a_request_and_children_point_at_their_invoice():
+    invoice = unit("c0")[0]
+    line = Entry("lines", "c0", {}, {}, "k")
+    line.add("line_items", {"external_id": "l1"})
+    requests = list(pack([("ds1", "c0", [[invoice, line]]), ("ds2", "c0", [unit("c0")])], too_large=lambda u: None))
+
+    assert [r.data_source_uuid for r in requests] == ["ds1", "ds2"]
+    first: ImportRequest = requests[0]
+    assert [e.parent for e in first.entries] == [None, 0]
+    assert first.body("ext") == {"external_id": "ext", "invoices": [{"external_id": "x", "pad": "pppppppppp"}],
+                                 "line_items": [{"external_id": "l1"}]}
