@@ -24,12 +24,16 @@ Record = dict[str, t.Any]
 RANKS: dict[str, int] = {name: rank for rank, name in enumerate(OBJECTS)}
 
 
-class Sequenced(t.Protocol):
-    """What the ordering needs of a sink."""
+class Ranked(t.Protocol):
+    """Anything that writes one ChartMogul object (a sink): its rank."""
 
     @property
     def object_name(self) -> str:
         """The ChartMogul object the sink writes (its rank)."""
+
+
+class Sequenced(Ranked, t.Protocol):
+    """What the ordering needs of a sink."""
 
     @property
     def stream_name(self) -> str:
@@ -45,7 +49,7 @@ class Sequenced(t.Protocol):
         """Everything of the input was written or refused: a last step (lines whose header never came)."""
 
 
-def rank(sink: Sequenced) -> int:
+def rank(sink: Ranked) -> int:
     """Plans first, then customers, invoices, transactions; anything else last."""
     return RANKS.get(sink.object_name, len(RANKS))
 

@@ -38,9 +38,9 @@ def test_everything_imported_in_the_python_mock_shape_lands():
                "c2": {"status": "imported", "customers": {"status": "imported"},
                       "subscription_events": {"status": "imported"}}}
 
-    outcome, taken = read("imp", {"status": "completed", "status_details": details}, ENTRIES)
+    outcome = read("imp", {"status": "completed", "status_details": details}, ENTRIES)
 
-    assert (outcome.landed, outcome.failed, outcome.unsure, taken) == ([0, 1, 2, 3, 4], {}, [], set())
+    assert (outcome.landed, outcome.failed, outcome.unsure) == ([0, 1, 2, 3, 4], {}, [])
 
 
 def test_named_errors_fail_only_the_objects_they_name():
@@ -48,7 +48,7 @@ def test_named_errors_fail_only_the_objects_they_name():
     details = {"c1": {"status": "failed", "customers": {"status": "imported"}, "invoices": invoices},
                "c2": {"status": "imported"}}
 
-    outcome, _ = read("imp", {"status": "completed", "status_details": details}, ENTRIES)
+    outcome = read("imp", {"status": "completed", "status_details": details}, ENTRIES)
 
     assert outcome.landed == [0, 1, 3, 4]
     assert outcome.failed == {2: ('ChartMogul\'s bulk import imp failed invoices i2: {"currency": "is invalid"}',
@@ -59,7 +59,7 @@ def test_named_errors_fail_only_the_objects_they_name():
 def test_a_failed_kind_that_names_nothing_fails_every_object_of_that_kind_for_the_customer(detail):
     details = {"c1": {"status": "failed", "customers": {"status": "imported"}, "invoices": detail}}
 
-    outcome, _ = read("imp", {"status": "completed", "status_details": details}, ENTRIES)
+    outcome = read("imp", {"status": "completed", "status_details": details}, ENTRIES)
 
     assert sorted(outcome.failed) == [1, 2]
     assert outcome.landed == [0]
@@ -75,16 +75,16 @@ def test_a_taken_external_id_is_unsure_not_refused():
                       "transactions": {"status": "imported"}},
                "c2": {"status": "imported"}}
 
-    outcome, taken = read("imp", {"status": "completed", "status_details": details}, ENTRIES)
+    outcome = read("imp", {"status": "completed", "status_details": details}, ENTRIES)
 
-    assert (outcome.unsure, taken, outcome.failed) == ([0], {0}, {})
+    assert (outcome.unsure, outcome.failed) == ([0], {})
     assert outcome.landed == [1, 2, 3, 4]
 
 
 def test_counts_without_details_are_trusted_only_when_they_count_no_error():
-    clean, _ = read("imp", {"status": "completed", "processed_count": 9, "error_count": 0}, ENTRIES)
-    errors, _ = read("imp", {"status": "completed", "processed_count": 8, "error_count": 1}, ENTRIES)
-    silent, _ = read("imp", {"status": "completed"}, ENTRIES)
+    clean = read("imp", {"status": "completed", "processed_count": 9, "error_count": 0}, ENTRIES)
+    errors = read("imp", {"status": "completed", "processed_count": 8, "error_count": 1}, ENTRIES)
+    silent = read("imp", {"status": "completed"}, ENTRIES)
 
     assert (clean.landed, clean.unsure) == ([0, 1, 2, 3, 4], [])
     assert (errors.landed, errors.unsure) == ([], [0, 1, 2, 3, 4])
@@ -92,7 +92,7 @@ def test_counts_without_details_are_trusted_only_when_they_count_no_error():
 
 
 def test_an_import_that_ends_in_another_status_fails_every_entry_with_its_answer():
-    outcome, _ = read("imp", {"id": "imp", "status": "failed", "status_details": {"error": "boom"}}, ENTRIES)
+    outcome = read("imp", {"id": "imp", "status": "failed", "status_details": {"error": "boom"}}, ENTRIES)
 
     assert sorted(outcome.failed) == [0, 1, 2, 3, 4]
     assert {reason for reason, _ in outcome.failed.values()} == {
@@ -106,7 +106,7 @@ def test_a_line_fails_its_invoice_and_an_invoice_fails_its_lines():
                       "invoices": {"status": "failed", "errors": [{"external_id": "i2", "errors": {"date": "bad"}}]},
                       "line_items": {"status": "failed", "errors": [{"external_id": "l1", "errors": {"type": "bad"}}]}}}
 
-    outcome, _ = read("imp", {"status": "completed", "status_details": details}, entries)
+    outcome = read("imp", {"status": "completed", "status_details": details}, entries)
 
     assert outcome.landed == []
     assert outcome.failed[0][0].startswith("its line l1 was refused: ")

@@ -10,8 +10,9 @@ the input (or when the spool is large, at a point where STATE would go out) `flu
   and polled (`imports`), and each finished import's answer recorded (`outcomes`): what landed
   in the sync memory and counted `imported`, what failed in the rejects file with ChartMogul's
   detail (retried next run), what the answer does not confirm written through REST;
-- customers are then compared with ChartMogul's copy (one listing of the data source) and
-  their custom attributes and tags, which the bulk body cannot carry, written through REST.
+- customers with custom attributes or tags (the bulk body cannot carry them), or not proven
+  new by this run's listing, are then compared with ChartMogul's copy (one listing of the data
+  source, a page at a time) and brought in line through REST.
 
 No STATE goes out while records wait in the spool; a run that died while an import was
 processing polls it (`resume`) before anything else is written.
@@ -28,8 +29,8 @@ from target_chartmogul.bulk.imports import ImportRunner, InFlight
 from target_chartmogul.bulk.outcomes import read
 from target_chartmogul.bulk.requests import ImportRequest, Unit, pack
 from target_chartmogul.bulk.spool import Spool
-from target_chartmogul.holdings import external_ids_in
-from target_chartmogul.ordering import RANKS
+from target_chartmogul.holdings import LISTS, external_ids_in
+from target_chartmogul.ordering import rank
 
 if t.TYPE_CHECKING:
     import logging
@@ -46,7 +47,8 @@ if t.TYPE_CHECKING:
 
 Record = dict[str, t.Any]
 Obj = dict[str, t.Any]
-REFERENCE_KINDS = {"customers": "customer", "invoices": "invoice", "subscription_events": "subscription_event"}
+# object -> the kind references and listings name it by ("customers" -> "customer")
+REFERENCE_KINDS = {memory_name: kind for kind, (_, _, memory_name) in LISTS.items()}
 FLUSH_EARLY_AT = 100_000  # spooled records: imported at the next point where STATE may go out
 PAGE = 200  # customers compared per listing page
 
@@ -92,7 +94,7 @@ class BulkLane:
         self._through_rest = False
         self._resumed = False
         self.unfinished: str | None = None  # why a flush stopped half-way: no STATE may go out after it
-        self._absent: dict[str, bool] = {}  # data source -> its customers were listed before this flush
+        self._listed_before: dict[str, bool] = {}  # data source -> its customers were listed before this flush
         self._unsure: list[Entry] = []
         self._runner: ImportRunner | None = None
         context.refs.pending = self.pending
@@ -161,13 +163,13 @@ class BulkLane:
         """Whether this run listed the data source's customers before the flush (so a spooled customer is new to
         ChartMogul, and an import creates it as sent); asked before any import of the flush finished.
         """
-        if data_source_uuid not in self._absent:
-            self._absent[data_source_uuid] = self.context.refs.holdings.listed("customer", data_source_uuid)
-        return self._absent[data_source_uuid]
+        if data_source_uuid not in self._listed_before:
+            self._listed_before[data_source_uuid] = self.context.refs.holdings.listed("customer", data_source_uuid)
+        return self._listed_before[data_source_uuid]
 
     def _import(self) -> None:
         context = self.context
-        self._absent = {}
+        self._listed_before = {}
         context.logger.info("Bulk import of %d new record(s): %s", self.spool.count,
                             ", ".join(f"{n} of {stream}" for stream, n in sorted(self.spool.streams().items())))
         rest: dict[str, list[Record]] = {}
@@ -207,7 +209,7 @@ class BulkLane:
             for stream, record in rows:
                 by_stream[stream].append(record)
             units: list[Unit] = []
-            for stream in sorted(by_stream, key=lambda name: RANKS.get(self.writers[name].object_name, 9)):
+            for stream in sorted(by_stream, key=lambda name: rank(self.writers[name])):
                 got, only_rest = self.writers[stream].bulk_entries(by_stream[stream])
                 units.extend(got)
                 if only_rest:
@@ -222,7 +224,7 @@ class BulkLane:
         """Write records through REST, lower ranks first (customers before their invoices)."""
         self._through_rest = True
         try:
-            for stream in sorted(records, key=lambda name: RANKS.get(self.writers[name].object_name, 9)):
+            for stream in sorted(records, key=lambda name: rank(self.writers[name])):
                 if records[stream]:
                     self.writers[stream].retry_records(records[stream])
         finally:
@@ -246,9 +248,10 @@ class BulkLane:
     # Outcomes ---------------------------------------------------------------------------------
     def _finished(self, flight: InFlight, answer: Obj) -> None:
         """Record one finished import: memory and counts for what landed, rejects for what failed."""
-        for kind in REFERENCE_KINDS.values():  # a listing read before the import lacks what it brought
+        brought = {REFERENCE_KINDS[obj] for entry in flight.entries for obj, _ in entry.objects if obj in REFERENCE_KINDS}
+        for kind in brought:  # a listing read before the import lacks what it brought
             self.context.refs.holdings.unlist(kind, flight.data_source_uuid)
-        outcome, _taken = read(flight.import_id, answer, flight.entries)
+        outcome = read(flight.import_id, answer, flight.entries)
         for index, (reason, field) in outcome.failed.items():
             self._reject(flight.entries[index], reason, field)
         for index in outcome.landed:

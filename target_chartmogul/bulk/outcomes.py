@@ -67,9 +67,9 @@ def _taken(detail: t.Any) -> bool:
     return "already" in dumps(detail).lower()
 
 
-def read(import_id: str, answer: Obj, entries: list[Entry]) -> tuple[Outcome, set[int]]:
-    """The outcome of each entry, and the entries whose failure says only that the external id is taken."""
-    outcome, taken = Outcome(), set[int]()
+def read(import_id: str, answer: Obj, entries: list[Entry]) -> Outcome:
+    """The outcome of each entry (one whose failure says only that its external id is taken is unsure)."""
+    outcome = Outcome()
     status = status_of(answer)
     details = answer.get("status_details")
     details = details if isinstance(details, dict) else {}
@@ -77,7 +77,7 @@ def read(import_id: str, answer: Obj, entries: list[Entry]) -> tuple[Outcome, se
         what = {k: v for k, v in answer.items() if k not in ("id", "data_source_uuid", "created_at", "updated_at")}
         reason = f"ChartMogul's bulk import {import_id} ended '{status}': {dumps(what)}"
         outcome.failed = {index: (reason, None) for index in range(len(entries))}
-        return outcome, taken
+        return outcome
     errors_counted = answer.get("error_count")
     for index, entry in enumerate(entries):
         detail = details.get(entry.customer)
@@ -89,12 +89,11 @@ def read(import_id: str, answer: Obj, entries: list[Entry]) -> tuple[Outcome, se
         if failure is None:
             outcome.landed.append(index)
         elif _taken(failure[1]):
-            taken.add(index)
             outcome.unsure.append(index)
         else:
             outcome.failed[index] = (failure[0], _field(failure[1]))
     _with_parents(outcome, entries)
-    return outcome, taken
+    return outcome
 
 
 def _failure(import_id: str, entry: Entry, detail: Obj) -> tuple[str, t.Any] | None:

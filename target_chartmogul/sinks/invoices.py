@@ -66,9 +66,8 @@ class InvoicesSink(LinesAssembly):
         a status (voided, written_off) or a replacement left unfinished needs REST.
         """
         keyed = [(record, self.bulk_key(record) if self._plain(record) else None) for record in records]
-        holdings, ledger = self.context.refs.holdings, self.context.ledger
-        return self.bulk_partition(keyed, "invoice", lambda ds, ext: holdings.get("invoice", ds, ext) is not None
-                                   or ledger.pending_replacement(ds, ext) is not None)
+        ledger = self.context.ledger
+        return self.bulk_partition(keyed, "invoice", lambda ds, ext: ledger.pending_replacement(ds, ext) is not None)
 
     @staticmethod
     def _plain(record: Record) -> bool:
