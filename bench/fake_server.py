@@ -68,6 +68,7 @@ def main() -> int:
     )
     fake.json_imports.queue_delay = args.bulk_queue_delay
     fake.json_imports.per_object_seconds = args.bulk_per_object_seconds
+    fake.json_imports.background = True  # ChartMogul applies imports on its own time, not on the next poll
     ds = fake.add_data_source("bench")["uuid"]
     url = fake.start()
     print(json.dumps({"url": url, "data_source_uuid": ds}), flush=True)

@@ -322,7 +322,9 @@ def bench_bulk(ctx: Context) -> None:
                   f"latency, {LIMIT} req/s limit", ctx.command, rows,
                   ["Fresh fake and sync memory per run; the fake's bulk import waits 0.5 s in the queue, then takes "
                    "0.05 ms per object (customers, invoices, line items, transactions), one import after another per "
-                   "data source. Streams as tap-postgres sends them (customers, invoices, plans). Default settings "
+                   "data source, applied by the fake's own worker thread when due (as ChartMogul works on its own "
+                   "time, not on the next poll). Streams as tap-postgres sends them (customers, invoices, plans). "
+                   "Default settings "
                    "(bulk_import auto). Custom attributes and tags cannot ride in the bulk body: with them, each "
                    "customer costs two REST calls after the import (the third row)."])
 

@@ -9,7 +9,8 @@ sink asks here. The rules:
 - text: `""` and null are the same;
 - dates: the same UTC instant to the second;
 - amounts and counts: the same integer, a field we do not send compared with its default;
-- a field ChartMogul does not answer with is not compared;
+- a field ChartMogul does not answer with is not compared; for an invoice, the sync memory's hash of
+  the content last written says whether such a field changed (`invoice_changes`);
 - tags: case-insensitively.
 """
 
@@ -58,6 +59,8 @@ LINE_ITEM_COMPARED = (
 )
 INVOICE_DATES = frozenset({"date", "due_date"})
 INVOICE_COMPARED = ("date", "due_date", "currency", "collection_method")
+# Invoice fields no recorded answer carries: a change to them shows only in the sync memory's content hash.
+INVOICE_UNANSWERED = ("collection_method", "customer_external_id")
 TRANSACTION_COMPARED = ("type", "result", "date", "amount_in_cents", "transaction_fees_in_cents", "transaction_fees_currency")
 
 
@@ -200,12 +203,21 @@ def line_item_changes(ours: t.Sequence[Obj], held: t.Sequence[Obj]) -> list[str]
     return changes
 
 
-def invoice_changes(ours: Obj, held: Obj) -> list[str]:
-    """What differs between an invoice body (plans resolved) and ChartMogul's invoice, transactions aside."""
+def invoice_changes(ours: Obj, held: Obj, *, written_differs: bool = False) -> list[str]:
+    """What differs between an invoice body (plans resolved) and ChartMogul's invoice, transactions aside.
+
+    `written_differs`: the sync memory says the content changed since it was written. When the
+    fields ChartMogul answers with show no difference, the change is in one it does not echo
+    (collection_method, the customer): still a change, named as far as it can be.
+    """
     # collection_method only when we send it: what ChartMogul assumes without it is not recorded.
     compared = [name for name in INVOICE_COMPARED if name in ours or name != "collection_method"]
     changes = changed_fields(ours, held, dates=INVOICE_DATES, compared=compared)
-    return changes + line_item_changes(ours.get("line_items") or [], held.get("line_items") or [])
+    changes += line_item_changes(ours.get("line_items") or [], held.get("line_items") or [])
+    if changes or not written_differs:
+        return changes
+    unanswered = " or ".join(name for name in INVOICE_UNANSWERED if name in ours and name not in held)
+    return [f"{unanswered or 'a field'} (not in ChartMogul's answers)"]
 
 
 def transaction_changes(ours: Obj, held: Obj) -> list[str]:

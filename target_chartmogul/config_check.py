@@ -11,6 +11,7 @@ extras and comments. `load_method`, the SDK's generic loader setting, means noth
 from __future__ import annotations
 
 import difflib
+import re
 import typing as t
 from urllib.parse import urlsplit
 
@@ -105,3 +106,24 @@ def check_variables(variables: t.Sequence[str], prefix: str, accepted: t.Collect
         problems.append(f"environment variable {variable} names no setting{hint}")
     if problems:
         raise FatalError("; ".join(problems))
+
+
+_NOT_ONE_OF = re.compile(r"^'(?P<value>[^']*)' is not one of \[(?P<options>[^\]]*)\]")
+_WHERE = re.compile(r" in config((?:\[[^\]]+\])+)$")
+
+
+def invalid_values(errors: t.Sequence[str]) -> str:
+    """The SDK's schema errors about setting values as one line: each names its setting as it is written in the
+    config (`streams.x.object`), and a value that is not one of the allowed ones gets the closest of them.
+    """
+    explained = []
+    for error in errors:
+        where = _WHERE.search(error)
+        setting = ".".join(part.strip("'\"") for part in re.findall(r"\[([^\]]+)\]", where.group(1))) if where else ""
+        text = error[: where.start()] if where else error
+        wrong = _NOT_ONE_OF.match(text)
+        if wrong is not None:
+            options = [option.strip().strip("'\"") for option in wrong.group("options").split(",")]
+            text += did_you_mean(wrong.group("value"), options)
+        explained.append(f"invalid setting {setting}: {text}" if setting else f"invalid settings: {text}")
+    return "; ".join(explained) or "the settings do not match the settings schema"

@@ -95,3 +95,21 @@ def iso_utc(value: dt.datetime | dt.date) -> str:
 def timestamp_text(value: t.Any, field: str) -> str:
     """A date field as ChartMogul wants it: parsed, then written as ISO-8601 in UTC."""
     return iso_utc(parse(value, field))
+
+
+def as_answered(value: t.Any, *, millis: bool) -> t.Any:
+    """A date as ChartMogul answers it (dry run plays its answers): `2016-01-01T12:00:00.000Z` with `millis`
+    (customers, invoices), `2022-02-16T00:00:00Z` without (subscription events), both recorded; a value that is
+    not a readable date, or has no UTC equivalent, is answered as it was sent.
+    """
+    if not isinstance(value, str) or not value.strip():
+        return value
+    parsed = _from_text(value)
+    if parsed is None:
+        return value
+    try:
+        moment = _in_utc(parsed)
+    except OverflowError:
+        return value
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{text}.{moment.microsecond // 1000:03d}Z" if millis else f"{text}Z"

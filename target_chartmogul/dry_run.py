@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import datetime as dt
 import logging
 import re
 import threading
 import typing as t
 
+from target_chartmogul import dates
 from target_chartmogul.client import Attempt, ChartMogulClient, Response
 from target_chartmogul.dry_run_answers import EventsAndContacts, Refusal
 from target_chartmogul.encoding import dumps
@@ -97,19 +97,21 @@ def _required(body: t.Any, name: str) -> str:
     return str(value)
 
 
+def _query_as_body(params: dict[str, t.Any] | None) -> dict[str, t.Any] | None:
+    """`subscription_event[id]=7` (how a DELETE names an event, recorded) as the body `{"subscription_event": {"id": 7}}`
+    the simulated answers read; None without such parameters.
+    """
+    nested: dict[str, dict[str, t.Any]] = {}
+    for name, value in (params or {}).items():
+        outer, bracket, inner = str(name).partition("[")
+        if bracket and inner.endswith("]"):
+            nested.setdefault(outer, {})[inner[:-1]] = value
+    return dict(nested) or None
+
+
 def _chartmogul_time(value: t.Any) -> t.Any:
     """A date as ChartMogul answers it (`2016-01-01T12:00:00.000Z`, recorded); anything unreadable as sent."""
-    if not isinstance(value, str) or not value.strip():
-        return value
-    text = value.strip().removesuffix(" UTC")
-    try:
-        moment = dt.datetime.fromisoformat(text)
-    except ValueError:
-        return value
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.timezone.utc)
-    moment = moment.astimezone(dt.timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return dates.as_answered(value, millis=True)
 
 
 def _default(value: t.Any, default: t.Any) -> t.Any:
@@ -443,7 +445,7 @@ class DryRunClient(ChartMogulClient):
         if method.upper() == "GET":
             return self._read(path, route, params)
         try:
-            answer = self._simulate(method.upper(), route, body)
+            answer = self._simulate(method.upper(), route, body if body is not None else _query_as_body(params))
         except _Refused as refused:
             self._report(method, path, params, body, refused.status, refused.body)
             raise self._refusal(method, path, refused.status, dumps(refused.body), 1) from None

@@ -11,11 +11,11 @@ kept for the rest of the run: later reads see it (`local`, `overlaid`).
 from __future__ import annotations
 
 import copy
-import datetime as dt
 import itertools
 import threading
 import typing as t
 
+from target_chartmogul import dates
 from target_chartmogul.errors import APIError
 
 JSON = dict[str, t.Any]
@@ -42,15 +42,7 @@ class Refusal(Exception):
 
 def _event_time(value: t.Any) -> t.Any:
     """A date as event answers carry it (`2022-02-16T00:00:00Z`, recorded); anything unreadable as sent."""
-    if not isinstance(value, str):
-        return value
-    try:
-        moment = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return value
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.timezone.utc)
-    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dates.as_answered(value, millis=False)
 
 
 def _envelope(body: t.Any) -> JSON:
@@ -82,6 +74,7 @@ class EventsAndContacts:
         self._numbers = itertools.count(1)
         self._events: dict[EventKey, JSON] = {}  # created or changed by this dry run
         self._gone_events: set[EventKey] = set()
+        self._seen_events: dict[t.Any, JSON] = {}  # by id, as ChartMogul's listings answered them in this run
         self._contacts: dict[str, JSON] = {}
         self._gone_contacts: set[str] = set()
         self._created_contacts: set[str] = set()
@@ -99,11 +92,18 @@ class EventsAndContacts:
 
     # Events -------------------------------------------------------------------------------
     def held_event(self, sent: JSON) -> JSON | None:
-        """The event an envelope names (by data source and external id, or by id), as it stands now."""
+        """The event an envelope names (by data source and external id, or by id), as it stands now.
+
+        An id this dry run neither made nor saw listed is taken as held: the target names an event by id only when
+        ChartMogul gave it that id (in an answer or a listing that the sync memory kept).
+        """
         with self._lock:
             for key, event in self._events.items():
                 if (sent.get("id") is not None and event["id"] == sent["id"]) or key == self._key(sent):
                     return copy.deepcopy(event)
+            if sent.get("id") is not None:
+                seen = self._seen_events.get(sent["id"], {"id": sent["id"]})
+                return None if self._key(seen) in self._gone_events else copy.deepcopy(seen)
             if self._key(sent) in self._gone_events or sent.get("data_source_uuid") is None:
                 return None
         params = {"data_source_uuid": sent["data_source_uuid"], "external_id": sent.get("external_id")}
@@ -223,6 +223,9 @@ class EventsAndContacts:
             created = [e for e in self._events.values() if isinstance(e["id"], str)]
             created += [self._contacts[u] for u in self._created_contacts if u in self._contacts]
         entries = []
+        if root == "subscription_events":
+            with self._lock:
+                self._seen_events.update({e["id"]: dict(e) for e in body[root] if isinstance(e, dict) and "id" in e})
         for entry in body[root]:
             name = entry.get("uuid") if root == "entries" else (str(entry.get("data_source_uuid")), str(entry.get("external_id")))
             if name not in gone:

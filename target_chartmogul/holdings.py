@@ -8,12 +8,20 @@ listed copies let the sinks compare instead of writing what is already there.
 
 Invoices carry no `data_source_uuid` in ChartMogul's answers (recorded): a listing
 filtered by data source is trusted to hold only that data source's invoices.
+
+A sink whose stream begins while the memory holds nothing of its kind starts the
+listing at once (`prefetch`), so its pages are read while the records are: only the
+HTTP reading runs in the background; the memory adopts what was found when a sink
+first needs it (`ensure`), in the thread that writes the memory.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import threading
 import typing as t
+
+from target_chartmogul.objects import REGISTRY
 
 if t.TYPE_CHECKING:
     from target_chartmogul.client import ChartMogulClient
@@ -21,13 +29,9 @@ if t.TYPE_CHECKING:
 
 Obj = dict[str, t.Any]
 
-# kind -> (list path, root key of the list answer, memory object name)
+# kind -> (list path, root key of the list answer, memory object name), for every object with a listing
 LISTS: dict[str, tuple[str, str, str]] = {
-    "customer": ("customers", "entries", "customers"),
-    "plan": ("plans", "plans", "plans"),
-    "invoice": ("invoices", "invoices", "invoices"),
-    "subscription_event": ("subscription_events", "subscription_events", "subscription_events"),
-    "contact": ("contacts", "entries", "contacts"),
+    entry.listing.kind: (entry.listing.path, entry.listing.root, entry.name) for entry in REGISTRY if entry.listing
 }
 # Keys of a listed object that no comparison reads: dropped so a large account stays small in memory.
 NOISE = frozenset(
@@ -63,6 +67,10 @@ def identified(obj: Obj) -> Obj:
     return obj
 
 
+# a listing read: external id -> uuid, the copies by (kind, data source, external id), every copy
+Listing = tuple[dict[str, str], dict[tuple[str, str, str], Obj], list[Obj]]
+
+
 def slim(obj: Obj) -> Obj:
     """A listed object without the keys no comparison reads."""
     return {key: value for key, value in obj.items() if key not in NOISE}
@@ -80,7 +88,28 @@ class Holdings:
         self._checked: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
         self._reading: dict[tuple[str, str], threading.Lock] = {}
+        self._ahead: dict[tuple[str, str], concurrent.futures.Future[Listing]] = {}
         self.objects_read = 0
+
+    def prefetch(self, kind: str, data_source_uuid: str) -> None:
+        """Start reading the listing in the background if the memory holds none of `kind` in the data source."""
+        key = (kind, data_source_uuid)
+        with self._lock:
+            if key in self._listed or key in self._checked or key in self._ahead:
+                return
+        if self._ledger().holds_any(LISTS[kind][2], data_source_uuid):
+            return
+        ahead: concurrent.futures.Future[Listing] = concurrent.futures.Future()
+        with self._lock:
+            self._ahead[key] = ahead
+
+        def read() -> None:
+            try:
+                ahead.set_result(self._read(kind, data_source_uuid))
+            except BaseException as exc:  # raised again where the listing is used (ensure)
+                ahead.set_exception(exc)
+
+        threading.Thread(target=read, name=f"list-{kind}", daemon=True).start()
 
     def ensure(self, kind: str, data_source_uuid: str) -> bool:
         """Read every `kind` object of the data source if the memory holds none of them.
@@ -103,7 +132,9 @@ class Holdings:
                 with self._lock:
                     self._checked.add(key)
                 return False
-            found, held, every = self._read(kind, data_source_uuid)
+            with self._lock:
+                ahead = self._ahead.pop(key, None)
+            found, held, every = ahead.result() if ahead is not None else self._read(kind, data_source_uuid)
             self._ledger().adopt(memory_name, data_source_uuid, found)
             with self._lock:
                 self._held.update(held)
@@ -112,7 +143,7 @@ class Holdings:
                 self.objects_read += len(held)
             return True
 
-    def _read(self, kind: str, data_source_uuid: str) -> tuple[dict[str, str], dict[tuple[str, str, str], Obj], list[Obj]]:
+    def _read(self, kind: str, data_source_uuid: str) -> Listing:
         """Page through the listing: (external id -> uuid, copies by key, every copy, with or without an external id)."""
         path, root, _ = LISTS[kind]
         found: dict[str, str] = {}

@@ -7,6 +7,9 @@ wait here for their header, whatever order the tap sends the streams in:
 - lines of a header still to come are held until their invoice is assembled;
 - a header waits until a line_items stream came and ended (taps send one stream at a time:
   a stream is complete once another starts), or until the end of the input;
+- lines that came in an earlier run without their header, and found no invoice in ChartMogul,
+  were rejected and wait in the sync memory's rejects (their whole rows): a header that comes
+  later, with no lines in its own run, takes them (`remembered_lines`) and is imported whole;
 - payments are offered to their invoice's import as they arrive: an invoice imported
   after its payments came carries them (one call), and the transactions stream counts them
   as written once that import landed; the others are posted on their own.
@@ -50,6 +53,7 @@ class LinePart:
     fingerprint: t.Any = None
     deleted: bool = False  # `_sdc_deleted_at`, or absent from a complete full-table version
     refused: str | None = None  # why the row was rejected on arrival (its invoice cannot be whole)
+    held: bool = False  # a deleted line: ChartMogul's invoice had it (the memory said so, or its copy showed it)
 
 
 @dataclasses.dataclass
@@ -70,7 +74,10 @@ class InvoiceParts:
         self._open: set[str] = set()
         self._seen = False
         self._payments: dict[Key, dict[str, Payment]] = {}
-        self._nested: dict[tuple[str, str], str] = {}
+        self._nested: dict[tuple[str, str], tuple[str, str | None]] = {}  # -> (outcome, uuid when answered)
+        self._remembered: dict[Key, dict[str, LinePart]] | None = None  # line rejects of earlier runs, read once
+        self._homeless: dict[Key, dict[str, LinePart]] = {}  # lines rejected in this run for lack of their invoice
+        self._imported: set[Key] = set()  # invoices this run imported (a payment may still join them under keep)
 
     # Line item streams ----------------------------------------------------------------------
     def stream_open(self, stream_name: str) -> None:
@@ -111,6 +118,36 @@ class InvoiceParts:
         for part in parts:
             self.add_line(part)
 
+    def homeless(self, parts: t.Iterable[LinePart]) -> None:
+        """Lines just rejected because neither their header nor their invoice exists: a header later in this run
+        may still take them (as it takes those rejected in earlier runs).
+        """
+        with self._lock:
+            for part in parts:
+                self._homeless.setdefault((part.data_source_uuid, part.invoice_external_id), {})[part.external_id] = part
+
+    def remembered_lines(self, key: Key, load: t.Callable[[], t.Iterable[LinePart]]) -> list[LinePart]:
+        """The lines of an invoice that earlier runs (or this one) rejected for lack of it; they are its now.
+
+        `load` reads the sync memory's line rejects, once per run; a line rejected again in this run wins.
+        """
+        with self._lock:
+            lines = {**self._loaded(load).pop(key, {}), **self._homeless.pop(key, {})}
+        return list(lines.values())
+
+    def has_remembered(self, key: Key, load: t.Callable[[], t.Iterable[LinePart]]) -> bool:
+        """Whether lines of this invoice wait from earlier runs (left waiting)."""
+        with self._lock:
+            return bool(self._loaded(load).get(key) or self._homeless.get(key))
+
+    def _loaded(self, load: t.Callable[[], t.Iterable[LinePart]]) -> dict[Key, dict[str, LinePart]]:
+        """The line rejects of earlier runs by invoice, read once (the caller holds the lock)."""
+        if self._remembered is None:
+            self._remembered = {}
+            for part in load():
+                self._remembered.setdefault((part.data_source_uuid, part.invoice_external_id), {})[part.external_id] = part
+        return self._remembered
+
     def invoices_with_lines(self) -> list[Key]:
         """Invoices whose lines arrived without a header in this run (their invoice must change)."""
         with self._lock:
@@ -136,12 +173,31 @@ class InvoiceParts:
         with self._lock:
             return list(self._payments.pop(key, {}).values())
 
-    def nested(self, data_source_uuid: str, external_id: str, outcome: str = "created") -> None:
-        """A payment went into its invoice's import (`imported`: a bulk import)."""
+    def imported(self, key: Key) -> None:
+        """The invoice was imported by this run: a payment that comes after completes it (even under keep)."""
         with self._lock:
-            self._nested[(data_source_uuid, external_id)] = outcome
+            self._imported.add(key)
+
+    def imported_now(self, key: Key) -> bool:
+        """Whether this run imported the invoice (it was not in ChartMogul before)."""
+        with self._lock:
+            return key in self._imported
+
+    def nested(self, data_source_uuid: str, external_id: str, outcome: str = "created", uuid: str | None = None) -> None:
+        """A payment went into its invoice's import (`imported`: a bulk import); `uuid` from the import's answer,
+        so that a later delete of the payment needs no lookup.
+        """
+        with self._lock:
+            self._nested[(data_source_uuid, external_id)] = (outcome, uuid)
 
     def nested_as(self, data_source_uuid: str, external_id: str) -> str | None:
         """The outcome of a payment that landed with its invoice's import, or None."""
         with self._lock:
-            return self._nested.get((data_source_uuid, external_id))
+            nested = self._nested.get((data_source_uuid, external_id))
+        return nested[0] if nested is not None else None
+
+    def nested_uuid(self, data_source_uuid: str, external_id: str) -> str | None:
+        """The uuid ChartMogul gave a payment nested in its invoice's import, when the answer said."""
+        with self._lock:
+            nested = self._nested.get((data_source_uuid, external_id))
+        return nested[1] if nested is not None else None

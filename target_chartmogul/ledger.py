@@ -49,6 +49,7 @@ synced = sa.Table(
     sa.Column("synced_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("tags", sa.Text, nullable=True),  # JSON list of the customer tags the loader set; NULL = unknown
     sa.Column("parent", sa.String(1000), nullable=True),  # a line item's invoice (external id)
+    sa.Column("status", sa.String(32), nullable=True),  # an invoice's status last applied (voided, written_off)
 )
 rejected = sa.Table(
     "tcm_rejected_records",
@@ -76,6 +77,7 @@ replacements = sa.Table(  # invoices being replaced: the new content, kept until
     sa.Column("customer_uuid", sa.String(100), nullable=False),
     sa.Column("invoice", sa.Text, nullable=False),  # the import body (JSON), transactions included
     sa.Column("marked_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("status", sa.String(32), nullable=True),  # voided / written_off, set after the import; NULL: none
 )
 bulk_imports = sa.Table(  # bulk imports submitted and not yet recorded: polled again by the next run
     "tcm_bulk_imports",
@@ -96,6 +98,7 @@ version_table = sa.Table(  # one row: the schema version below, stamped when the
 # Schema versions -------------------------------------------------------------------------
 # 1: the 0.1.0 format.  2: + tcm_synced_objects.record_hash.  3: + tcm_synced_objects.tags.
 # 4: + tcm_invoice_replacements, tcm_synced_objects.parent.  5: + tcm_bulk_imports.
+# 6: + tcm_invoice_replacements.status, tcm_synced_objects.status.
 # Each step is written against the columns as they were at its version (never against
 # `synced` above, which moves on), only adds nullable columns, and is idempotent, so a
 # half-known memory (a table dropped by hand, a stamp lost) is brought forward too.
@@ -124,7 +127,15 @@ def _to_4(conn: sa.Connection) -> None:
     """Invoice replacements in progress (a run that died between delete and re-import is repaired), and
     the invoice of each line item (so a line deleted in the source corrects its invoice).
     """
-    replacements.create(conn, checkfirst=True)
+    sa.Table(
+        "tcm_invoice_replacements",
+        sa.MetaData(),
+        sa.Column("data_source_uuid", sa.String(100), primary_key=True),
+        sa.Column("external_id", sa.String(1000), primary_key=True),
+        sa.Column("customer_uuid", sa.String(100), nullable=False),
+        sa.Column("invoice", sa.Text, nullable=False),
+        sa.Column("marked_at", sa.DateTime(timezone=True), nullable=False),
+    ).create(conn, checkfirst=True)
     _add_column(conn, "tcm_synced_objects", sa.Column("parent", sa.String(1000), nullable=True))
 
 
@@ -141,7 +152,17 @@ def _to_5(conn: sa.Connection) -> None:
     ).create(conn, checkfirst=True)
 
 
-MIGRATIONS: dict[int, t.Callable[[sa.Connection], None]] = {2: _to_2, 3: _to_3, 4: _to_4, 5: _to_5}  # version reached -> step
+def _to_6(conn: sa.Connection) -> None:
+    """The status (voided, written_off) an invoice replacement must set after its import, so a repair keeps it;
+    and each invoice's status last applied, so a replacement sets it again and an applied one is not sent twice.
+    """
+    _add_column(conn, "tcm_invoice_replacements", sa.Column("status", sa.String(32), nullable=True))
+    _add_column(conn, "tcm_synced_objects", sa.Column("status", sa.String(32), nullable=True))
+
+
+MIGRATIONS: dict[int, t.Callable[[sa.Connection], None]] = {  # version reached -> step
+    2: _to_2, 3: _to_3, 4: _to_4, 5: _to_5, 6: _to_6,
+}
 SCHEMA_VERSION = max(MIGRATIONS)
 _PG_LOCK = 0x7463_6D5F_6C65_6467  # "tcm_ledg": one advisory lock serialises opening across processes
 
@@ -213,8 +234,14 @@ def _prepare_schema(engine: sa.Engine, where: str) -> None:
         )
 
 
+class Digest(str):
+    """A payload's hash taken already (before the payload changed), which `payload_hash` passes through."""
+
+
 def payload_hash(payload: t.Any) -> str:
     """Stable hash of a mapped payload (key order does not matter)."""
+    if isinstance(payload, Digest):
+        return payload
     return hashlib.sha256(dumps(payload, sort_keys=True).encode("utf-8")).hexdigest()
 
 
@@ -228,6 +255,7 @@ class Entry:
     record_hash: str | None = None  # hash of the incoming record: lets an unchanged one skip mapping
     tags: tuple[str, ...] | None = None  # customer tags the loader set from the record; None = unknown
     parent: str | None = None  # a line item's invoice (external id)
+    status: str | None = None  # an invoice's status last applied (voided, written_off); None: none, or unknown
 
 
 @dataclasses.dataclass(frozen=True)
@@ -287,6 +315,13 @@ _DELETE_REJECT = sa.delete(rejected).where(
     rejected.c.stream == sa.bindparam("b_stream"), rejected.c.record_key == sa.bindparam("b_key")
 )
 _INSERT_REJECT = sa.insert(rejected)
+# An invoice's status is set apart from `written` (which leaves it as it is), after the row's upsert.
+_SET_STATUS = (
+    sa.update(synced)
+    .where(synced.c.data_source_uuid == sa.bindparam("b_ds"), synced.c.object == sa.bindparam("b_obj"),
+           synced.c.external_id == sa.bindparam("b_ext"))
+    .values(status=sa.bindparam("b_status"))
+)
 
 
 def _open_engine(url: str) -> sa.Engine:
@@ -361,6 +396,7 @@ class Ledger:
         self._written: dict[_Key, _Written] = {}
         self._deleted: set[_Key] = set()
         self._adopted: dict[_Key, str] = {}
+        self._statuses: dict[_Key, str | None] = {}  # invoice statuses applied, written after the rows
         self._any_marks = self._marks_checked = False  # invoice replacements pending (looked up once)
         self._holding: set[tuple[str, str]] = set()  # (object, data source) known to hold something
         self._rejects: dict[tuple[str, str], dict[str, t.Any] | None] = {}
@@ -398,22 +434,27 @@ class Ledger:
                         synced.c.record_hash,
                         synced.c.tags,
                         synced.c.parent,
+                        synced.c.status,
                     ).where(
                         synced.c.data_source_uuid == data_source_uuid,
                         synced.c.object == obj,
                         synced.c.external_id.in_(ids[start : start + 500]),
                     ),
                 )
-                found.update({row[0]: Entry(row[1], row[2], row[3], row[4], _tags(row[5]), row[6]) for row in rows})
+                found.update({row[0]: Entry(row[1], row[2], row[3], row[4], _tags(row[5]), row[6], row[7])
+                              for row in rows})
         with self._lock:  # unflushed writes of this run win; unflushed adoptions only fill gaps
             for ext in ids:
                 key = (data_source_uuid, obj, ext)
                 if key in self._deleted:
                     found.pop(ext, None)
-                elif key in self._written:
-                    found[ext] = Entry(*self._written[key])
+                elif key in self._written:  # `written` leaves the status as it was
+                    before = found.get(ext)
+                    found[ext] = Entry(*self._written[key], status=before.status if before is not None else None)
                 elif key in self._adopted and ext not in found:
                     found[ext] = Entry(self._adopted[key], None, None)
+                if ext in found and key in self._statuses:
+                    found[ext] = dataclasses.replace(found[ext], status=self._statuses[key])
         return found
 
     def get(self, obj: str, data_source_uuid: str, external_id: str) -> Entry | None:
@@ -463,10 +504,21 @@ class Ledger:
             raise TypeError("tags is a sequence of tag names, not one string")
         key = (data_source_uuid, obj, external_id)
         with self._lock:
+            if key in self._deleted:  # deleted earlier in this run: the row written again has no status
+                self._statuses.setdefault(key, None)
             self._deleted.discard(key)
             self._adopted.pop(key, None)
             self._written[key] = (uuid, payload, stream, record, None if tags is None else tuple(tags), parent)
             self._holding.add((obj, data_source_uuid))
+
+    def set_status(self, obj: str, data_source_uuid: str, external_id: str, status: str | None) -> None:
+        """Note the status (voided, written_off; None: none) ChartMogul's invoice now has, as this target applied it.
+
+        Kept apart from `written`, which leaves it as it is, so every other writer of the row keeps it;
+        written at the next `flush()` after the row itself (a row never written stays without one).
+        """
+        with self._lock:
+            self._statuses[(data_source_uuid, obj, external_id)] = status
 
     def adopt(self, obj: str, data_source_uuid: str, found: t.Mapping[str, str]) -> None:
         """Note objects found in ChartMogul (external id -> uuid) that this run did not write.
@@ -490,6 +542,7 @@ class Ledger:
             self._written.pop(key, None)
             self._adopted.pop(key, None)
             self._deleted.add(key)
+            self._statuses.pop(key, None)
 
     def stream_objects(self, obj: str, stream: str) -> dict[tuple[str, str], str | None]:
         """(data source, external id) -> uuid of every object this stream wrote."""
@@ -561,8 +614,11 @@ class Ledger:
         return (json.loads(row[0]), json.loads(row[1])) if row else None
 
     # Invoice replacements ------------------------------------------------------------
-    def mark_replacement(self, data_source_uuid: str, external_id: str, customer_uuid: str, invoice: t.Any) -> None:
-        """Note, durably and at once, that an invoice is about to be deleted and imported again as `invoice`.
+    def mark_replacement(
+        self, data_source_uuid: str, external_id: str, customer_uuid: str, invoice: t.Any, status: str | None = None
+    ) -> None:
+        """Note, durably and at once, that an invoice is about to be deleted and imported again as `invoice`
+        (then set to `status`, voided or written_off, when given).
 
         Committed before the delete, so a run that dies between the delete and the new import
         leaves what the next run needs to finish the job (even if the record does not come again).
@@ -571,7 +627,7 @@ class Ledger:
             return
         self._any_marks = self._marks_checked = True
         row = {"data_source_uuid": data_source_uuid, "external_id": external_id, "customer_uuid": customer_uuid,
-               "invoice": dumps(invoice), "marked_at": _now()}
+               "invoice": dumps(invoice), "marked_at": _now(), "status": status}
         stmt = self._upsert(replacements).values(**row)
         with self.engine.begin() as conn:
             conn.execute(stmt.on_conflict_do_update(index_elements=["data_source_uuid", "external_id"], set_=row))
@@ -602,14 +658,14 @@ class Ledger:
             ).first()
         return None if row is None else t.cast("dict[str, t.Any]", json.loads(row[0], parse_float=decimal.Decimal))
 
-    def pending_replacements(self) -> list[tuple[str, str, str, dict[str, t.Any]]]:
-        """(data source, external id, customer uuid, invoice body) of every replacement not finished."""
+    def pending_replacements(self) -> list[tuple[str, str, str, dict[str, t.Any], str | None]]:
+        """(data source, external id, customer uuid, invoice body, status to set) of every replacement not finished."""
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(replacements.c.data_source_uuid, replacements.c.external_id, replacements.c.customer_uuid,
-                          replacements.c.invoice)
+                          replacements.c.invoice, replacements.c.status)
             )
-            return [(row[0], row[1], row[2], json.loads(row[3], parse_float=decimal.Decimal)) for row in rows]
+            return [(row[0], row[1], row[2], json.loads(row[3], parse_float=decimal.Decimal), row[4]) for row in rows]
 
     # Bulk imports in flight -------------------------------------------------------------
     def bulk_import_sending(self, local_id: str, data_source_uuid: str, entries: t.Any) -> None:
@@ -653,7 +709,8 @@ class Ledger:
             deleted, self._deleted = self._deleted, set()
             adopted, self._adopted = self._adopted, {}
             rejects, self._rejects = self._rejects, {}
-        if self.read_only or not (written or deleted or adopted or rejects):
+            statuses, self._statuses = self._statuses, {}
+        if self.read_only or not (written or deleted or adopted or rejects or statuses):
             return
         now = _now()
         with self.engine.begin() as conn:
@@ -663,6 +720,9 @@ class Ledger:
                 conn.execute(self._upsert_synced, [_written_row(key, value, now) for key, value in written.items()])
             if adopted:  # after the writes, so a row written in this batch is never replaced
                 conn.execute(self._insert_adopted, [_adopted_row(key, uuid, now) for key, uuid in adopted.items()])
+            if statuses:  # after the rows they belong to
+                conn.execute(_SET_STATUS, [{"b_ds": ds, "b_obj": obj, "b_ext": ext, "b_status": status}
+                                           for (ds, obj, ext), status in statuses.items()])
             if rejects:  # a newer reject replaces the remembered one; a forgotten one only goes
                 conn.execute(_DELETE_REJECT, [{"b_stream": stream, "b_key": key} for stream, key in rejects])
                 replacements = [row for row in rejects.values() if row is not None]

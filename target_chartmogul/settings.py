@@ -13,40 +13,22 @@ import typing as t
 from singer_sdk import typing as th
 
 from target_chartmogul.errors import FatalError
+from target_chartmogul.objects import REGISTRY
 
-OBJECTS = ("plans", "customers", "line_items", "invoices", "transactions", "subscription_events", "contacts")
+# Derived from the one entry per object in `target_chartmogul/objects.py`; in write order.
+OBJECTS = tuple(entry.name for entry in REGISTRY)
 DEFAULT_API_URL = "https://api.chartmogul.com/v1"
 DEFAULT_REJECTS_PATH = ".target-chartmogul/rejects.jsonl"
 DEFAULT_LEDGER_URL = "sqlite:///.target-chartmogul/ledger.db"
 
-MODES: dict[str, dict[str, tuple[str, ...]]] = {
-    # object -> mode -> allowed match_by (first is the default)
-    "customers": {
-        "upsert": ("external_id", "email"),
-        "update": ("external_id", "uuid"),
-        "insert": ("external_id",),
-    },
-    "plans": {"upsert": ("external_id",), "insert": ("external_id",)},
-    "line_items": {"insert": ("external_id",)},
-    "invoices": {"insert": ("external_id",)},
-    "transactions": {"insert": ("external_id",)},
-    "subscription_events": {"upsert": ("external_id",)},
-    "contacts": {"upsert": ("external_id", "email")},
-}
+# object -> mode -> allowed match_by (first is the default)
+MODES: dict[str, dict[str, tuple[str, ...]]] = {entry.name: dict(entry.modes) for entry in REGISTRY}
 # objects `delete_missing` applies to
-DELETABLE = {"customers", "line_items", "invoices", "transactions", "subscription_events", "contacts"}
+DELETABLE = {entry.name for entry in REGISTRY if entry.deletable}
 AMOUNT_UNITS = ("cents", "units")
 INVOICE_CHANGES = ("apply", "keep")
 TAGS_MODES = ("managed", "exact")
-DEFAULT_MODE = {
-    "customers": "upsert",
-    "plans": "upsert",
-    "line_items": "insert",
-    "invoices": "insert",
-    "transactions": "insert",
-    "subscription_events": "upsert",
-    "contacts": "upsert",
-}
+DEFAULT_MODE = {entry.name: entry.default_mode for entry in REGISTRY}
 
 STREAM_OPTIONS = th.ObjectType(
     th.Property(

@@ -9,6 +9,7 @@ references live in `ordering`; the two private SDK methods it must override live
 from __future__ import annotations
 
 import copy
+import importlib
 import logging
 import os
 import sys
@@ -19,38 +20,28 @@ from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities
 from singer_sdk.sinks import Sink
 
-from target_chartmogul.config_check import REFUSED, check_settings, check_variables
+from target_chartmogul.config_check import REFUSED, check_settings, check_variables, invalid_values
 from target_chartmogul.config_input import ENV_PREFIX, from_cli_args
 from target_chartmogul.context import RunContext
 from target_chartmogul.encoding import dumps
 from target_chartmogul.errors import FatalError, StoppedError
+from target_chartmogul.objects import REGISTRY
 from target_chartmogul.ordering import RANKS
 from target_chartmogul.reader import StrictSingerReader
 from target_chartmogul.replacements import Replacer
 from target_chartmogul.sdk_overrides import SDKOverrides
 from target_chartmogul.settings import CONFIG_SCHEMA, STREAM_OPTION_NAMES
 from target_chartmogul.sinks.base import ChartMogulSink
-from target_chartmogul.sinks.contacts import ContactsSink
-from target_chartmogul.sinks.customers import CustomersSink
-from target_chartmogul.sinks.invoices import InvoicesSink
-from target_chartmogul.sinks.line_items import LineItemsSink
-from target_chartmogul.sinks.plans import PlansSink
 from target_chartmogul.sinks.skip import SkipSink
-from target_chartmogul.sinks.subscription_events import SubscriptionEventsSink
-from target_chartmogul.sinks.transactions import TransactionsSink
 from target_chartmogul.summary import RunSummary
 
 if t.TYPE_CHECKING:
     import click  # the SDK's CLI library: only `cb_config`'s annotations name it
 
+# object -> its sink class, imported from the path of its entry in `objects.REGISTRY` (in write order)
 SINK_CLASSES: dict[str, type[ChartMogulSink] | type[SkipSink]] = {
-    "plans": PlansSink,
-    "customers": CustomersSink,
-    "line_items": LineItemsSink,
-    "invoices": InvoicesSink,
-    "transactions": TransactionsSink,
-    "subscription_events": SubscriptionEventsSink,
-    "contacts": ContactsSink,
+    entry.name: t.cast("type[ChartMogulSink]", getattr(importlib.import_module(entry.sink_module), entry.sink_class))
+    for entry in REGISTRY
 }
 
 
@@ -315,8 +306,9 @@ class TargetChartMogul(SDKOverrides, Target):
         try:
             target = cls(config=config.config if config else {}, validate_config=True, parse_env_config=False)
             target.listen(file_input)
-        except ConfigValidationError:
-            raise  # the SDK reports each invalid setting itself
+        except ConfigValidationError as exc:  # one line naming each setting, not the SDK's "Config validation failed"
+            cls.logger.error("target-chartmogul failed: %s", invalid_values(exc.errors))
+            sys.exit(1)
         except Exception as exc:  # a FatalError is one line; bad input or a bug too, the traceback only at DEBUG
             if not isinstance(exc, FatalError):
                 cls.logger.debug("Traceback of the error below", exc_info=True)

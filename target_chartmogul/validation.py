@@ -11,6 +11,7 @@ import copy
 import dataclasses
 import typing as t
 
+import fastjsonschema
 import jsonschema
 from singer_sdk.sinks.core import BaseJSONSchemaValidator
 
@@ -18,6 +19,19 @@ from target_chartmogul import dates
 from target_chartmogul.errors import FatalError, RecordRejected
 
 INVALID = "__target_chartmogul_invalid__"
+
+# Keywords that mean the same to fastjsonschema (draft 7) and to jsonschema (draft 2020-12),
+# and where fastjsonschema never accepts what jsonschema refuses. `enum`/`const` are left out
+# (fastjsonschema takes True for 1), `$ref` too (it would fetch remote documents).
+_SAME_KEYWORDS = frozenset({
+    "type", "properties", "patternProperties", "additionalProperties", "required", "items", "anyOf", "oneOf", "allOf",
+    "not", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength", "maxLength", "pattern", "format",
+    "minItems", "maxItems", "minProperties", "maxProperties", "title", "description", "default", "examples",
+    "$comment", "$schema", "readOnly", "writeOnly",
+})
+_SCHEMA_VALUED = frozenset({"additionalProperties", "items", "not"})
+_SCHEMA_MAPS = frozenset({"properties", "patternProperties"})
+_SCHEMA_LISTS = frozenset({"anyOf", "oneOf", "allOf"})
 
 
 def clean_schema(schema: t.Any) -> t.Any:
@@ -36,6 +50,33 @@ def clean_schema(schema: t.Any) -> t.Any:
             if flag and bound in result:
                 result[exclusive] = result.pop(bound)
     return result
+
+
+def _same_in_both(schema: t.Any) -> bool:
+    """Whether every keyword of the schema is one both validators read alike (see `_SAME_KEYWORDS`)."""
+    if isinstance(schema, bool):
+        return True
+    if not isinstance(schema, dict) or not set(schema) <= _SAME_KEYWORDS:
+        return False
+    if isinstance(schema.get("items"), list):
+        return False
+    parts = [schema[key] for key in _SCHEMA_VALUED if key in schema]
+    parts += [sub for key in _SCHEMA_MAPS for sub in (schema.get(key) or {}).values()]
+    parts += [sub for key in _SCHEMA_LISTS for sub in schema.get(key) or []]
+    return all(_same_in_both(part) for part in parts)
+
+
+def quick_check(schema: t.Any) -> t.Callable[[t.Any], t.Any] | None:
+    """A compiled validator that passes a valid record in microseconds, or None when it could disagree with
+    jsonschema on this schema. Only its "valid" counts: anything it refuses is judged by jsonschema again,
+    which also words the reason.
+    """
+    if not _same_in_both(schema):
+        return None
+    try:
+        return fastjsonschema.compile(schema, use_default=False, use_formats=False)
+    except (fastjsonschema.JsonSchemaDefinitionException, ValueError, TypeError, RecursionError):
+        return None
 
 
 def _date_format(prop: t.Any) -> str | None:
@@ -75,6 +116,7 @@ class RecordChecker:
             msg = f"Stream '{stream_name}': its SCHEMA message is not valid JSON Schema ({exc.message})"
             raise FatalError(msg) from None
         self.validator = jsonschema.Draft202012Validator(self.schema) if validate else None
+        self.quick = quick_check(self.schema) if validate else None
         self.date_fields = {
             name: fmt for name, prop in (self.schema.get("properties") or {}).items() if (fmt := _date_format(prop))
         }
@@ -106,13 +148,22 @@ class RecordChecker:
             record[key] = None
 
     def _schema_problem(self, record: dict[str, t.Any]) -> tuple[str, str] | None:
-        if self.validator is None or self.validator.is_valid(record):
+        if self.validator is None or self._passes_quickly(record) or self.validator.is_valid(record):
             return None
         error = jsonschema.exceptions.best_match(self.validator.iter_errors(record))
         if error is None:
             return None
         field = ".".join(str(p) for p in error.absolute_path) or "(record)"
         return field, f"field '{field}' does not match the stream schema: {error.message[:200]}"
+
+    def _passes_quickly(self, record: dict[str, t.Any]) -> bool:
+        if self.quick is None:
+            return False
+        try:
+            self.quick(record)
+        except fastjsonschema.JsonSchemaValueException:
+            return False
+        return True
 
     def _read_dates(self, record: dict[str, t.Any]) -> tuple[str, str] | None:
         for name, fmt in self.date_fields.items():

@@ -1,16 +1,24 @@
 """The package's structure stays as docs/architecture.md describes it.
 
 No import cycle, no sink that knows the target, no function that has outgrown one screen
-without a reason written next to it, and no module named in the architecture page that
-does not exist.
+without a reason written next to it, no module named in the architecture page that
+does not exist, and no per-object table that disagrees with the object's one entry in
+`target_chartmogul/objects.py` ("Adding an object").
 """
 
 from __future__ import annotations
 
 import ast
+import importlib
+import inspect
 import pathlib
 import re
 
+import pytest
+
+from target_chartmogul import holdings, objects, ordering, settings, target
+from target_chartmogul.bulk import lane
+from target_chartmogul.sinks.base import ChartMogulSink
 from tests.conftest import REPO
 
 PACKAGE = REPO / "target_chartmogul"
@@ -114,3 +122,58 @@ def test_every_module_the_architecture_page_names_exists():
     unnamed = sorted(str(p.relative_to(REPO)) for p in PACKAGE.rglob("*.py")
                      if p.name != "__init__.py" and str(p.relative_to(REPO)) not in named)
     assert unnamed == [], "docs/architecture.md does not mention these modules"
+
+
+# The object registry: one entry per object, every per-object table derived from it ---------
+def test_every_registry_sink_is_a_chartmogul_sink_of_that_object():
+    for entry in objects.REGISTRY:
+        sink = getattr(importlib.import_module(entry.sink_module), entry.sink_class)
+        assert inspect.isclass(sink) and issubclass(sink, ChartMogulSink), entry.sink
+        assert sink.object_name == entry.name, entry.sink
+    assert {
+        entry.name: getattr(importlib.import_module(entry.sink_module), entry.sink_class) for entry in objects.REGISTRY
+    } == target.SINK_CLASSES
+    assert list(target.SINK_CLASSES) == list(settings.OBJECTS)
+
+
+def test_every_sink_that_writes_an_object_is_registered():
+    """A sink added without its registry entry would never be routed to: a newcomer learns it here."""
+    registered = {(entry.sink_module, entry.sink_class) for entry in objects.REGISTRY}
+    for path in sorted((PACKAGE / "sinks").glob("*.py")):
+        module = importlib.import_module(module_name(path))
+        for name, cls in inspect.getmembers(module, inspect.isclass):
+            if cls.__module__ == module.__name__ and "object_name" in vars(cls) and cls.object_name:
+                assert (module.__name__, name) in registered, f"{module.__name__}.{name} has no entry in REGISTRY"
+
+
+def test_the_settings_tables_are_the_registry():
+    names = tuple(entry.name for entry in objects.REGISTRY)
+    assert len(set(names)) == len(names)
+    assert names == settings.OBJECTS
+    assert {entry.name: dict(entry.modes) for entry in objects.REGISTRY} == settings.MODES
+    assert {entry.name: entry.default_mode for entry in objects.REGISTRY} == settings.DEFAULT_MODE
+    assert {entry.name for entry in objects.REGISTRY if entry.deletable} == settings.DELETABLE
+    assert all(modes and all(modes.values()) for modes in settings.MODES.values()), "every mode allows a match_by"
+
+
+def test_the_write_order_is_the_order_of_the_registry():
+    assert sorted(settings.OBJECTS, key=ordering.RANKS.__getitem__) == list(settings.OBJECTS)
+    assert {entry.name: rank for rank, entry in enumerate(objects.REGISTRY)} == ordering.RANKS
+    assert ordering.RANKS["plans"] < ordering.RANKS["customers"] < ordering.RANKS["invoices"] < ordering.RANKS["transactions"]
+
+
+def test_the_listings_are_the_registry():
+    listed = [entry for entry in objects.REGISTRY if entry.listing]
+    assert {e.listing.kind: (e.listing.path, e.listing.root, e.name) for e in listed if e.listing} == holdings.LISTS
+    assert len(holdings.LISTS) == len(listed), "two objects share a reference kind"
+    assert {e.name: e.listing.kind for e in listed if e.listing} == lane.REFERENCE_KINDS
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"default_mode": "insert"}, "default mode 'insert' is not one of its modes"),
+    ({"sink": "plans.PlansSink"}, "is not a module:Class path"),
+])
+def test_a_malformed_entry_fails_at_import(change, message):
+    fields = {"name": "plans", "modes": {"upsert": ("external_id",)}, "default_mode": "upsert", "sink": "plans:PlansSink"}
+    with pytest.raises(ValueError, match=message):
+        objects.ObjectEntry(**{**fields, **change})

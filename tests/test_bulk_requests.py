@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from target_chartmogul.bulk.entries import Entry
-from target_chartmogul.bulk.requests import ENVELOPE_BYTES, ImportRequest, Unit, pack, unit_size
+from target_chartmogul.bulk.requests import ENVELOPE_BYTES, ImportRequest, Unit, customers_per_request, pack, unit_size
 
 
 def unit(customer: str, kind: str = "invoices", ext: str = "x", size: int = 10) -> Unit:
@@ -69,3 +71,11 @@ def test_data_sources_never_share_a_request_and_children_point_at_their_invoice(
     assert [e.parent for e in first.entries] == [None, 0]
     assert first.body("ext") == {"external_id": "ext", "invoices": [{"external_id": "x", "pad": "pppppppppp"}],
                                  "line_items": [{"external_id": "l1"}]}
+
+
+@pytest.mark.parametrize(
+    ("waiting", "per_request"),
+    [(1, 1), (120, 120), (199, 199), (200, 100), (250, 125), (2000, 250), (8000, 1000), (8001, 889), (50001, 981)],
+)
+def test_a_flush_is_split_evenly_in_up_to_eight_imports_of_100_to_1000_customers(waiting: int, per_request: int) -> None:
+    assert customers_per_request(waiting) == per_request

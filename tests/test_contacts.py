@@ -12,6 +12,7 @@ import typing as t
 import pytest
 
 from tests.billing import CUSTOMERS, customers_messages, one_customer_uuid, raw_record
+from tests.fake_chartmogul.contacts import EXTERNAL_IDS
 from tests.helpers import fresh_memory, reads, write_calls
 from tests.running import run_target
 from tests.singer_messages import BOOLEAN, INTEGER, STRING, record, schema, state
@@ -174,9 +175,9 @@ def test_contacts_before_their_customers_land_with_one_lookup_per_missing_custom
     assert result.states == [{"bookmarks": {"people": 1}}]
 
 
-@pytest.mark.parametrize("external_ids", ["answered", "absent"])
+@pytest.mark.parametrize("external_ids", EXTERNAL_IDS)
 def test_a_rerun_without_the_memory_duplicates_nothing_and_writes_nothing(fake, ds, base_config, tmp_path, external_ids):
-    # The 2023 recordings answer contacts without external_id: they are then matched by email within the customer.
+    # Recorded contact reads answer no external_id: they are then matched by email within the customer.
     fake.contacts.external_ids = external_ids
     config = people_config(base_config)
     rows = people_rows()
@@ -260,3 +261,151 @@ def test_people_absent_from_a_complete_full_table_version_are_deleted(fake, ds, 
     assert sorted(r.path for r in write_calls(fake)) == sorted(f"/contacts/{uuids[r['external_id']]}" for r in rows[:2])
     assert result.counts(PEOPLE_STREAM)["deleted"] == 2
     assert_contacts_are(fake, ds, rows[2:])
+
+
+# A lost sync memory (issue 12): recorded contact reads carry no external_id --------------------------------
+
+
+def lost_memory_run(fake: t.Any, config: dict[str, t.Any], tmp_path: t.Any, external_ids: str,
+                    rows: list[dict[str, t.Any]]) -> dict[str, t.Any]:
+    """Load `rows` with a memory, then clear the fake's log: the returned config has an empty memory."""
+    fake.contacts.external_ids = external_ids
+    load(config, rows)
+    fake.clear_requests()
+    return fresh_memory(config, tmp_path, "lost")
+
+
+@pytest.mark.parametrize("external_ids", EXTERNAL_IDS)
+def test_a_lost_memory_deletes_a_deleted_person_found_by_email_and_warns_of_one_it_cannot_find(
+        fake, ds, base_config, tmp_path, caplog, external_ids):
+    rows = people_rows()
+    config = people_config(base_config, delete_missing=True)
+    lost = lost_memory_run(fake, config, tmp_path, external_ids, rows)
+    uuids = {ext: c["uuid"] for ext, c in held_contacts(fake).items()}
+    full, bare = rows[3], rows[5]  # a deleted row with all its columns (REPLICA IDENTITY FULL), one with its key only
+    kept = [r for r in rows if r not in (full, bare)]
+
+    result = run_target(lost, [*people_messages(kept), record(PEOPLE_STREAM, {**full, "_sdc_deleted_at": DELETED_AT}),
+                               record(PEOPLE_STREAM, {"external_id": bare["external_id"], "_sdc_deleted_at": DELETED_AT})])
+
+    findable = [full] if external_ids != "answered" else [full, bare]  # only answered ids find a key-only row
+    assert sorted((r.method, r.path) for r in fake.requests) == sorted([
+        ("GET", "/ping"), ("GET", f"/data_sources/{ds}"), ("GET", "/contacts"), ("GET", "/customers"),
+        *(("DELETE", f"/contacts/{uuids[r['external_id']]}") for r in findable)])
+    counts = result.counts(PEOPLE_STREAM)
+    assert {k: counts[k] for k in ("deleted", "skipped", "unchanged", "created", "updated")} == {
+        "deleted": len(findable), "skipped": 2 - len(findable), "unchanged": 5, "created": 0, "updated": 0}
+    assert_contacts_are(fake, ds, [r for r in rows if r not in findable])
+    warned = [r.getMessage() for r in caplog.records if "was not deleted" in r.getMessage()]
+    assert warned == ([] if external_ids == "answered" else [
+        f"Stream '{PEOPLE_STREAM}': contact external_id '{bare['external_id']}' (data source {ds}) deleted in the source "
+        "was not deleted in ChartMogul: no contact ChartMogul holds matches it by external id, email or full name "
+        "(ChartMogul's contact reads carry no external id; a deleted row carrying only its key cannot be matched)"])
+    fake.clear_requests()
+    assert run_target(lost, people_messages(kept)).counts(PEOPLE_STREAM)["unchanged"] == 5
+    assert fake.count() == 0  # every match was remembered
+
+
+@pytest.mark.parametrize("external_ids", EXTERNAL_IDS)
+def test_a_lost_memory_recognises_people_without_an_email_by_their_name(fake, ds, base_config, tmp_path, external_ids):
+    rows = [{**row, "email": None} for row in people_rows()]
+    config = people_config(base_config)
+    lost = lost_memory_run(fake, config, tmp_path, external_ids, rows)
+
+    result = run_target(lost, people_messages(rows))
+
+    assert write_calls(fake) == []
+    assert [r.path for r in fake.requests] == ["/ping", f"/data_sources/{ds}", "/contacts", "/customers"]
+    counts = result.counts(PEOPLE_STREAM)
+    assert (counts["created"], counts["updated"], counts["unchanged"]) == (0, 0, 7)
+    assert len(fake.contacts.items) == 7
+    assert_contacts_are(fake, ds, rows)
+    fake.clear_requests()
+    assert run_target(lost, people_messages(rows)).counts(PEOPLE_STREAM)["unchanged"] == 7
+    assert fake.count() == 0  # every match was remembered
+
+
+@pytest.mark.parametrize("external_ids", EXTERNAL_IDS)
+def test_a_lost_memory_updates_a_person_whose_email_changed_instead_of_doubling_them(
+        fake, ds, base_config, tmp_path, external_ids):
+    rows = people_rows()
+    config = people_config(base_config)
+    lost = lost_memory_run(fake, config, tmp_path, external_ids, rows)
+    uuids = {ext: c["uuid"] for ext, c in held_contacts(fake).items()}
+    changed = [dict(row) for row in rows]
+    changed[2]["email"] = "Renamed@Acct-2.test"
+
+    result = run_target(lost, people_messages(changed))
+
+    assert [(r.method, r.path, r.body) for r in write_calls(fake)] == [
+        ("PATCH", f"/contacts/{uuids[changed[2]['external_id']]}", {"email": "Renamed@Acct-2.test"})]
+    assert len(reads(fake)) == 4  # ping, data source, one page of contacts, one of customers
+    counts = result.counts(PEOPLE_STREAM)
+    assert (counts["created"], counts["updated"], counts["unchanged"]) == (0, 1, 6)
+    assert len(fake.contacts.items) == 7
+    assert_contacts_are(fake, ds, changed)
+
+
+@pytest.mark.parametrize("external_ids", EXTERNAL_IDS)
+def test_a_lost_memory_creates_a_new_person_only_when_no_held_contact_could_be_them(
+        fake, ds, base_config, tmp_path, external_ids):
+    rows = people_rows()
+    config = people_config(base_config)
+    lost = lost_memory_run(fake, config, tmp_path, external_ids, rows)
+    acct_1 = one_customer_uuid(fake, ds, "acct-1")
+    stray = fake.contacts.create({"customer_uuid": acct_1, "data_source_uuid": ds, "first_name": "Old",
+                                  "last_name": "Timer"})  # made in the app: no external id, no email
+    nameless = {**rows[0], "external_id": "person-nameless", "first_name": None, "last_name": None, "email": None}
+    newcomer = {**rows[0], "external_id": "person-new", "first_name": "New", "last_name": "Person",
+                "email": "new@acct-1.test"}
+
+    result = run_target(lost, people_messages([*rows, nameless, newcomer]))
+
+    assert [(r.method, r.path, r.body["external_id"]) for r in write_calls(fake)] == [
+        ("POST", "/contacts", "person-new")]  # the stray could be the nameless person: not created
+    counts = result.counts(PEOPLE_STREAM)
+    assert (counts["created"], counts["unchanged"], counts["rejected"]) == (1, 7, 1)
+    assert [(r["key"], r["field"]) for r in result.rejects] == [({"external_id": "person-nameless"}, "email")]
+    assert stray["uuid"] in result.rejects[0]["reason"]
+    assert sorted(c["external_id"] or "" for c in fake.contacts.items.values()) == sorted(
+        ["", *(r["external_id"] for r in rows), "person-new"])
+    fake.clear_requests()
+
+    again = run_target(lost, people_messages([*rows, nameless, newcomer]))  # the memory now knows the data source
+
+    assert write_calls(fake) == []  # still not created: it was remembered as unresolved, so its customer is read
+    assert [(r.path, r.query) for r in reads(fake, r"^/contacts")] == [
+        ("/contacts", {"customer_uuid": acct_1, "data_source_uuid": ds, "per_page": "200"})]
+    assert (again.counts(PEOPLE_STREAM)["rejected"], again.counts(PEOPLE_STREAM)["unchanged"]) == (1, 8)
+    fake.clear_requests()
+
+    named = run_target(lost, people_messages([{**nameless, "first_name": "Night", "last_name": "Owl"}]))
+
+    assert [(r.method, r.path) for r in write_calls(fake)] == [("POST", "/contacts")]
+    assert named.counts(PEOPLE_STREAM)["created"] == 1
+    assert len(fake.contacts.items) == 7 + 3
+
+
+@pytest.mark.parametrize("external_ids", EXTERNAL_IDS)
+def test_a_lost_memory_leaves_people_absent_from_a_full_table_version_it_never_knew(
+        fake, ds, base_config, tmp_path, external_ids):
+    rows = people_rows()
+    config = people_config(base_config, delete_missing=True)
+    lost = lost_memory_run(fake, config, tmp_path, external_ids, rows)
+
+    def version(n: int) -> list[t.Any]:
+        head, *records = people_messages(rows[2:])
+        activate = {"type": "ACTIVATE_VERSION", "stream": PEOPLE_STREAM, "version": n}
+        return [head, activate, *({**json.loads(m), "version": n} for m in records), activate]
+
+    result = run_target(lost, version(2))
+
+    assert write_calls(fake) == []  # nothing ties the two missing contacts to this stream any more
+    counts = result.counts(PEOPLE_STREAM)
+    assert (counts["unchanged"], counts["deleted"], counts["skipped"]) == (5, 0, 0)
+    assert_contacts_are(fake, ds, rows)
+    fake.clear_requests()
+
+    again = run_target(lost, version(3))
+
+    assert fake.count() == 0 and again.counts(PEOPLE_STREAM)["unchanged"] == 5  # the matches were remembered

@@ -137,3 +137,21 @@ def test_mapping_and_custom_attributes_read_a_trailing_utc_and_refuse_an_overflo
         "transactions[0].date",
         "field 'transactions[0].date' is out of range once converted to UTC: 9999-12-31T23:00:00-05:00",
     )
+
+
+@pytest.mark.parametrize(
+    ("sent", "millis", "answered"),
+    [
+        ("2016-01-01 12:00:00 UTC", True, "2016-01-01T12:00:00.000Z"),
+        ("2016-01-01T12:00:00Z", True, "2016-01-01T12:00:00.000Z"),  # Python 3.10 reads the Z only through dates
+        ("2024-01-01T10:00:00.250+02:00", True, "2024-01-01T08:00:00.250Z"),
+        ("2022-02-16", False, "2022-02-16T00:00:00Z"),
+        ("2022-02-16T00:00:00Z", False, "2022-02-16T00:00:00Z"),
+        ("not a date", True, "not a date"),
+        ("0001-01-01T00:00:00+05:00", True, "0001-01-01T00:00:00+05:00"),
+        ("", True, ""),
+        (None, False, None),
+    ],
+)
+def test_dates_as_chartmogul_answers_them(sent: object, millis: bool, answered: object) -> None:
+    assert dates.as_answered(sent, millis=millis) == answered

@@ -95,6 +95,7 @@ def real_messages(tmp_path) -> str:
                   "streams": {"billing-refunds": {"object": "transactions"}}}
         samples = run_cli(config, text, tmp_path).stderr
     samples += run_cli({**config, "ledger_url": f"sqlite:///{tmp_path / 'l2.db'}"}, text, tmp_path).stderr  # gone
+    samples += run_cli({**config, "streams": {"accounts": {"object": "customer"}}}, "", tmp_path).stderr
     env = {"TARGET_CHARTMOGUL_API_KEY": "k", "TARGET_CHARTMOGUL_MAX_CONCURRENCY": "ten"}
     return samples + run_command(["--config", "ENV"], tmp_path, env=env).stderr
 

@@ -182,6 +182,20 @@ def test_queued_then_processing_then_completed_in_wall_clock_time(fake: FakeChar
     assert api.poll(ds, created["id"])["status"] == "completed"
 
 
+def test_in_the_background_an_import_is_applied_when_due_without_any_request(fake: FakeChartMogul, api: Client,
+                                                                             ds: str) -> None:
+    fake.json_imports.background = True
+    fake.json_imports.queue_delay = 0.2
+    created = api.submit(ds, {"customers": [customer("c-1")]})
+    assert fake.find_customers(ds, "c-1") == []
+    deadline = time.monotonic() + 5.0
+    while not fake.find_customers(ds, "c-1") and time.monotonic() < deadline:
+        time.sleep(0.02)  # no request, no advance(): only the worker can apply it
+    assert [c["name"] for c in fake.find_customers(ds, "c-1")] == ["Name c-1"]
+    assert fake.json_imports.polls == {}
+    assert api.poll(ds, created["id"])["status"] == "completed"
+
+
 def test_any_request_applies_the_imports_that_are_due(fake: FakeChartMogul, api: Client, ds: str, clock: Clock) -> None:
     fake.json_imports.queue_delay = 1.0
     api.submit(ds, {"customers": [customer("c-1")]})

@@ -94,7 +94,7 @@ DDL_V2 = {
 }
 
 V1_COLUMNS = ["data_source_uuid", "object", "external_id", "uuid", "payload_hash", "stream", "synced_at"]
-CURRENT_COLUMNS = {*V1_COLUMNS, "record_hash", "tags", "parent"}
+CURRENT_COLUMNS = {*V1_COLUMNS, "record_hash", "tags", "parent", "status"}
 DS = "ds_00000000-aaaa"
 HASH_A, HASH_B, HASH_C = "a" * 64, "b" * 64, "c" * 64
 SYNCED_AT = dt.datetime(2026, 11, 1, 12, 30, 5, 123456, tzinfo=dt.timezone.utc)
@@ -565,7 +565,7 @@ def test_an_in_memory_sqlite_memory_opens():
 
 
 def test_an_invoice_replacement_stays_remembered_until_it_is_cleared(ledger_url):
-    def pending() -> list[tuple[str, str, str, dict[str, t.Any]]]:
+    def pending() -> list[tuple[str, str, str, dict[str, t.Any], str | None]]:
         other = Ledger(ledger_url)  # another connection: what is committed, not what is buffered
         try:
             return other.pending_replacements()
@@ -577,9 +577,9 @@ def test_an_invoice_replacement_stays_remembered_until_it_is_cleared(ledger_url)
     try:
         memory.mark_replacement(DS, "inv-1", "cus_1", body)
         # committed at once, before the delete it announces: another connection sees it without a flush
-        assert pending() == [(DS, "inv-1", "cus_1", body)]
-        memory.mark_replacement(DS, "inv-1", "cus_1", {**body, "currency": "USD"})  # a newer content replaces it
-        assert pending() == [(DS, "inv-1", "cus_1", {**body, "currency": "USD"})]
+        assert pending() == [(DS, "inv-1", "cus_1", body, None)]
+        memory.mark_replacement(DS, "inv-1", "cus_1", {**body, "currency": "USD"}, "voided")  # newer content wins
+        assert pending() == [(DS, "inv-1", "cus_1", {**body, "currency": "USD"}, "voided")]
         assert memory.pending_replacement(DS, "inv-1") == {**body, "currency": "USD"}
         memory.clear_replacement(DS, "inv-1")
         assert pending() == []
@@ -614,3 +614,74 @@ def test_a_version_4_memory_gains_the_bulk_import_table_and_keeps_its_rows(ledge
     entry = reopened.get("customers", DS, "c-1")
     reopened.close()
     assert entry is not None and entry.uuid == "cus_1"
+
+
+def test_a_version_5_memory_gains_the_replacement_status_and_keeps_its_marks(ledger_url, caplog):
+    """Version 6 keeps with each replacement mark the status to set after the import (a repair must not drop it),
+    and with each invoice the status last applied (a replacement sets it again, an applied one is not re-sent).
+    """
+    body = {"external_id": "inv-1", "currency": "EUR", "line_items": [{"type": "one_time", "amount_in_cents": 990}]}
+    memory = Ledger(ledger_url)
+    memory.written("customers", DS, "c-1", uuid="cus_1", payload="h" * 64, stream="public-customers")
+    memory.written("invoices", DS, "inv-1", uuid="inv_1", payload=HASH_A, stream="billing-invoices", record=HASH_B)
+    memory.mark_replacement(DS, "inv-1", "cus_1", body)
+    memory.close()
+    engine = engine_for(ledger_url)
+    with engine.begin() as conn:  # what release 5 left: marks and invoices without status, stamped 5
+        conn.exec_driver_sql("ALTER TABLE tcm_invoice_replacements DROP COLUMN status")
+        conn.exec_driver_sql("ALTER TABLE tcm_synced_objects DROP COLUMN status")
+        conn.exec_driver_sql("UPDATE tcm_schema SET version = 5")
+    engine.dispose()
+    before = dump(ledger_url)
+    assert "status" not in before["columns"]
+    caplog.set_level(logging.INFO, logger="target_chartmogul.ledger")
+
+    memory = Ledger(ledger_url)
+    kept = memory.pending_replacements()
+    invoice = memory.get("invoices", DS, "inv-1")
+    memory.mark_replacement(DS, "inv-2", "cus_1", {**body, "external_id": "inv-2"}, "written_off")
+    marks = memory.pending_replacements()
+    memory.set_status("invoices", DS, "inv-1", "voided")
+    memory.close()
+
+    assert migration_logs(caplog) == [f"Sync memory at {ledger_url} migrated from schema 5 to {CURRENT} "
+                                      "(tables or columns added; every remembered row kept)"]
+    assert dump(ledger_url) == {**before, "version": [(CURRENT,)], "columns": CURRENT_COLUMNS}
+    assert invoice == Entry("inv_1", HASH_A, "billing-invoices", HASH_B, None, None, None)
+    reopened = Ledger(ledger_url)
+    assert reopened.get("invoices", DS, "inv-1") == Entry("inv_1", HASH_A, "billing-invoices", HASH_B, None, None,
+                                                          "voided")
+    reopened.close()
+    assert kept == [(DS, "inv-1", "cus_1", body, None)]
+    assert sorted(marks) == [(DS, "inv-1", "cus_1", body, None),
+                             (DS, "inv-2", "cus_1", {**body, "external_id": "inv-2"}, "written_off")]
+
+
+def test_an_invoice_status_survives_other_writes_of_its_row_and_goes_with_a_delete(ledger_url):
+    """`written` (by any writer of the row) leaves the status as it is; `set_status` lands after the row, in the same
+    flush; a delete forgets it, also for a row written again afterwards in the same run.
+    """
+    memory = Ledger(ledger_url)
+    memory.written("invoices", DS, "inv-1", uuid="inv_1", payload=HASH_A, stream="billing-invoices", record=HASH_B)
+    memory.set_status("invoices", DS, "inv-1", "voided")
+    assert memory.get("invoices", DS, "inv-1").status == "voided"  # before the flush
+    memory.flush()
+    memory.written("invoices", DS, "inv-1", uuid="inv_2", payload=None, stream="(repair)")
+    assert memory.get("invoices", DS, "inv-1") == Entry("inv_2", None, "(repair)", None, None, None, "voided")
+    memory.flush()
+    assert memory.get("invoices", DS, "inv-1") == Entry("inv_2", None, "(repair)", None, None, None, "voided")
+    memory.set_status("invoices", DS, "inv-1", None)
+    memory.flush()
+    assert memory.get("invoices", DS, "inv-1").status is None
+    memory.set_status("invoices", DS, "inv-1", "written_off")
+    memory.deleted("invoices", DS, "inv-1")
+    memory.written("invoices", DS, "inv-1", uuid="inv_3", payload=HASH_C, stream="billing-invoices")
+    assert memory.get("invoices", DS, "inv-1").status is None
+    memory.close()
+    reopened = Ledger(ledger_url)
+    assert reopened.get("invoices", DS, "inv-1") == Entry("inv_3", HASH_C, "billing-invoices", None, None, None, None)
+    reopened.set_status("invoices", DS, "inv-9", "voided")  # a row never written stays without one
+    reopened.close()
+    again = Ledger(ledger_url)
+    assert again.get("invoices", DS, "inv-9") is None
+    again.close()

@@ -7,6 +7,11 @@ text as "", dates as `….000Z`, invoices without a data source.
 
 from __future__ import annotations
 
+import json
+import sqlite3
+import subprocess
+import sys
+import time
 import typing as t
 from decimal import Decimal
 
@@ -31,7 +36,7 @@ from tests.billing import (
 from tests.fake_chartmogul import Fault
 from tests.helpers import fresh_memory, reads, write_calls
 from tests.running import run_target
-from tests.singer_messages import customers_stream
+from tests.singer_messages import customers_stream, lines
 
 STREAM = "public-customers"
 
@@ -76,6 +81,50 @@ def test_unchanged_customers_with_the_memory_lost_cost_one_read_per_200_and_no_w
     assert [r.path for r in fake.requests] == ["/ping", f"/data_sources/{ds}", "/customers"]
     counts = second.counts(STREAM)
     assert (counts["unchanged"], counts["updated"], counts["created"], counts["rejected"]) == (120, 0, 0, 0)
+
+
+def test_450_unchanged_customers_with_the_memory_lost_cost_three_pages_of_200_and_no_write(
+    fake, ds, base_config, tmp_path
+):
+    rows = customer_rows(450)
+    run_target(base_config, customers_stream(STREAM, rows))
+    fake.clear_requests()
+
+    second = run_target(fresh_memory(base_config, tmp_path, "lost"), customers_stream(STREAM, rows))
+
+    assert write_calls(fake) == []
+    pages = reads(fake, r"^/customers$", query={"data_source_uuid": ds})
+    assert [r.query.get("per_page") for r in pages] == ["200", "200", "200"]
+    assert [r.path for r in fake.requests] == ["/ping", f"/data_sources/{ds}", "/customers", "/customers", "/customers"]
+    counts = second.counts(STREAM)
+    assert (counts["unchanged"], counts["updated"], counts["created"], counts["rejected"]) == (450, 0, 0, 0)
+
+
+def test_with_the_memory_lost_the_listing_is_read_while_the_records_still_arrive(fake, ds, base_config, tmp_path):
+    rows = customer_rows(3)
+    run_target(base_config, customers_stream(STREAM, rows))
+    fake.clear_requests()
+    config_path = tmp_path / "lost.json"
+    config_path.write_text(json.dumps(fresh_memory(base_config, tmp_path, "lost")))
+    messages = lines(customers_stream(STREAM, rows)).splitlines(keepends=True)
+    proc = subprocess.Popen([sys.executable, "-m", "target_chartmogul", "--config", str(config_path)], cwd=tmp_path,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write("".join(messages[:2]))  # the SCHEMA and one record; the others have not come yet
+        proc.stdin.flush()
+        deadline = time.monotonic() + 30
+        while not reads(fake, r"^/customers$") and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        listed_early = len(reads(fake, r"^/customers$"))
+        proc.stdin.write("".join(messages[2:]))
+    finally:
+        _, stderr = proc.communicate(timeout=60)
+
+    assert listed_early == 1, stderr
+    assert proc.returncode == 0, stderr
+    assert len(reads(fake, r"^/customers$")) == 1
+    assert write_calls(fake) == []
 
 
 def test_a_changed_customer_with_the_memory_lost_costs_only_its_own_write(fake, ds, base_config, tmp_path):
@@ -166,6 +215,31 @@ def test_refunds_land_on_an_invoice_whose_import_answer_was_lost(fake, ds, base_
     assert_billing_landed(fake, ds)
     assert later.counts(REFUNDS_STREAM)["created"] == len(REFUNDS)
     assert reads(fake, r"^/invoices$") == []  # the memory learnt every invoice's uuid in the first run
+
+
+def test_refunds_land_on_invoices_the_memory_holds_without_a_uuid_and_the_uuids_are_learnt(
+    fake, ds, base_config, tmp_path
+):
+    config = billing_config(base_config)
+    run_target(config, billing_messages(("plans", "customers", "invoices")))
+    ledger = sqlite3.connect(config["ledger_url"].removeprefix("sqlite:///"))
+    with ledger:  # as a lost import answer leaves them: remembered, no uuid
+        nulled = ledger.execute("UPDATE tcm_synced_objects SET uuid = NULL WHERE object = 'invoices'").rowcount
+    ledger.close()
+    assert nulled == len(INVOICES)
+    fake.clear_requests()
+
+    later = run_target(config, refunds_messages())
+
+    assert later.rejects == []
+    assert_billing_landed(fake, ds)
+    assert later.counts(REFUNDS_STREAM)["created"] == len(REFUNDS)
+    refunded = {refund["invoice_ref"] for refund in REFUNDS}
+    assert len(reads(fake, r"^/invoices$")) == len(refunded)  # one lookup per invoice refunded, none per invoice held
+    fake.clear_requests()
+    again = run_target(config, refunds_messages())
+    assert reads(fake, r"^/invoices$") == []  # the uuids found were remembered
+    assert again.counts(REFUNDS_STREAM)["unchanged"] == len(REFUNDS)
 
 
 def test_dry_run_does_not_report_invoices_chartmogul_holds_as_new(fake, ds, base_config, tmp_path):

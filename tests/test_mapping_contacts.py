@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from target_chartmogul.errors import RecordRejected
-from target_chartmogul.mapping.contacts import ContactMapper
+from target_chartmogul.mapping.contacts import ContactMapper, ContactPayload, could_be, is_copy, pair
 from target_chartmogul.settings import stream_settings
 from tests.singer_messages import BOOLEAN, DATE, INTEGER, NUMBER, STRING
 
@@ -90,3 +90,39 @@ def test_a_value_chartmogul_would_refuse_is_refused_naming_the_field(column, val
         mapper().map({**ROW, column: value})
 
     assert caught.value.field == field
+
+
+def person(external_id: str, email: str | None, first: str | None, last: str | None) -> ContactPayload:
+    fields = {"email": email, "first_name": first, "last_name": last}
+    return ContactPayload(DS, external_id, "acct-1", None, fields, {})
+
+
+def test_rows_pair_with_held_contacts_surest_first_and_each_contact_once():
+    rows = [person("p-1", None, "Ada", "Lovelace"),  # name only: must not take the contact p-2 holds by email
+            person("p-2", "ADA@acme.test", "Ada", "Lovelace"),
+            person("p-3", "new@acme.test", "Bo", "Diddley"),  # email changed: found by name
+            person("p-4", "x@acme.test", None, None)]
+    held = [{"uuid": "con_a", "email": "ada@acme.test", "first_name": "ada", "last_name": "LOVELACE"},
+            {"uuid": "con_b", "email": None, "first_name": "Ada", "last_name": "Lovelace"},
+            {"uuid": "con_c", "email": "bo@acme.test", "first_name": "Bo", "last_name": "Diddley"},
+            {"uuid": "con_d", "external_id": "p-9", "email": "x@acme.test"}]  # answers another external id
+
+    assert pair(rows, held) == {1: 0, 0: 1, 2: 2}
+
+
+def test_a_held_contact_could_be_a_row_unless_an_external_id_email_or_name_tells_them_apart():
+    row = person("p-1", "ada@acme.test", None, None)
+
+    assert could_be({"uuid": "con_a", "first_name": "Old", "last_name": "Timer"}, row)  # nothing to compare
+    assert not could_be({"uuid": "con_b", "email": "bo@acme.test"}, row)
+    assert not could_be({"uuid": "con_c", "external_id": "p-2"}, row)
+    assert not could_be({"uuid": "con_d", "first_name": "Bo"}, person("p-1", None, "Ada", None))
+    assert could_be({"uuid": "con_e"}, person("p-1", None, None, None))
+
+
+def test_a_copy_left_by_a_retried_create_looks_exactly_like_the_row():
+    row = person("p-1", "ada@acme.test", "Ada", None)
+
+    assert is_copy({"email": "Ada@Acme.test", "first_name": "ada", "last_name": None}, row)
+    assert not is_copy({"email": "ada@acme.test", "first_name": "Ada", "last_name": "Lovelace"}, row)
+    assert is_copy({"external_id": "p-1", "email": None}, row)  # an answered external id decides alone

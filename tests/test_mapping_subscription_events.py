@@ -7,7 +7,14 @@ from decimal import Decimal
 import pytest
 
 from target_chartmogul.errors import RecordRejected
-from target_chartmogul.mapping.subscription_events import EVENT_TYPES, PRICED, map_event
+from target_chartmogul.mapping.subscription_events import (
+    EVENT_TYPES,
+    PRICED,
+    delete_query,
+    known_event_id,
+    map_event,
+)
+from tests.contract.recordings import load
 
 DS = "ds_1"
 START = {
@@ -109,3 +116,28 @@ def test_amounts_in_units_become_exact_cents_and_a_third_decimal_is_refused():
 def test_a_fraction_of_a_cent_is_refused_never_rounded():
     assert refusal({**START, "amount_in_cents": Decimal("12.5")}) == (
         "amount_in_cents", "field 'amount_in_cents' must be a whole number of cents, got 12.5")
+
+
+def test_a_change_names_the_event_by_its_id_as_recorded_and_by_external_id_only_without_one():
+    payload = map_event(CANCEL, DS, amount_unit="cents")
+    recorded = load("subscription_event_update").find("PATCH", "^/subscription_events$").request_body
+
+    by_id = payload.envelope({"quantity": 3}, known_event_id("138979498"))
+    assert by_id == {"subscription_event": {"id": 138979498, "quantity": 3}}
+    assert set(by_id["subscription_event"]) - {"quantity"} == set(recorded["subscription_event"]) - {"external_id"}
+    assert payload.envelope({"quantity": 3}, None) == {"subscription_event": {
+        "data_source_uuid": DS, "external_id": "ev-1", "quantity": 3}}
+
+
+def test_a_delete_names_the_event_in_the_query_as_recorded():
+    recorded = load("subscription_event_delete").find("DELETE", "^/subscription_events$")
+    event_id = known_event_id(recorded.query["subscription_event[id]"])
+
+    assert event_id is not None and delete_query(event_id) == recorded.query
+    assert recorded.request_body is None
+
+
+@pytest.mark.parametrize(("value", "expected"), [(138979498, 138979498), ("374277746", 374277746), (" 7 ", 7),
+                                                 (None, None), ("", None), ("dryrun_1", None), (True, None)])
+def test_only_a_whole_number_is_an_event_id(value, expected):
+    assert known_event_id(value) == expected

@@ -84,7 +84,18 @@ def test_invalid_stream_option_is_one_clear_line(base_config, tmp_path):
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     errors = error_lines(proc.stderr)
-    # The one line naming the option, then singer-sdk's own closing "Config validation failed".
-    assert len(errors) == 2, errors
-    assert "'accounts' is not one of" in errors[0], errors[0]
-    assert errors[1].endswith("| Config validation failed"), errors[1]
+    # One line, the run's last, naming the setting and the closest allowed value.
+    assert len(errors) == 1, errors
+    assert errors[0].endswith(
+        "| target-chartmogul failed: invalid setting streams.accounts.object: 'accounts' is not one of ['plans', "
+        "'customers', 'line_items', 'invoices', 'transactions', 'subscription_events', 'contacts'] (did you mean "
+        "`contacts`?)"), errors[0]
+    assert proc.stderr.rstrip().splitlines()[-1] == errors[0]
+
+
+def test_a_setting_of_the_wrong_type_in_a_config_file_is_one_line_naming_it(base_config, tmp_path):
+    proc = run_cli({**base_config, "max_concurrency": "ten"}, [], tmp_path)
+    assert proc.returncode == 1
+    assert error_lines(proc.stderr) == [proc.stderr.rstrip().splitlines()[-1]]
+    assert proc.stderr.rstrip().endswith(
+        "| target-chartmogul failed: invalid setting max_concurrency: 'ten' is not of type 'integer', 'null'")

@@ -32,6 +32,24 @@ from tests.subscription_rows import (
 DELETED_AT = "2024-06-01T00:00:00Z"
 
 
+@pytest.fixture(autouse=True)
+def recorded_naming(fake):
+    """The fake takes only the recorded way to name an event (by id): the target must never need another."""
+    fake.subscription_events.naming = "id"
+
+
+def event_ids(fake) -> dict[int, str]:
+    """Event id -> external id of the events the fake holds now (to read PATCHes and DELETEs, which name the id)."""
+    with fake.lock:
+        return {e["id"]: e["external_id"] for e in fake.subscription_events.items.values()}
+
+
+def named(request, ids: dict[int, str]) -> str:
+    """The external id of the event a PATCH or DELETE named by id (in the envelope or `?subscription_event[id]=`)."""
+    sent = request.body.get("subscription_event") if isinstance(request.body, dict) else {}
+    return ids[int(request.query.get("subscription_event[id]") or sent["id"])]
+
+
 def changed_five(rows: list[dict[str, t.Any]]) -> tuple[list[dict[str, t.Any]], dict[str, dict[str, t.Any]]]:
     """Five rows changed in five different ways: amount, quantity, dates, plan, and a tax that became null."""
     other_plan = {PLANS[0]["external_id"]: PLANS[1]["external_id"], PLANS[1]["external_id"]: PLANS[0]["external_id"]}
@@ -81,6 +99,7 @@ def test_five_changed_and_three_deleted_cost_one_write_each(fake, ds, base_confi
     fake.clear_requests()
     changed, changes = changed_five(rows)
     gone = ["ev-010-4", "ev-011-8", "ev-012-1"]
+    ids = event_ids(fake)
 
     result = run_target(config, [*events_messages([r for r in changed if r["external_id"] not in gone]),
                                  *(record(EVENTS_STREAM, {"external_id": ext, "_sdc_deleted_at": DELETED_AT})
@@ -88,12 +107,12 @@ def test_five_changed_and_three_deleted_cost_one_write_each(fake, ds, base_confi
 
     assert result.rejects == []
     assert sorted(event_writes(fake)) == [("DELETE", "/subscription_events")] * 3 + [("PATCH", "/subscription_events")] * 5
-    patched = {r.body["subscription_event"]["external_id"]: r.body["subscription_event"] for r in write_calls(fake)
-               if r.method == "PATCH"}
+    patched = {named(r, ids): r.body["subscription_event"] for r in write_calls(fake) if r.method == "PATCH"}
     assert sorted(patched) == sorted(changes)
     assert patched["ev-004-3"]["tax_amount_in_cents"] is None  # a value that became null is cleared
-    deleted = sorted(r.body["subscription_event"]["external_id"] for r in write_calls(fake) if r.method == "DELETE")
+    deleted = sorted(named(r, ids) for r in write_calls(fake) if r.method == "DELETE")
     assert deleted == sorted(gone)
+    assert all(r.body is None for r in write_calls(fake) if r.method == "DELETE")  # `?subscription_event[id]=` only
     assert [r.path for r in fake.requests if r.method == "GET"] == ["/ping", f"/data_sources/{ds}"]
     counts = result.counts(EVENTS_STREAM)
     assert (counts["updated"], counts["deleted"], counts["unchanged"], counts["created"]) == (5, 3, 292, 0)
@@ -119,9 +138,10 @@ def test_a_rerun_without_the_memory_duplicates_nothing_and_writes_only_what_chan
     fake.clear_requests()
 
     changed, changes = changed_five(rows)
+    ids = event_ids(fake)
     again = run_target(fresh_memory(config, tmp_path, "lost-again"), events_messages(changed))
 
-    assert sorted(r.body["subscription_event"]["external_id"] for r in write_calls(fake)) == sorted(changes)
+    assert sorted(named(r, ids) for r in write_calls(fake)) == sorted(changes)  # ids read from the listing
     assert {r.method for r in write_calls(fake)} == {"PATCH"}
     assert (again.counts(EVENTS_STREAM)["updated"], again.counts(EVENTS_STREAM)["unchanged"]) == (5, 295)
     assert_events_are(fake, ds, changed)
@@ -241,10 +261,10 @@ def test_a_complete_full_table_version_deletes_what_it_lacks_within_the_guard(fa
 
     assert write_calls(fake) == []
     assert too_many.counts(EVENTS_STREAM)["deleted"] == 0
+    ids = event_ids(fake)
     four_gone = run_target(config, version(3, rows[:96]))
 
-    assert sorted(r.body["subscription_event"]["external_id"] for r in write_calls(fake)) == sorted(
-        r["external_id"] for r in rows[96:])
+    assert sorted(named(r, ids) for r in write_calls(fake)) == sorted(r["external_id"] for r in rows[96:])
     assert four_gone.counts(EVENTS_STREAM)["deleted"] == 4
     assert_events_are(fake, ds, rows[:96])
 

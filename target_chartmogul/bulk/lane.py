@@ -27,7 +27,7 @@ import typing as t
 from target_chartmogul.bulk.entries import BulkWriter, Entry
 from target_chartmogul.bulk.imports import ImportRunner, InFlight
 from target_chartmogul.bulk.outcomes import read
-from target_chartmogul.bulk.requests import ImportRequest, Unit, pack
+from target_chartmogul.bulk.requests import ImportRequest, Unit, customers_per_request, pack
 from target_chartmogul.bulk.spool import Spool
 from target_chartmogul.holdings import LISTS, external_ids_in
 from target_chartmogul.ordering import rank
@@ -176,7 +176,7 @@ class BulkLane:
         runner = self._runner = self._new_runner()
         later: list[ImportRequest] = []
         try:
-            for request in pack(self._units(rest), too_large=lambda unit: self._too_large(unit, rest)):
+            for request in self._requests(rest):
                 if request.wave:
                     later.append(request)
                 else:
@@ -201,6 +201,11 @@ class BulkLane:
         context = self.context
         return ImportRunner(context.client, context.ledger, context.logger, timeout=self.timeout,
                             stop_requested=context.guard.requested, on_done=self._finished, on_refused=self._refused)
+
+    def _requests(self, rest: dict[str, list[Record]]) -> t.Iterator[ImportRequest]:
+        """The spool packed into import requests; what only REST can write goes to `rest`."""
+        per_request = customers_per_request(self.spool.customers())
+        return pack(self._units(rest), max_customers=per_request, too_large=lambda unit: self._too_large(unit, rest))
 
     def _units(self, rest: dict[str, list[Record]]) -> t.Iterator[tuple[str, str, list[Unit]]]:
         """Each customer's units (customer first, then invoices with their lines, then events), streamed."""
@@ -234,7 +239,7 @@ class BulkLane:
         """Dry run: what would go in which import, counted `imported`; nothing is sent."""
         rest: dict[str, list[Record]] = {}
         requests = records = 0
-        for request in pack(self._units(rest), too_large=lambda unit: self._too_large(unit, rest)):
+        for request in self._requests(rest):
             requests += 1
             for entry in request.entries:
                 records += 1

@@ -30,6 +30,7 @@ class Spool:
         self._db: sqlite3.Connection | None = None
         self._lock = threading.Lock()
         self.count = 0
+        self._holds: dict[tuple[str, str, str], bool] = {}  # answers of `holds` since the spool last changed
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
@@ -54,6 +55,7 @@ class Spool:
         replaced.
         """
         with self._lock:
+            self._holds.clear()
             conn = self._conn()
             conn.execute("BEGIN")
             for ds, customer, stream, key, record in rows:
@@ -70,9 +72,12 @@ class Spool:
         with self._lock:
             if self._db is None or not self.count:
                 return False
-            row = self._db.execute("SELECT 1 FROM spool WHERE kind = ? AND ds = ? AND key = ? LIMIT 1",
-                                   (kind, ds, key)).fetchone()
-            return row is not None
+            known = self._holds.get((kind, ds, key))
+            if known is None:  # a flush asks once per invoice about the same customer and plans
+                known = self._holds[(kind, ds, key)] = self._db.execute(
+                    "SELECT 1 FROM spool WHERE kind = ? AND ds = ? AND key = ? LIMIT 1", (kind, ds, key)
+                ).fetchone() is not None
+            return known
 
     def stash_landed(self, ds: str, external_id: str, entry: t.Any) -> None:
         """Keep a landed customer's entry on disk until it is compared with ChartMogul's copy."""
@@ -115,6 +120,7 @@ class Spool:
         with self._lock:
             if self._db is None:
                 return False
+            self._holds.clear()
             removed = self._db.execute("DELETE FROM spool WHERE stream = ? AND key = ?", (stream, key)).rowcount
             self.count -= removed
             return bool(removed)
@@ -125,6 +131,13 @@ class Spool:
             if self._db is None:
                 return {}
             return dict(self._db.execute("SELECT stream, COUNT(*) FROM spool GROUP BY stream").fetchall())
+
+    def customers(self) -> int:
+        """Customers (per data source) with records waiting."""
+        with self._lock:
+            if self._db is None:
+                return 0
+            return int(self._db.execute("SELECT COUNT(*) FROM (SELECT DISTINCT ds, customer FROM spool)").fetchone()[0])
 
     def by_customer(self) -> t.Iterator[tuple[str, str, list[tuple[str, Record]]]]:
         """(data source, customer, [(stream, record)] in arrival order), customer by customer, streamed."""
@@ -145,6 +158,7 @@ class Spool:
     def clear(self) -> None:
         """Empty the spool (its records were imported, written or refused)."""
         with self._lock:
+            self._holds.clear()
             if self._db is not None:
                 self._db.execute("DELETE FROM spool")
             self.count = 0

@@ -120,3 +120,105 @@ class ContactMapper(ColumnMapper):
 
     def _attribute(self, key: str, value: t.Any) -> tuple[str, t.Any]:
         return self._typed(key, value, key, self.properties.get(key))
+
+
+# Telling held contacts apart without the sync memory ------------------------------------
+# ChartMogul's contact reads carry no `external_id` (every recording), so after a lost
+# memory a held contact is recognised by what it does answer: email, then full name.
+
+
+def _folded(value: t.Any) -> str | None:
+    text = "" if value is None else str(value).strip()
+    return text.casefold() or None
+
+
+def full_name(fields: t.Mapping[str, t.Any]) -> tuple[str, str] | None:
+    """First and last name, case-folded; None when neither is set (nothing to recognise a contact by)."""
+    first, last = _folded(fields.get("first_name")), _folded(fields.get("last_name"))
+    return None if first is None and last is None else (first or "", last or "")
+
+
+def answered_id(contact: t.Mapping[str, t.Any]) -> str | None:
+    """The external id a held contact answers, if any (reads answer none; one made in the app has none)."""
+    value = contact.get("external_id")
+    return None if value is None or value == "" else str(value)
+
+
+def match_level(contact: t.Mapping[str, t.Any], payload: ContactPayload) -> int | None:
+    """How surely a held contact is the payload's: 0 same external id, 1 same email and name, 2 same email,
+    3 same name; None when it is not.
+
+    A contact answering an external id is only ever matched by it: it is someone else's otherwise.
+    """
+    held_id = answered_id(contact)
+    if held_id is not None:
+        return 0 if held_id == payload.external_id else None
+    email = _folded(payload.email)
+    same_email = email is not None and email == _folded(contact.get("email"))
+    name = full_name(payload.fields)
+    same_name = name is not None and name == full_name(contact)
+    if same_email:
+        return 1 if same_name else 2
+    return 3 if same_name else None
+
+
+def could_be(contact: t.Mapping[str, t.Any], payload: ContactPayload) -> bool:
+    """Whether nothing tells a held contact apart from the payload: then creating the payload may double it.
+
+    Told apart by another answered external id, or by an email or a full name that both hold and that differ.
+    """
+    held_id = answered_id(contact)
+    if held_id is not None:
+        return held_id == payload.external_id
+    email, held_email = _folded(payload.email), _folded(contact.get("email"))
+    name, held_name = full_name(payload.fields), full_name(contact)
+    differs = (email is not None and held_email is not None and email != held_email) or (
+        name is not None and held_name is not None and name != held_name)
+    return not differs
+
+
+def is_copy(contact: t.Mapping[str, t.Any], payload: ContactPayload) -> bool:
+    """Whether a held contact looks exactly like what creating the payload sent (a retried create's second copy)."""
+    held_id = answered_id(contact)
+    if held_id is not None:
+        return held_id == payload.external_id
+    return (_folded(contact.get("email")) == _folded(payload.email)
+            and full_name(contact) == full_name(payload.fields))
+
+
+def best_matches(payload: ContactPayload, held: t.Sequence[t.Mapping[str, t.Any]]) -> list[t.Mapping[str, t.Any]]:
+    """The held contacts at the surest level that matches the payload (several: they cannot be told apart)."""
+    levels = [(level, contact) for contact in held if (level := match_level(contact, payload)) is not None]
+    best = min((level for level, _ in levels), default=None)
+    return [contact for level, contact in levels if level == best]
+
+
+def pair(payloads: t.Sequence[ContactPayload], held: t.Sequence[t.Mapping[str, t.Any]]) -> dict[int, int]:
+    """Payload index -> held index, surest matches first; each held contact goes to one payload at most.
+
+    Ties go to the earlier payload and the earlier held contact, so a rerun pairs the same way.
+    """
+    ranked = sorted(
+        (level, i, j) for i, payload in enumerate(payloads) for j, contact in enumerate(held)
+        if (level := match_level(contact, payload)) is not None
+    )
+    paired: dict[int, int] = {}
+    taken: set[int] = set()
+    for _, i, j in ranked:
+        if i not in paired and j not in taken:
+            paired[i] = j
+            taken.add(j)
+    return paired
+
+
+def identity(record: t.Mapping[str, t.Any], data_source_uuid: str, external_id: str) -> ContactPayload:
+    """What a (possibly partial) deleted row tells of its contact: customer, email and name, read leniently."""
+
+    def text(name: str) -> str | None:
+        try:
+            return optional_text(record, name)
+        except RecordRejected:
+            return None
+
+    fields = {name: text(name) for name in ("email", "first_name", "last_name") if name in record}
+    return ContactPayload(data_source_uuid, external_id, text("customer_external_id"), text("customer_uuid"), fields, {})

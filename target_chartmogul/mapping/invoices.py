@@ -23,7 +23,7 @@ from target_chartmogul.mapping.common import (
     required_text,
 )
 from target_chartmogul.mapping.transactions import map_transaction
-from target_chartmogul.numbers import amount_cents, integer
+from target_chartmogul.numbers import amount_cents, integer, parse
 from target_chartmogul.values import choice, currency, is_blank, text
 
 LINE_ITEM_TYPES = ("subscription", "one_time", "trial")
@@ -57,7 +57,8 @@ class InvoicePayload:
     lines_from_stream: bool = False  # the header had no line_items: its lines come from a line_items stream
     nested_payments: list[str] = dataclasses.field(default_factory=list)  # payments of other streams nested in
     stream_lines: list[t.Any] = dataclasses.field(default_factory=list)  # LineParts that arrived for it
-    fingerprint: dict[str, t.Any] | None = None  # what the sync memory hashes, taken before resolution
+    fingerprint: str | None = None  # what the sync memory holds (a Digest), taken before resolution
+    content: str | None = None  # hash of the header and lines alone (no payments, no status), taken with it
 
     @property
     def transactions(self) -> list[dict[str, t.Any]]:
@@ -68,7 +69,11 @@ class InvoicePayload:
 def map_line_item(
     item: t.Any, prefix: str, *, unit: str = "cents", currency_code: str | None = None
 ) -> tuple[dict[str, t.Any], str | None]:
-    """One line item's body, and the plan_external_id still to resolve (if it names its plan that way)."""
+    """One line item's body, and the plan_external_id still to resolve (if it names its plan that way).
+
+    With `unit: units` the amounts are converted in `currency_code`; without one they are only checked as numbers
+    and left out (`check_line_item`: a line of the line_items stream before its invoice is known).
+    """
     where = prefix.rstrip(".")
     if not isinstance(item, dict):
         raise RecordRejected(f"field '{where}' must be an object", field=where)
@@ -90,17 +95,19 @@ def map_line_item(
     raise RecordRejected(msg, field=prefix + "plan_uuid")
 
 
+def check_line_item(item: t.Any, *, unit: str) -> None:
+    """A line row's checks on arrival, before its invoice (and so its currency) is known: RecordRejected naming the
+    field. Amounts in currency units must only be numbers here; their decimals are checked against the invoice's
+    currency when the invoice is assembled (`map_line_item`), so a KWD line of 1.234 is not refused as too precise.
+    """
+    map_line_item(item, "", unit=unit, currency_code=None)
+
+
 def _line_item_values(
     item: t.Mapping[str, t.Any], prefix: str, unit: str, currency_code: str | None
 ) -> dict[str, t.Any]:
     """The amounts, dates, texts and flags of a line item that are set (unset ones are not sent)."""
-    body: dict[str, t.Any] = {}
-    for name in CENT_FIELDS:
-        column = amount_column(item, name, unit)
-        if column is not None:  # a negative amount is a credit (proration on a downgrade)
-            body[name] = amount_cents(
-                item[column], prefix + column, unit=unit, currency=currency_code, allow_negative=name == "amount_in_cents"
-            )
+    body: dict[str, t.Any] = dict(_amounts(item, prefix, unit, currency_code))
     for name in DATE_FIELDS:
         if not is_blank(item.get(name)):
             body[name] = timestamp_text(item[name], prefix + name)
@@ -121,6 +128,23 @@ def _line_item_values(
     if len(body.get("account_code", "")) > 30:
         raise RecordRejected(
             f"field '{prefix}account_code' is longer than 30 characters", field=prefix + "account_code"
+        )
+    return body
+
+
+def _amounts(item: t.Mapping[str, t.Any], prefix: str, unit: str, currency_code: str | None) -> dict[str, int]:
+    """A line item's amounts in cents; in units without a currency (`check_line_item`) only read as numbers."""
+    body: dict[str, int] = {}
+    for name in CENT_FIELDS:
+        column = amount_column(item, name, unit)
+        if column is None:
+            continue
+        if unit == "units" and currency_code is None:
+            parse(item[column], prefix + column, what="an amount")
+            continue
+        # a negative amount is a credit (proration on a downgrade)
+        body[name] = amount_cents(
+            item[column], prefix + column, unit=unit, currency=currency_code, allow_negative=name == "amount_in_cents"
         )
     return body
 

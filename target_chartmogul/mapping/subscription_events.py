@@ -53,17 +53,42 @@ class EventPayload:
         """Its identity: external id within the data source (also its sync-memory key)."""
         return (self.data_source_uuid, self.external_id)
 
-    def envelope(self, fields: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
-        """`{"subscription_event": {...}}` naming this event by data source and external id."""
+    def envelope(self, fields: t.Mapping[str, t.Any], event_id: int | None = None) -> dict[str, t.Any]:
+        """`{"subscription_event": {...}}` for a PATCH or DELETE body, naming the event by its ChartMogul id.
+
+        Every recorded PATCH names the event by `id` alone (ruby cassette `update/updates_the_subscription_event`);
+        data source and external id instead are shown only by chartmogul-python's hand-written mocks, so that
+        form is the fallback for an event whose id cannot be known.
+        """
+        if event_id is not None:
+            return {"subscription_event": {"id": event_id, **fields}}
         return {"subscription_event": {"data_source_uuid": self.data_source_uuid, "external_id": self.external_id, **fields}}
 
     def create_body(self) -> dict[str, t.Any]:
-        """Body of POST /subscription_events: the fields that are set."""
+        """Body of POST /subscription_events: data source, external id and the fields that are set."""
         return self.envelope({k: v for k, v in self.fields.items() if v is not None})
 
     def fingerprint(self) -> dict[str, t.Any]:
         """What the sync memory hashes: identity and every managed field."""
         return {"ds": self.data_source_uuid, "external_id": self.external_id, "fields": self.fields}
+
+
+def known_event_id(value: t.Any) -> int | None:
+    """ChartMogul's integer id of an event, from an answer's `id` or the sync memory's text copy of it.
+
+    None when it is not a whole number (no id known): the event is then named by data source and external id.
+    """
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return value
+    text = str(value).strip()
+    return int(text) if text.isdigit() else None
+
+
+def delete_query(event_id: int) -> dict[str, str]:
+    """The query of a DELETE naming the event by id: `?subscription_event[id]=` is how every recording deletes one."""
+    return {"subscription_event[id]": str(event_id)}
 
 
 def _required_for_type(event_type: str, fields: dict[str, t.Any]) -> None:

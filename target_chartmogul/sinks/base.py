@@ -17,6 +17,7 @@ from singer_sdk.sinks import BatchSink
 from target_chartmogul.bulk.entries import Entry as BulkEntry
 from target_chartmogul.encoding import dumps
 from target_chartmogul.errors import APIError, FatalError, RecordRejected
+from target_chartmogul.holdings import LISTS
 from target_chartmogul.ledger import Entry, payload_hash
 from target_chartmogul.mapping.common import data_source, optional_text
 from target_chartmogul.references import Unresolved
@@ -71,6 +72,18 @@ class ChartMogulSink(ContextBound, BatchSink):
         self.context.ledger.save_schema(stream_name, schema, key_properties or [])
         self.context.progress.start()
         self.context.bulk.resume()  # imports an earlier run left processing are recorded before any write
+        self.listing_ahead = False
+
+    def list_ahead(self) -> None:
+        """With a lost memory, start reading what the data source holds of this object while records arrive
+        (from the first record that passes the schema and names its object: a run whose records are all refused
+        before a call is needed makes none).
+        """
+        self.listing_ahead = True
+        data_source_uuid = self.config.get("data_source_uuid")
+        kinds = [kind for kind, (_, _, memory_name) in LISTS.items() if memory_name == self.object_name]
+        if data_source_uuid and kinds:
+            self.context.refs.holdings.prefetch(kinds[0], str(data_source_uuid))
 
     # SDK hooks --------------------------------------------------------------------
     def get_validator(self) -> SDKValidator:
@@ -85,6 +98,8 @@ class ChartMogulSink(ContextBound, BatchSink):
 
     def process_record(self, record: Record, context: dict[str, t.Any]) -> None:
         """Stage the record; every write happens in `process_batch`."""
+        if not self.listing_ahead and INVALID not in record and self.names_its_object(record):
+            self.list_ahead()
         self.summary.add(self.stream_name, "received")
         context.setdefault("records", []).append(record)
 
@@ -151,6 +166,11 @@ class ChartMogulSink(ContextBound, BatchSink):
             return ("record", id(record))
         ds = record.get("data_source_uuid") or self.config.get("data_source_uuid")
         return (str(ds), str(record.get("external_id")))
+
+    def names_its_object(self, record: Record) -> bool:
+        """Whether the record says which object it is (else `dedupe_key` keeps it apart, and it is rejected)."""
+        key = self.dedupe_key(record)
+        return not (isinstance(key, tuple) and key and key[0] == "record")
 
     def record_key(self, record: Record) -> dict[str, t.Any]:
         """The record's identity for reject lines and messages."""

@@ -2,12 +2,18 @@
 
 A contact belongs to a customer, found by `customer_uuid` or by `customer_external_id`
 in the data source (waiting, like an invoice, for a customer later in the input). The
-sync memory keeps each contact's uuid, so updates go straight to it. Without a memory
-entry, ChartMogul's contacts are matched: by external id, or with `match_by: email` by
-email within the contact's customer (a customer can have several contacts). Contact
-answers recorded in 2023 carry no `external_id` at all; where none does, a contact of
-the same customer with the same email is taken for ours, so a lost memory still costs
-reads only.
+sync memory keeps each contact's uuid, so updates and deletes go straight to it.
+
+A lost memory: ChartMogul's contact reads answer no `external_id` (every recording), so
+the data source's contacts are listed once and each row is paired with a held contact of
+its customer by external id when one is answered, else by email, else by full name
+(`mapping.contacts.pair`), each held contact going to one row at most; the pairs are
+compared and remembered. A row paired with none is created only when no unpaired
+contact of its customer could be it (`could_be`: none differs from it in a set email or
+full name); otherwise it is rejected, and remembered without a uuid so that later runs
+read its customer's contacts before creating it. A deleted row with no remembered uuid
+is matched the same way (its customer's contacts, or the data source's when it names no
+customer: one match only); what cannot be found is warned about and counted `skipped`.
 """
 
 from __future__ import annotations
@@ -19,7 +25,15 @@ from target_chartmogul import compare
 from target_chartmogul.errors import APIError, RecordRejected
 from target_chartmogul.ledger import Entry
 from target_chartmogul.mapping.common import data_source, optional_text
-from target_chartmogul.mapping.contacts import ContactMapper, ContactPayload
+from target_chartmogul.mapping.contacts import (
+    ContactMapper,
+    ContactPayload,
+    best_matches,
+    could_be,
+    identity,
+    is_copy,
+    pair,
+)
 from target_chartmogul.sinks.deletions import DeletesMissing
 
 Record = dict[str, t.Any]
@@ -45,6 +59,11 @@ class ContactsSink(DeletesMissing):
         self._reading: dict[tuple[str, str], threading.Lock] = {}
         self._unkept: set[str] = set()
         self._lock = threading.Lock()
+        self._claimed: set[str] = set()  # held contacts paired with a row (or deleted) in this run
+        self._paired: dict[tuple[str, str], Contact | None] = {}  # this batch: row key -> its held contact
+        self._doubts: dict[tuple[str, str], list[str]] = {}  # this batch: row key -> contacts that could be it
+        self._deleting: dict[tuple[str, str], Record] = {}
+        self._ours: set[str] | None = None
         super().setup()
 
     def dedupe_key(self, record: Record) -> t.Hashable:
@@ -70,6 +89,7 @@ class ContactsSink(DeletesMissing):
         for ds in sorted({payload.data_source_uuid for _, payload in items}):
             self.context.refs.holdings.ensure(KIND, ds)
         self.known = self.memory_lookup(payload.key(self.settings.match_by) for _, payload in items)
+        self.pair_unremembered([payload for _, payload in items])
         self.run_each(items, lambda item: self.write_remembered(item[1]), records_of=lambda item: [item[0]])
 
     def write_remembered(self, payload: ContactPayload) -> str:
@@ -91,16 +111,88 @@ class ContactsSink(DeletesMissing):
         ds, external_id = payload.data_source_uuid, str(payload.customer_external_id)
         return str(self.context.refs.require("customer", ds, external_id, field="customer_external_id")["uuid"])
 
+    # Pairing rows with held contacts (a lost memory) -------------------------------------
+    def pair_unremembered(self, payloads: list[ContactPayload]) -> None:
+        """Before writing: pair the rows the memory has no uuid for with held contacts of their customer.
+
+        Only where ChartMogul's contacts were listed in this run (a lost memory), or for a row
+        remembered without a uuid (left unwritten as ambiguous): a row the memory does not know
+        in a data source it does know is a new contact, created without a read.
+        """
+        self._paired, self._doubts, self._ours = {}, {}, None
+        if self.settings.match_by == "email":
+            return
+        groups: dict[tuple[str, str], list[ContactPayload]] = {}
+        for payload in payloads:
+            entry = self.known.get(payload.key(self.settings.match_by))
+            if entry is not None and entry.uuid:
+                self._claim(entry.uuid)
+            elif entry is not None or self.context.refs.holdings.listed(KIND, payload.data_source_uuid):
+                try:
+                    customer = self.customer_uuid(payload)
+                except RecordRejected:
+                    continue  # waits for its customer (or is rejected): paired when it comes back
+                groups.setdefault((payload.data_source_uuid, customer), []).append(payload)
+        for (ds, customer), group in groups.items():
+            self.pair_group(ds, customer, group)
+
+    def pair_group(self, data_source_uuid: str, customer_uuid: str, payloads: list[ContactPayload]) -> None:
+        """Pair one customer's rows, surest first; note for each unpaired row the contacts that could be it."""
+        held = self.candidates(data_source_uuid, customer_uuid)
+        paired = pair(payloads, held)
+        for index, payload in enumerate(payloads):
+            found = held[paired[index]] if index in paired else None
+            self._paired[payload.key(self.settings.match_by)] = found
+            if found is not None:
+                self._claim(str(found["uuid"]))
+        free = [c for c in held if str(c["uuid"]) not in self._claimed]
+        for index, payload in enumerate(payloads):
+            doubts = [str(c["uuid"]) for c in free if index not in paired and could_be(c, payload)]
+            if doubts:
+                self._doubts[payload.key(self.settings.match_by)] = doubts
+
+    def candidates(self, data_source_uuid: str, customer_uuid: str) -> list[Contact]:
+        """The customer's held contacts that no row of this run (nor, without a listing, of the memory) has taken."""
+        listed = self.context.refs.holdings.listed(KIND, data_source_uuid)
+        contacts = self.customer_contacts(data_source_uuid, customer_uuid, read=True) or []
+        taken = set(self._claimed) if listed else self._claimed | self.ours()
+        return [c for c in contacts if c.get("uuid") and str(c["uuid"]) not in taken]
+
+    def ours(self) -> set[str]:
+        """The uuids of every contact this stream's memory holds (read once per batch, when needed)."""
+        if self._ours is None:
+            objects = self.context.ledger.stream_objects(self.object_name, self.stream_name)
+            self._ours = {uuid for uuid in objects.values() if uuid}
+        return self._ours
+
+    def _claim(self, uuid: str) -> None:
+        with self._lock:
+            self._claimed.add(uuid)
+
+    def refuse_doubtful(self, payload: ContactPayload) -> None:
+        """Reject a row that held contacts could be; remember it without a uuid so later runs look before creating."""
+        key = payload.key(self.settings.match_by)
+        doubts = self._doubts.get(key)
+        if not doubts:
+            return
+        self.remember(*key, uuid=None, payload=None)
+        msg = (f"not created: the sync memory holds no uuid for it, and ChartMogul's contact(s) {', '.join(doubts)} "
+               "of its customer could be this person (no email or name tells them apart); give the row an email "
+               "or a name, or delete the stray contact in ChartMogul")
+        raise RecordRejected(msg, field="email")
+
     # Writing ----------------------------------------------------------------------------
     def write_one(self, payload: ContactPayload, customer_uuid: str, entry: Entry | None) -> tuple[str, str]:
-        """Update the contact ChartMogul holds (remembered, or matched), else create it; returns (outcome, uuid)."""
+        """Update the contact ChartMogul holds (remembered, or paired), else create it when safe; returns (outcome, uuid)."""
         if entry is not None and entry.uuid:
             updated = self.update_remembered(payload, customer_uuid, entry)
             if updated is not None:
                 return updated
-        held = self.find(payload, customer_uuid)
+        key = payload.key(self.settings.match_by)
+        held = self._paired[key] if key in self._paired else self.find(payload, customer_uuid)
         if held is not None:
             return self.bring_in_line(payload, customer_uuid, held)
+        self.refuse_doubtful(payload)
         return self.create(payload, customer_uuid)
 
     def update_remembered(self, payload: ContactPayload, customer_uuid: str, entry: Entry) -> tuple[str, str] | None:
@@ -147,9 +239,10 @@ class ContactsSink(DeletesMissing):
         try:
             response = self.client.post("contacts", payload.create_body(customer_uuid))
         except APIError as exc:
-            held = self.find(payload, customer_uuid, fresh=True)
-            if held is None:
+            copies = self.copies(payload, customer_uuid)
+            if not copies:
                 raise
+            held = copies[0]
             if exc.attempts > 1:  # our own earlier attempt saved it; its answer was lost
                 return "created", str(held["uuid"])
             return self.bring_in_line(payload, customer_uuid, held)
@@ -162,7 +255,7 @@ class ContactsSink(DeletesMissing):
 
     def drop_doubles(self, payload: ContactPayload, customer_uuid: str, kept: str) -> None:
         """A create answered only on a retry: delete any second copy ChartMogul saved."""
-        for other in self.matching(self.customer_contacts(payload.data_source_uuid, customer_uuid, fresh=True), payload):
+        for other in self.copies(payload, customer_uuid):
             if other.get("uuid") != kept:
                 self.logger.warning("Contact %s was saved twice by a retried create; deleting the copy %s",
                                     payload.external_id or payload.email, other.get("uuid"))
@@ -198,24 +291,29 @@ class ContactsSink(DeletesMissing):
                                     "define it for contacts in ChartMogul", self.stream_name, key)
 
     # Finding ----------------------------------------------------------------------------
-    def find(self, payload: ContactPayload, customer_uuid: str, *, fresh: bool = False) -> Contact | None:
-        """The customer's contact that is this one, when ChartMogul's contacts were read (or `fresh`: read now)."""
-        candidates = self.customer_contacts(payload.data_source_uuid, customer_uuid, fresh=fresh)
-        found = self.matching(candidates, payload) if candidates is not None else []
+    def find(self, payload: ContactPayload, customer_uuid: str) -> Contact | None:
+        """The customer's contact that is this one, when its contacts were read; it is then taken for this row."""
+        candidates = self.customer_contacts(payload.data_source_uuid, customer_uuid)
+        if candidates is None:
+            return None
+        with self._lock:
+            found = self.matching(candidates, payload)
+            if found:
+                self._claimed.add(str(found[0]["uuid"]))
         return found[0] if found else None
 
-    def matching(self, candidates: t.Sequence[Contact] | None, payload: ContactPayload) -> list[Contact]:
-        """The candidates that are this contact: same external id (or email, with `match_by: email`).
-
-        Answers without any `external_id` key (recorded in 2023) fall back to the email.
-        """
-        contacts = list(candidates or [])
+    def matching(self, candidates: t.Sequence[Contact], payload: ContactPayload) -> list[Contact]:
+        """The untaken candidates that are this contact: same email with `match_by: email`, else the surest matches."""
+        free = [c for c in candidates if str(c.get("uuid")) not in self._claimed]
         if self.settings.match_by == "email":
-            return [c for c in contacts if _same_email(c, payload.email)]
-        by_id = [c for c in contacts if c.get("external_id") == payload.external_id]
-        if by_id or any("external_id" in c for c in contacts):
-            return by_id
-        return [c for c in contacts if _same_email(c, payload.email)]
+            return [c for c in free if _same_email(c, payload.email)]
+        return [dict(c) for c in best_matches(payload, free)]
+
+    def copies(self, payload: ContactPayload, customer_uuid: str) -> list[Contact]:
+        """The customer's contacts, read now, that look exactly like this create (what a lost answer left)."""
+        held = self.customer_contacts(payload.data_source_uuid, customer_uuid, fresh=True) or []
+        with self._lock:
+            return [c for c in held if str(c.get("uuid")) not in self._claimed and is_copy(c, payload)]
 
     def listed(self, data_source_uuid: str) -> dict[str, Contact]:
         """The data source's contacts by uuid, when this run listed them (a lost memory)."""
@@ -225,14 +323,16 @@ class ContactsSink(DeletesMissing):
                 self._by_uuid[data_source_uuid] = {str(c["uuid"]): c for c in objects if c.get("uuid")}
             return self._by_uuid[data_source_uuid]
 
-    def customer_contacts(self, data_source_uuid: str, customer_uuid: str, *, fresh: bool = False) -> list[Contact] | None:
+    def customer_contacts(self, data_source_uuid: str, customer_uuid: str, *, fresh: bool = False,
+                          read: bool = False) -> list[Contact] | None:
         """A customer's contacts in the data source: from this run's listing, else read once (None: not needed).
 
-        By external id the memory is trusted: a contact it does not know is created without a read.
+        By external id the memory is trusted: a contact it does not know is created without a read
+        (`read`: a row it remembers without a uuid, left unwritten as ambiguous, is looked for first).
         """
         if not fresh and self.context.refs.holdings.listed(KIND, data_source_uuid):
             return [c for c in self.listed(data_source_uuid).values() if c.get("customer_uuid") == customer_uuid]
-        if not fresh and self.settings.match_by != "email":
+        if not fresh and not read and self.settings.match_by != "email":
             return None
         key = (data_source_uuid, customer_uuid)
         with self._lock:
@@ -248,15 +348,51 @@ class ContactsSink(DeletesMissing):
             return found
 
     # Deleting ---------------------------------------------------------------------------
+    def delete_keys(self, keys: list[tuple[str, str]], records: list[Record]) -> None:
+        """Keep each deleted row by key: without a remembered uuid, its email or name is what finds its contact."""
+        self._deleting = dict(zip(keys, records, strict=True))
+        super().delete_keys(keys, records)
+
     def delete_one(self, data_source_uuid: str, external_id: str) -> str:
-        """Delete one contact (a 404 means it is already gone)."""
+        """Delete one contact (a 404 means it is already gone); one that cannot be found is warned about and skipped."""
         entry = self.known.get((data_source_uuid, external_id))
-        uuid = entry.uuid if entry is not None else None
-        if uuid is None and self.context.refs.holdings.ensure(KIND, data_source_uuid):
-            held = self.context.refs.holdings.get(KIND, data_source_uuid, external_id)
-            uuid = held.get("uuid") if held else None
+        uuid, why = (entry.uuid, "") if entry is not None and entry.uuid else self.find_deleted(data_source_uuid, external_id)
         if uuid is None:
-            return "unchanged"
+            self.logger.warning("Stream '%s': contact external_id '%s' (data source %s) deleted in the source was not "
+                                "deleted in ChartMogul: %s", self.stream_name, external_id, data_source_uuid, why)
+            if entry is not None:
+                self.context.ledger.deleted(self.object_name, data_source_uuid, external_id)
+            return "skipped"
+        self._claim(str(uuid))
         self._delete_quietly(str(uuid))
         self.context.refs.forget(KIND, data_source_uuid, external_id, gone=True)
         return "deleted"
+
+    def find_deleted(self, data_source_uuid: str, external_id: str) -> tuple[str | None, str]:
+        """(uuid, "") of a deleted row's contact the memory has no uuid for, else (None, why it was not found)."""
+        holdings = self.context.refs.holdings
+        if not holdings.ensure(KIND, data_source_uuid):
+            return None, "the sync memory holds no uuid for it (deleted already, or never written with this memory)"
+        held = holdings.get(KIND, data_source_uuid, external_id)  # only where ChartMogul answered external ids
+        if held is not None and held.get("uuid") and str(held["uuid"]) not in self._claimed:
+            return str(held["uuid"]), ""
+        row = identity(self._deleting.get((data_source_uuid, external_id), {}), data_source_uuid, external_id)
+        candidates = self.deleted_candidates(row)
+        with self._lock:
+            found = self.matching(candidates, row)
+            if len(found) == 1:
+                self._claimed.add(str(found[0]["uuid"]))
+                return str(found[0]["uuid"]), ""
+        if found:
+            return None, f"{len(found)} contacts ({', '.join(str(c['uuid']) for c in found)}) could be it"
+        return None, ("no contact ChartMogul holds matches it by external id, email or full name (ChartMogul's "
+                      "contact reads carry no external id; a deleted row carrying only its key cannot be matched)")
+
+    def deleted_candidates(self, row: ContactPayload) -> list[Contact]:
+        """Its customer's listed contacts, or the data source's when the row names no customer this run can find."""
+        customer = row.customer_uuid
+        if customer is None and row.customer_external_id is not None:
+            found = self.context.refs.find("customer", row.data_source_uuid, row.customer_external_id)
+            customer = str(found["uuid"]) if found and found.get("uuid") else None
+        listed = self.listed(row.data_source_uuid).values()
+        return [c for c in listed if customer is None or c.get("customer_uuid") == customer]

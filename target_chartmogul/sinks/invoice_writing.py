@@ -9,36 +9,53 @@ record (`compare`), and:
 - a transaction it holds differently is updated (`PATCH /transactions/{uuid}`), or the
   invoice replaced when ChartMogul refuses that;
 - any other difference (amounts, lines, dates, currency) replaces the invoice (`replacements`),
-  keeping its payments, unless the stream says `invoice_changes: keep` (then it is reported,
-  counted `changed_not_applied`);
-- a `status` of voided or written_off is applied with ChartMogul's status endpoint.
+  keeping its payments and its status; so does a change the memory's content hash shows where
+  ChartMogul's answers cannot (collection_method);
+- a `status` of voided or written_off is applied with ChartMogul's status endpoint, once: the
+  memory keeps the status last applied.
+
+Under `invoice_changes: keep` none of this touches an invoice imported before: each difference
+(content, a payment it lacks, a status) is reported and counted `changed_not_applied`.
 """
 
 from __future__ import annotations
 
-import copy
+import threading
 import typing as t
 
 from target_chartmogul import compare
 from target_chartmogul.errors import APIError, RecordRejected, is_already_exists
-from target_chartmogul.ledger import Entry, payload_hash
-from target_chartmogul.mapping.invoices import InvoicePayload, map_line_item
+from target_chartmogul.ledger import Digest, Entry, payload_hash
+from target_chartmogul.mapping.invoices import STATUSES, InvoicePayload, map_line_item
 from target_chartmogul.mapping.transactions import map_transaction
 from target_chartmogul.references import Unresolved
 from target_chartmogul.replacements import Replacer, keeping_transactions
 from target_chartmogul.sinks.deletions import DeletesMissing
+
+if t.TYPE_CHECKING:
+    from target_chartmogul.context import RunContext
 
 Record = dict[str, t.Any]
 Obj = dict[str, t.Any]
 Pair = tuple[Record, InvoicePayload]
 MAX_ROUNDS = 3
 # One outcome per record; when several happened, the strongest is counted.
+FINAL_STATUSES = frozenset(STATUSES.values())  # voided, written_off
 STRENGTH = ("unchanged", "status_unconfirmed", "updated", "status_changed", "corrected", "created")
 
 
 def stronger(a: str, b: str) -> str:
     """The outcome that says more of what was done."""
     return a if STRENGTH.index(a) >= STRENGTH.index(b) else b
+
+
+def status_now(held: t.Mapping[str, t.Any], entry: Entry | None) -> str | None:
+    """The status (voided, written_off) the invoice has after it was brought in line: what ChartMogul shows or
+    was just set on it, else what the memory knew (`entry`; None for an invoice just replaced).
+    """
+    if "status" in held:
+        return held["status"] if held["status"] in FINAL_STATUSES else None
+    return entry.status if entry is not None else None
 
 
 def _invoice_is_duplicate(errors: t.Mapping[str, t.Any]) -> bool:
@@ -62,27 +79,51 @@ class InvoiceWriting(DeletesMissing):
 
     # Memory ------------------------------------------------------------------------------
     @staticmethod
-    def fingerprint(payload: InvoicePayload) -> dict[str, t.Any]:
-        """What the memory hashes: the import body, the references still to resolve, and the status."""
-        return copy.deepcopy(
-            {"body": payload.body, "customer_uuid": payload.customer_uuid, "plans": payload.plan_refs,
-             "status": payload.status}
-        )
+    def fingerprint(payload: InvoicePayload) -> Digest:
+        """What the memory hashes: the import body, the references still to resolve, and the status (hashed now,
+        as resolving the references changes the body).
+        """
+        return Digest(payload_hash({"body": payload.body, "customer_uuid": payload.customer_uuid,
+                                    "plans": payload.plan_refs, "status": payload.status}))
 
-    def remember_invoice(self, payload: InvoicePayload, uuid: str | None, *, current: bool = True) -> None:
-        """Note an invoice that is in ChartMogul; `current` False when it differs from the record.
+    @staticmethod
+    def content_hash(payload: InvoicePayload) -> str:
+        """What ChartMogul keeps of the invoice apart from its payments and status: header, lines (in any order),
+        customer and plans named. Taken with the fingerprint and kept as the memory's `record_hash` of the
+        invoice, it tells a change in a field ChartMogul's answers never show (collection_method).
+        """
+        plans = dict(payload.plan_refs)
+        lines = sorted(payload_hash({**line, "plan": plans.get(index)})
+                       for index, line in enumerate(payload.body.get("line_items") or []))
+        header = {k: v for k, v in payload.body.items() if k not in ("line_items", "transactions")}
+        return payload_hash({"header": header, "lines": lines, "customer_uuid": payload.customer_uuid})
+
+    def remember_invoice(self, payload: InvoicePayload, uuid: str | None, *, current: bool = True,
+                         applied: bool = True) -> None:
+        """Note an invoice that is in ChartMogul; `current` False when it differs from the record (checked again
+        next run), `applied` False when ChartMogul keeps its earlier content (`invoice_changes: keep`).
 
         Written from its lines alone (no header in this run), it keeps what the memory knew of its header.
         """
         ds, ext = payload.data_source_uuid, payload.external_id
+        entry = self.context.ledger.get("invoices", ds, ext) if payload.fingerprint is None or not applied else None
         if payload.fingerprint is None:
-            entry = self.context.ledger.get("invoices", ds, ext)
-            digest, stream = (entry.payload_hash, str(entry.stream)) if entry is not None else (None, self.stream_name)
+            digest, content = (entry.payload_hash, entry.record_hash) if entry is not None else (None, None)
+            stream = str(entry.stream) if entry is not None else self.stream_name
         else:
             digest, stream = (payload_hash(payload.fingerprint) if current else None), self.stream_name
-        self.context.ledger.written("invoices", ds, ext, uuid=uuid, payload=digest, stream=stream)
+            content = payload.content if applied else (entry.record_hash if entry is not None else None)
+        self.context.ledger.written("invoices", ds, ext, uuid=uuid, payload=digest, stream=stream, record=content)
         if uuid:
             self.context.refs.remember("invoice", payload.data_source_uuid, payload.external_id, {"uuid": uuid})
+
+    def note_status(self, payload: InvoicePayload, status: str | None) -> None:
+        """The status the invoice now has in ChartMogul as this target applied it (None: none)."""
+        self.context.ledger.set_status("invoices", payload.data_source_uuid, payload.external_id, status)
+
+    def remembered(self, payload: InvoicePayload) -> Entry | None:
+        """What the sync memory holds of the invoice (this run's writes included)."""
+        return self.context.ledger.get("invoices", payload.data_source_uuid, payload.external_id)
 
     # References -------------------------------------------------------------------------
     def customer_uuid(self, payload: InvoicePayload) -> str:
@@ -127,25 +168,50 @@ class InvoiceWriting(DeletesMissing):
 
     # An invoice ChartMogul holds -------------------------------------------------------------
     def reconcile(self, payload: InvoicePayload, held: Obj, customer_uuid: str, *, created: bool = False) -> str:
-        """Bring an invoice ChartMogul holds in line with the record; returns the outcome to count."""
-        changes = compare.invoice_changes(payload.body, held)
+        """Bring an invoice ChartMogul holds in line with the record; returns the outcome to count.
+
+        The memory tells `compare` whether the content changed since it was written, so a change in a
+        field ChartMogul's answers never show is a correction too. Under `invoice_changes: keep` (not for
+        an invoice this run imported itself) nothing is written, every difference is reported.
+        """
+        entry = self.remembered(payload)
+        differs = (entry is not None and entry.record_hash is not None and payload.content is not None
+                   and entry.record_hash != payload.content)
+        changes = compare.invoice_changes(payload.body, held, written_differs=differs)
         changed_transactions = compare.changed_transactions(payload.transactions, held.get("transactions") or [])
-        if (changes or changed_transactions) and self.settings.invoice_changes == "keep":
-            self.add_missing_transactions(payload, held)
-            self._not_applied(payload, held, changes + [f"transactions[{tx[0]['external_id']}]"
-                                                         for tx in changed_transactions])
-            return "changed_not_applied"
+        if self.settings.invoice_changes == "keep" and not created:
+            return self.kept(payload, held, entry, changes + [f"transactions[{tx[0]['external_id']}]"
+                                                              for tx in changed_transactions])
+        before = held
         if changes:
             held, outcome = self.replace(payload, held, customer_uuid, changes), "corrected"
         else:
             outcome = "updated" if self.add_missing_transactions(payload, held) else "unchanged"
             if changed_transactions:
                 held, outcome = self.update_transactions(payload, held, customer_uuid, changed_transactions), "corrected"
-        status = self.apply_status(payload, held, replaced=outcome == "corrected" and bool(changes))
+        status = self.apply_status(payload, held, replaced=held is not before,
+                                   remembered=entry.status if entry is not None else None)
         if status is not None:
             outcome = stronger(outcome, status)
         self.remember_invoice(payload, str(held["uuid"]))
+        self.note_status(payload, status_now(held, entry if held is before else None))
         return "created" if created else outcome
+
+    def kept(self, payload: InvoicePayload, held: Obj, entry: Entry | None, changes: list[str]) -> str:
+        """`invoice_changes: keep`: ChartMogul's invoice is never touched (no correction, no payment added, no
+        status set); each difference is warned and counted `changed_not_applied`, on every run.
+        """
+        missing, _ = compare.missing_transactions(payload.transactions, held.get("transactions") or [])
+        changes = changes + [f"transactions[{tx.get('external_id') or 'without external_id'}] (not in ChartMogul)"
+                             for tx in missing]
+        if payload.status is not None and held.get("status") != payload.status and (
+                entry is None or entry.status != payload.status):
+            changes.append(f"status {payload.status}")
+        if not changes:
+            self.remember_invoice(payload, str(held["uuid"]))
+            return "unchanged"
+        self._not_applied(payload, held, changes)
+        return "changed_not_applied"
 
     def add_missing_transactions(self, payload: InvoicePayload, held: Obj) -> bool:
         """POST the record's transactions the invoice lacks (matched by external id); True if any."""
@@ -167,12 +233,12 @@ class InvoiceWriting(DeletesMissing):
             payload.external_id,
             ", ".join(changes[:5]) + (" …" if len(changes) > 5 else ""),
         )
-        self.remember_invoice(payload, str(held["uuid"]), current=False)
+        self.remember_invoice(payload, str(held["uuid"]), current=False, applied=False)
 
     def replace(self, payload: InvoicePayload, held: Obj, customer_uuid: str, changes: list[str]) -> Obj:
         """Delete and import again with the record's content, keeping the invoice's other transactions."""
         self.logger.info("Correcting invoice %s (%s)", payload.external_id, ", ".join(changes[:5]))
-        answer = self.replacer.replace(payload.data_source_uuid, customer_uuid, payload.body, held)
+        answer = self.replacer.replace(payload.data_source_uuid, customer_uuid, payload.body, held, payload.status)
         self.transactions_moved(payload.data_source_uuid, answer)
         self.context.refs.holdings.put("invoice", payload.data_source_uuid, payload.external_id, answer)
         return answer
@@ -183,7 +249,8 @@ class InvoiceWriting(DeletesMissing):
         ledger = self.context.ledger
         for ext, entry in ledger.lookup("transactions", data_source_uuid, moved).items():
             ledger.written("transactions", data_source_uuid, ext, uuid=moved[ext], payload=entry.payload_hash,
-                           stream=str(entry.stream), record=entry.record_hash)
+                           stream=str(entry.stream), record=entry.record_hash,
+                           parent=entry.parent or invoice.get("external_id"))
 
     def update_transactions(
         self,
@@ -204,30 +271,51 @@ class InvoiceWriting(DeletesMissing):
                 return self.replace(payload, held, customer_uuid, [f"transactions[{ours.get('external_id')}]"])
         return held
 
-    def apply_status(self, payload: InvoicePayload, held: Obj, *, replaced: bool = False) -> str | None:
-        """PUT the record's status (voided, written_off) unless ChartMogul shows it already.
+    def apply_status(self, payload: InvoicePayload, held: Obj, *, replaced: bool = False,
+                     remembered: str | None = None) -> str | None:
+        """PUT the record's status (voided, written_off) unless ChartMogul shows it already, or (`remembered`)
+        the sync memory says this target applied it: sent again, ChartMogul would refuse it (422).
 
-        Returns the outcome: "status_changed", None when nothing was needed, or
-        "status_unconfirmed" when ChartMogul refused the transition, its answers do not show
-        invoice status (no recorded answer does) and the sync memory does not know what was
-        written (it was lost): most likely the invoice has it already; logged, never counted
-        as changed.
+        `held` is what ChartMogul holds (`replaced`: a fresh import or replacement, which carries
+        `status` only once the replacer set it; the memory's status was the old invoice's). Returns
+        "status_changed" (noted on `held`), None when nothing was needed, or what `refused_status`
+        makes of a refusal; a refusal it cannot explain is raised (a reject with ChartMogul's message).
         """
-        if payload.status is None or (not replaced and held.get("status") == payload.status):
+        if payload.status is None or held.get("status") == payload.status:
+            return None
+        if not replaced and remembered == payload.status:
             return None
         path = f"data_sources/{payload.data_source_uuid}/invoices/{payload.external_id}/status"
         try:
             self.client.put(path, {"status": payload.status})
         except APIError as exc:
             if replaced or exc.status != 422 or "status" in held or self.wrote_before(payload):
-                raise  # a transition from a status this target set: ChartMogul's refusal stands
-            self.logger.warning(
-                "Invoice %s: ChartMogul refused to set status %s (%s) and its answers do not show invoice status; "
-                "most likely it is %s already (counted status_unconfirmed)",
-                payload.external_id, payload.status, exc.message, payload.status,
-            )
-            return "status_unconfirmed"
+                raise  # ChartMogul showed another status, or this target set it: the refusal stands
+            return self.refused_status(payload, held, exc)
+        held["status"] = payload.status
         return "status_changed"
+
+    def refused_status(self, payload: InvoicePayload, held: Obj, exc: APIError) -> str | None:
+        """A refused transition while the memory does not know what was written (it was lost): re-read the invoice.
+
+        It shows the asked status: nothing was needed (None). It shows another: ChartMogul's
+        refusal stands (raised). It shows none (no recorded invoice answer carries `status`):
+        whether the invoice has the asked status cannot be checked, so it is neither changed
+        nor unchanged: warned, with ChartMogul's message, and counted `status_unconfirmed`.
+        """
+        reread = self._get_or_none(str(held["uuid"]))
+        if reread is None or "status" in reread:
+            if reread is not None and reread.get("status") == payload.status:
+                held["status"] = payload.status
+                return None
+            raise exc
+        self.logger.warning(
+            "Invoice %s: ChartMogul refused to set status %s (%s). Its answers do not show invoice status and the "
+            "sync memory does not know what was set before, so whether the invoice is %s already cannot be checked "
+            "(counted status_unconfirmed; check it in ChartMogul)",
+            payload.external_id, payload.status, exc.message, payload.status,
+        )
+        return "status_unconfirmed"
 
     def wrote_before(self, payload: InvoicePayload) -> bool:
         """Whether the sync memory knows what this target last wrote of the invoice (its status included)."""
@@ -253,6 +341,8 @@ class InvoiceWriting(DeletesMissing):
         pending = self.context.ledger.pending_replacement(*key)
         if pending is not None:  # a dead run deleted it: bring back the payments the record does not carry
             payload.body.update(keeping_transactions(payload.body, pending))
+            entry = self.remembered(payload)  # and the status it had (the dead run noted no other)
+            payload.status = payload.status or (entry.status if entry is not None else None)
 
     def map_payment(self, payment: t.Any, payload: InvoicePayload) -> Obj:
         """A waiting payment as nested in the import (amounts in the invoice's currency)."""
@@ -296,13 +386,17 @@ class InvoiceWriting(DeletesMissing):
             self.apply_status(payload, answer, replaced=True)
         except APIError as exc:
             self.remember_invoice(payload, answer.get("uuid"), current=False)
+            self.note_status(payload, None)
             self.refuse(record, payload, f"imported, but ChartMogul refused its status {payload.status}: {exc.message}",
                         field="status", status=exc.status)
             return
         self.context.ledger.clear_replacement(payload.data_source_uuid, payload.external_id)
+        self.parts.imported((payload.data_source_uuid, payload.external_id))
+        uuids = {tx.get("external_id"): tx.get("uuid") for tx in answer.get("transactions") or [] if isinstance(tx, dict)}
         for external_id in payload.nested_payments:
-            self.parts.nested(payload.data_source_uuid, external_id)
+            self.parts.nested(payload.data_source_uuid, external_id, uuid=uuids.get(external_id))
         self.remember_invoice(payload, answer.get("uuid"))
+        self.note_status(payload, payload.status)
         self.counted(record, payload, "created", answer.get("uuid"))
 
     def _sort_refusal(self, customer_uuid: str, pending: list[Pair], exc: APIError, *, ours: bool) -> list[Pair]:
@@ -398,6 +492,67 @@ class InvoiceWriting(DeletesMissing):
 
 
 
+class InvoiceFinder:
+    """Finds the invoice ChartMogul holds that carries a line item or a transaction, by their external ids.
+
+    A row deleted in the source must leave ChartMogul even when the sync memory cannot say where it
+    is (payments nested in their invoice's import have no uuid of their own; a lost memory knows
+    nothing): the invoice the memory or the row names is read, else every invoice of the data source
+    is listed, once per run and only when needed.
+    """
+
+    def __init__(self, context: RunContext) -> None:
+        self.context = context
+        self._lock = threading.Lock()
+        self._index: dict[str, dict[tuple[str, str], str]] = {}  # data source -> (part, external id) -> invoice
+
+    def holding(self, data_source_uuid: str, part: str, external_id: str, invoice: str | None = None) -> Obj | None:
+        """The invoice (as ChartMogul holds it now) whose `part` ("line_items" or "transactions") has this
+        external id; `invoice` is where the memory or the row says it is. None: no invoice holds it.
+        """
+        if invoice is not None:
+            held = self._read(data_source_uuid, invoice)
+            if held is not None and carried(held, part, external_id) is not None:
+                return held
+        listed = self._listed(data_source_uuid).get((part, external_id))
+        if listed is None or listed == invoice:
+            return None
+        held = self._read(data_source_uuid, listed)
+        return held if held is not None and carried(held, part, external_id) is not None else None
+
+    def _listed(self, data_source_uuid: str) -> dict[tuple[str, str], str]:
+        """(part, external id) -> invoice external id, of every invoice of the data source (listed once)."""
+        with self._lock:
+            if data_source_uuid not in self._index:
+                index: dict[tuple[str, str], str] = {}
+                for listed in self.context.client.paginate("invoices", "invoices", {"data_source_uuid": data_source_uuid}):
+                    for name in ("line_items", "transactions"):
+                        for item in listed.get(name) or []:
+                            if isinstance(item, dict) and item.get("external_id"):
+                                index[(name, str(item["external_id"]))] = str(listed.get("external_id"))
+                self._index[data_source_uuid] = index
+            return self._index[data_source_uuid]
+
+    def _read(self, data_source_uuid: str, invoice: str) -> Obj | None:
+        """One invoice, read now (by the uuid the memory keeps, else by external id)."""
+        entry = self.context.ledger.get("invoices", data_source_uuid, invoice)
+        if entry is not None and entry.uuid:
+            try:
+                return t.cast("Obj", self.context.client.get(f"invoices/{entry.uuid}").body)
+            except APIError as exc:
+                if exc.status != 404:
+                    raise
+        return self.context.refs.held("invoice", data_source_uuid, invoice, fresh=True)
+
+
+def carried(invoice: t.Mapping[str, t.Any], part: str, external_id: str) -> Obj | None:
+    """The line item or transaction (`part`) of an invoice with this external id, or None."""
+    for item in invoice.get(part) or []:
+        if isinstance(item, dict) and item.get("external_id") == external_id:
+            return item
+    return None
+
+
 class RecordWaiting(Unresolved):
     """A header whose lines may still arrive (a line_items stream is still open): it waits."""
 
@@ -413,26 +568,47 @@ class LinesAssembly(InvoiceWriting):
         """
         mapped: list[tuple[t.Any, Obj | None]] = []
         for part in parts:
-            if part.refused is not None:
-                raise RecordRejected(f"its line {part.external_id} was refused: {part.refused}",
-                                     field=f"line_items[{part.external_id}]")
             if part.deleted:
                 mapped.append((part, None))
                 continue
-            prefix = f"line_items[{part.external_id}]."
-            body, plan_external_id = map_line_item(part.record, prefix, unit=part.unit,
-                                                   currency_code=payload.body["currency"])
+            body, plan_external_id = self.line_body(part, payload.body["currency"])
             body.setdefault("external_id", part.external_id)
             if plan_external_id:
                 plan = self.context.refs.require("plan", payload.data_source_uuid, plan_external_id,
-                                                 field=prefix + "plan_external_id")
+                                                 field=f"line_items[{part.external_id}].plan_external_id")
                 body["plan_uuid"] = plan["uuid"]
             mapped.append((part, body))
         return mapped
 
     @staticmethod
+    def line_body(part: t.Any, currency_code: str) -> tuple[Obj, str | None]:
+        """A stream line's body in its invoice's currency, and the plan it names by external id.
+
+        A line is checked on arrival without a currency (amounts only parsed); one whose amounts
+        have more decimals than this currency has is rejected here with its own field, and refuses
+        its invoice (RecordRejected naming the line), as a line refused on arrival does.
+        """
+        if part.refused is not None:
+            raise RecordRejected(f"its line {part.external_id} was refused: {part.refused}",
+                                 field=f"line_items[{part.external_id}]")
+        try:
+            return map_line_item(part.record, "", unit=part.unit, currency_code=currency_code)
+        except RecordRejected as exc:
+            part.refused = exc.reason
+            part.owner.reject(part.record, exc.reason, field=exc.field)
+        # the same refusal again, named in the invoice
+        return map_line_item(part.record, f"line_items[{part.external_id}].", unit=part.unit, currency_code=currency_code)
+
+    @staticmethod
     def merged_lines(held_lines: list[Obj], mapped: list[tuple[t.Any, Obj | None]]) -> list[Obj]:
-        """ChartMogul's lines with the arrived ones replacing theirs (by external id), added, or removed."""
+        """ChartMogul's lines with the arrived ones replacing theirs (by external id), added, or removed.
+
+        A deleted line notes whether ChartMogul's invoice had it (it then counts `deleted`, else `unchanged`).
+        """
+        held_ids = {str(line.get("external_id")) for line in held_lines}
+        for part, body in mapped:
+            if body is None:
+                part.held = part.external_id in held_ids
         changed = {part.external_id: body for part, body in mapped}
         lines = [changed.pop(str(line.get("external_id")), line) if line.get("external_id") in changed else line
                  for line in held_lines]

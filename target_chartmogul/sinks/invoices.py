@@ -16,10 +16,11 @@ from target_chartmogul.bulk.entries import MemoryRow
 from target_chartmogul.errors import APIError, RecordRejected
 from target_chartmogul.invoice_parts import LinePart
 from target_chartmogul.ledger import payload_hash
-from target_chartmogul.mapping.invoices import InvoicePayload, map_invoice, map_line_item, requested_status
+from target_chartmogul.mapping.invoices import InvoicePayload, map_invoice, requested_status
 from target_chartmogul.references import Unresolved
 from target_chartmogul.replacements import held_as_body
 from target_chartmogul.sinks.invoice_writing import LinesAssembly, Pair, Record, RecordWaiting
+from target_chartmogul.sinks.line_items import remembered_lines
 
 if t.TYPE_CHECKING:
     from target_chartmogul.sinks.base import ChartMogulSink
@@ -47,6 +48,7 @@ class InvoicesSink(LinesAssembly):
         groups: dict[tuple[str, ...], list[Pair]] = {}
         for record, payload in pairs:
             payload.fingerprint = self.fingerprint(payload)  # before plan references are filled in
+            payload.content = self.content_hash(payload)
             if self.is_current(self.known.get((payload.data_source_uuid, payload.external_id)), payload.fingerprint):
                 self.count("unchanged")
                 continue
@@ -87,7 +89,11 @@ class InvoicesSink(LinesAssembly):
                     payload.data_source_uuid, str(payload.customer_external_id), self._plans_named(payload)):
                 rest.append(record)  # a bulk line names its plan by external id only; a missing plan waits in REST
                 continue
+            if payload.lines_from_stream and self.lines_wait_in_memory(payload):
+                rest.append(record)  # lines an earlier run kept for it join it through REST
+                continue
             payload.fingerprint = self.fingerprint(payload)
+            payload.content = self.content_hash(payload)
             unit = self.bulk_unit(record, payload)
             if unit:
                 units.append(unit)
@@ -109,7 +115,7 @@ class InvoicesSink(LinesAssembly):
         entry = self.bulk_entry(record, str(payload.customer_external_id))
         skipped = ("line_items", "transactions", "data_source_uuid")
         entry.add("invoices", {k: v for k, v in payload.body.items() if k not in skipped})
-        entry.memory.append(MemoryRow("invoices", ds, ext, payload_hash(payload.fingerprint)))
+        entry.memory.append(MemoryRow("invoices", ds, ext, payload_hash(payload.fingerprint), record_hash=payload.content))
         plans = dict(payload.plan_refs)
         for index, line in enumerate(payload.body.get("line_items") or []):
             entry.add("line_items", {**line, "invoice_external_id": ext,
@@ -139,15 +145,12 @@ class InvoicesSink(LinesAssembly):
 
     def bulk_line(self, part: LinePart, payload: InvoicePayload) -> BulkEntry | None:
         """A line of the line_items stream as a bulk line item (None for a line deleted before it was sent)."""
-        if part.refused is not None:
-            raise RecordRejected(f"its line {part.external_id} was refused: {part.refused}",
-                                 field=f"line_items[{part.external_id}]")
         if part.deleted:
             part.owner.line_written(part, None)
             part.owner.count("deleted")
             return None
         prefix = f"line_items[{part.external_id}]."
-        body, plan_external_id = map_line_item(part.record, prefix, unit=part.unit, currency_code=payload.body["currency"])
+        body, plan_external_id = self.line_body(part, payload.body["currency"])
         if "plan_uuid" in body:
             raise RecordRejected("a line naming its plan by uuid cannot go in a bulk import",
                                  field=prefix + "plan_uuid")
@@ -198,10 +201,14 @@ class InvoicesSink(LinesAssembly):
         return lines
 
     def write_one(self, record: Record, payload: InvoicePayload, lines: list[LinePart], customer_uuid: str) -> Pair | None:
-        """Compare (and correct) an invoice ChartMogul holds; return a new one to import."""
-        mapped = self.map_stream_lines(payload, lines)
+        """Compare (and correct) an invoice ChartMogul holds; return a new one to import (with the lines that
+        earlier runs kept for it, when its header comes after them).
+        """
         self.resolve_plans(payload)
         held = self.held_invoice(payload)
+        if held is None and payload.lines_from_stream:
+            lines.extend(self.remembered_lines(payload, lines))
+        mapped = self.map_stream_lines(payload, lines)
         if payload.lines_from_stream:
             held_lines = held_as_body(held, payload.data_source_uuid)["line_items"] if held is not None else []
             payload.body["line_items"] = self.merged_lines(held_lines, mapped)
@@ -213,6 +220,24 @@ class InvoicesSink(LinesAssembly):
         outcome = self.reconcile(payload, held, customer_uuid)
         self.counted(record, payload, outcome, str(held.get("uuid")))
         return None
+
+    def remembered_lines(self, payload: InvoicePayload, lines: list[LinePart]) -> list[LinePart]:
+        """Lines of this new invoice that came without it in an earlier run (rejected then, their rows kept in the
+        sync memory's rejects) and not again in this run: the invoice is imported whole with them.
+        """
+        if not self.context.ledger.remembers_rejects():
+            return []
+        have = {part.external_id for part in lines}
+        waiting = self.parts.remembered_lines((payload.data_source_uuid, payload.external_id), self._load_remembered)
+        return [part for part in waiting if part.external_id not in have]
+
+    def lines_wait_in_memory(self, payload: InvoicePayload) -> bool:
+        """Whether lines of an earlier run wait in the sync memory for this header (left waiting)."""
+        return self.context.ledger.remembers_rejects() and self.parts.has_remembered(
+            (payload.data_source_uuid, payload.external_id), self._load_remembered)
+
+    def _load_remembered(self) -> list[LinePart]:
+        return remembered_lines(self.context, self.config.get("data_source_uuid"))
 
     def not_written(self, record: Record, lines: list[LinePart], exc: RecordRejected) -> None:
         """A refused or waiting invoice: its lines wait with it, or are refused with it."""

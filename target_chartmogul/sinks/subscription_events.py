@@ -1,11 +1,16 @@
-"""Subscription events: created, updated and deleted by external id within the data source.
+"""Subscription events: created, updated and deleted, kept apart by external id within the data source.
 
-ChartMogul's event endpoints take a `subscription_event` envelope; an event is named by
-data source and external id for PATCH and DELETE, so the sync memory's entry (the
-event's integer id, kept as text) only says that it exists. No recording shows how
-ChartMogul refuses a second event with a used external id, so a refused create is
-checked by looking the event up, never by reading the message; and a create that had to
-be retried (its first answer lost) is looked up too, in case ChartMogul saved both.
+ChartMogul's event endpoints take a `subscription_event` envelope. Every recording names
+the event of a PATCH by its integer `id` in the envelope and that of a DELETE by
+`?subscription_event[id]=`, so that is how this sink names it whenever the id is known:
+the sync memory keeps it as the entry's uuid, and a lost memory gets it back from the
+listing of the data source (or one lookup by external id). Only an event whose id cannot
+be known is named by data source and external id (a form only client mocks show).
+
+No recording shows how ChartMogul refuses a second event with a used external id, so a
+refused create is checked by looking the event up, never by reading the message; and a
+create that had to be retried (its first answer lost) is looked up too, in case
+ChartMogul saved both.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from target_chartmogul.bulk.entries import Entry as BulkEntry
 from target_chartmogul.bulk.entries import MemoryRow
 from target_chartmogul.errors import APIError, RecordRejected
 from target_chartmogul.ledger import Entry, payload_hash
-from target_chartmogul.mapping.subscription_events import EventPayload, map_event
+from target_chartmogul.mapping.subscription_events import EventPayload, delete_query, known_event_id, map_event
 from target_chartmogul.sinks.deletions import DeletesMissing
 
 Record = dict[str, t.Any]
@@ -108,7 +113,7 @@ class SubscriptionEventsSink(DeletesMissing):
         if held is None and entry.payload_hash is not None:
             self.require_references(event)
             try:
-                self.client.patch(PATH, event.envelope(event.fields))
+                self.client.patch(PATH, event.envelope(event.fields, self.naming(entry.uuid)))
             except APIError as exc:
                 if exc.status != 404:
                     raise
@@ -129,8 +134,16 @@ class SubscriptionEventsSink(DeletesMissing):
             return "unchanged"
         unechoed = {name: event.fields[name] for name in UNECHOED if name not in held and event.fields[name] is not None}
         self.require_references(event)
-        self.client.patch(PATH, event.envelope({**unechoed, **{name: event.fields[name] for name in changes}}))
+        fields = {**unechoed, **{name: event.fields[name] for name in changes}}
+        self.client.patch(PATH, event.envelope(fields, self.naming(held.get("id"), held.get("uuid"))))
         return "updated"
+
+    def naming(self, *candidates: t.Any) -> int | None:
+        """The id to name an event by in a PATCH or DELETE: the first of `candidates` that is one, else None.
+
+        None names it by data source and external id.
+        """
+        return next((found for found in map(known_event_id, candidates) if found is not None), None)
 
     def create(self, event: EventPayload) -> tuple[str, str | None]:
         """POST the event; a refusal is a duplicate only if the event is then found by its external id."""
@@ -155,15 +168,21 @@ class SubscriptionEventsSink(DeletesMissing):
         if kept is None and copies:
             kept = copies[0].get("id")
         for other in copies:
-            if other.get("id") != kept:
+            copy_id = self.naming(other.get("id"))
+            if other.get("id") != kept and copy_id is not None:  # by data source and external id, both would go
                 self.logger.warning("Subscription event %s was saved twice by a retried create; deleting the copy %s",
-                                    event.external_id, other.get("id"))
-                self._delete_quietly({"subscription_event": {"id": other.get("id")}})
+                                    event.external_id, copy_id)
+                self._delete_quietly(event.key, copy_id)
 
-    def _delete_quietly(self, envelope: dict[str, t.Any]) -> None:
-        """DELETE an event; a 404 (a retried delete whose first answer was lost) means it is gone."""
+    def _delete_quietly(self, key: tuple[str, str], by_id: int | None) -> None:
+        """DELETE an event by `?subscription_event[id]=` (as recorded), else by data source and external id in the
+        body; a 404 (a retried delete whose first answer was lost) means it is gone.
+        """
         try:
-            self.client.delete(PATH, envelope)
+            if by_id is not None:
+                self.client.request("DELETE", PATH, params=delete_query(by_id))
+            else:
+                self.client.delete(PATH, {"subscription_event": {"data_source_uuid": key[0], "external_id": key[1]}})
         except APIError as exc:
             if exc.status != 404:
                 raise
@@ -187,11 +206,15 @@ class SubscriptionEventsSink(DeletesMissing):
 
     # Deleting ---------------------------------------------------------------------------
     def delete_one(self, data_source_uuid: str, external_id: str) -> str:
-        """Delete one event by data source and external id (a 404 means it is already gone)."""
+        """Delete one event, named by the id the memory (or ChartMogul's listing) knows (a 404 means it is already gone)."""
         entry = self.known.get((data_source_uuid, external_id))
-        remembered = entry is not None and bool(entry.uuid)
-        if not remembered and self.context.refs.held(KIND, data_source_uuid, external_id) is None:
-            return "unchanged"  # ChartMogul never held it
-        self._delete_quietly({"subscription_event": {"data_source_uuid": data_source_uuid, "external_id": external_id}})
+        if entry is not None and entry.uuid:
+            by_id = self.naming(entry.uuid)
+        else:
+            held = self.context.refs.held(KIND, data_source_uuid, external_id)
+            if held is None:
+                return "unchanged"  # ChartMogul never held it
+            by_id = self.naming(held.get("id"), held.get("uuid"))
+        self._delete_quietly((data_source_uuid, external_id), by_id)
         self.context.refs.forget(KIND, data_source_uuid, external_id, gone=True)
         return "deleted"

@@ -6,7 +6,17 @@ ChartMogul yet waits for it, and rides in that invoice's import when it is new. 
 transaction ChartMogul already holds is compared with the record, not assumed equal
 ("already been taken" only proves the external id is used): a changed one (a failed
 payment that later succeeded, a corrected amount) is updated, or its invoice replaced when
-ChartMogul refuses the update. With `delete_missing`, rows deleted in the source delete it.
+ChartMogul refuses the update. With `delete_missing`, rows deleted in the source delete it:
+by the uuid the memory keeps, else found on its invoice in ChartMogul (a payment nested in its
+invoice's import has no uuid of its own unless the import's answer gave it; a lost memory
+knows nothing), and the uuid learnt is remembered. Only a transaction ChartMogul does not
+hold (read, not assumed) counts `unchanged`.
+
+With `invoice_changes: keep` an invoice imported before this run is never touched: a changed
+transaction is not updated and a new one not added; each is warned and counted
+`changed_not_applied` (a payment of an invoice this run imported still joins it). Amounts in
+currency units are only parsed before the invoice is found; their decimals are checked in the
+invoice's currency (a KWD payment of 1.234 is fine).
 """
 
 from __future__ import annotations
@@ -16,14 +26,19 @@ import typing as t
 from target_chartmogul import compare
 from target_chartmogul.errors import APIError, RecordRejected, is_already_exists
 from target_chartmogul.invoice_parts import Payment
-from target_chartmogul.mapping.common import data_source, optional_text, required_data_source
+from target_chartmogul.ledger import Entry, payload_hash
+from target_chartmogul.mapping.common import amount_column, data_source, optional_text, required_data_source
 from target_chartmogul.mapping.transactions import map_transaction
+from target_chartmogul.numbers import parse
 from target_chartmogul.references import Unresolved
 from target_chartmogul.replacements import Replacer, held_as_body
 from target_chartmogul.sinks.deletions import DeletesMissing
+from target_chartmogul.sinks.invoice_writing import InvoiceFinder, carried
 
 Record = dict[str, t.Any]
 Obj = dict[str, t.Any]
+FINAL_STATUSES = ("voided", "written_off")  # the statuses an invoice can be set to (others are ChartMogul's own)
+AMOUNT_FIELDS = ("amount_in_cents", "transaction_fees_in_cents")
 
 
 class TransactionsSink(DeletesMissing):
@@ -35,6 +50,8 @@ class TransactionsSink(DeletesMissing):
         """Invoice currencies read for `amount_unit: units` are kept for the run."""
         super().setup()
         self._currencies: dict[str, str] = {}
+        self.invoices = InvoiceFinder(self.context)
+        self.deleted_rows: dict[tuple[str, str], str | None] = {}  # the invoice a deleted row names
 
     def process_record(self, record: Record, context: dict[str, t.Any]) -> None:
         """Stage the record, and offer a payment to its invoice's import (if the invoice turns out new)."""
@@ -71,14 +88,33 @@ class TransactionsSink(DeletesMissing):
             return "unchanged"
         nested = self.context.invoice_parts.nested_as(*key)
         if nested is not None:  # it went in with its invoice's import
-            self.remember(*key, uuid=None, payload=fingerprint)
+            self.remember_transaction(key, self.context.invoice_parts.nested_uuid(*key), fingerprint, invoice)
             return nested
-        map_transaction(record, unit=self.settings.amount_unit, currency_code="EUR")  # checks before any call
+        self.check(record)
         entry = self.known.get(key)
         outcome, uuid = self.write_one(record, written=entry is not None and entry.payload_hash is not None)
-        self.remember(*key, uuid=uuid or (entry.uuid if entry else None),
-                      payload=fingerprint if outcome != "changed_not_applied" else None)
+        self.remember_transaction(key, uuid or (entry.uuid if entry else None),
+                                  fingerprint if outcome != "changed_not_applied" else None, invoice)
         return outcome
+
+    def check(self, record: Record) -> None:
+        """The checks before any call (RecordRejected naming the field); amounts in currency units are only parsed
+        here, as their decimals depend on the invoice's currency (`body_of` converts them).
+        """
+        unit, currency_code = self.settings.amount_unit, optional_text(record, "currency")
+        if unit != "units" or currency_code:
+            map_transaction(record, unit=unit, currency_code=currency_code)
+            return
+        columns = [column for name in AMOUNT_FIELDS if (column := amount_column(record, name, unit)) is not None]
+        map_transaction({k: v for k, v in record.items() if k not in columns}, unit=unit)
+        for column in columns:
+            parse(record[column], column, what="an amount")
+
+    def remember_transaction(self, key: tuple[str, str], uuid: str | None, payload: t.Any, invoice: str | None) -> None:
+        """Note a written transaction with its invoice (external id): a later delete finds it there if no uuid is known."""
+        self.context.ledger.written(self.object_name, *key, uuid=uuid,
+                                    payload=payload_hash(payload) if payload is not None else None,
+                                    stream=self.stream_name, parent=invoice)
 
     def invoice_uuid(self, record: Record) -> tuple[str, str | None]:
         """The invoice's uuid, and its external id when it was found by one.
@@ -138,6 +174,12 @@ class TransactionsSink(DeletesMissing):
                 held = self._held_transaction(listed, body["external_id"])
                 if held is not None:
                     return self._compared(body, held, listed), held.get("uuid")
+        if self.settings.invoice_changes == "keep" and (
+                invoice_external_id is None or not self.context.invoice_parts.imported_now((ds, invoice_external_id))):
+            self.logger.warning("Transaction %s is new in the source; invoice_changes is 'keep', so invoice %s keeps "
+                                "the transactions it was imported with", body["external_id"],
+                                invoice_external_id or uuid)
+            return "changed_not_applied", None
         try:
             response = self.client.post(f"import/invoices/{uuid}/transactions", body)
         except APIError as exc:
@@ -188,7 +230,8 @@ class TransactionsSink(DeletesMissing):
         new_body = held_as_body(invoice, ds)
         others = [tx for tx in new_body.get("transactions") or [] if tx.get("external_id") != body["external_id"]]
         new_body["transactions"] = [*others, body]
-        answer = Replacer(self.context).replace(ds, str(invoice["customer_uuid"]), new_body, invoice)
+        status = invoice.get("status") if invoice.get("status") in FINAL_STATUSES else None  # kept when shown
+        answer = Replacer(self.context).replace(ds, str(invoice["customer_uuid"]), new_body, invoice, status)
         self.context.refs.remember("invoice", ds, str(invoice["external_id"]), answer)
 
     def _already_taken(self, record: Record, body: Obj, invoice_uuid: str) -> tuple[str, str | None]:
@@ -211,15 +254,46 @@ class TransactionsSink(DeletesMissing):
                 raise
             return {}
 
+    def delete_keys(self, keys: list[tuple[str, str]], records: list[Record]) -> None:
+        """Note which invoice each deleted row names (log-based rows may carry it), then delete."""
+        for key, record in zip(keys, records, strict=True):
+            invoice = record.get("invoice_external_id")
+            self.deleted_rows[key] = str(invoice).strip() if isinstance(invoice, str) and invoice.strip() else None
+        super().delete_keys(keys, records)
+
     def delete_one(self, data_source_uuid: str, external_id: str) -> str:
-        """Delete a transaction deleted in the source (by its remembered uuid; 404 means already gone)."""
+        """Delete a transaction deleted in the source (404 means already gone).
+
+        By its remembered uuid, else by the uuid its invoice in ChartMogul shows (`find_uuid`);
+        `unchanged` only when no invoice in ChartMogul holds it.
+        """
         entry = self.known.get((data_source_uuid, external_id))
-        if entry is None or not entry.uuid:
-            return "unchanged"  # never written by this memory: nothing known to delete
+        uuid = entry.uuid if entry is not None and entry.uuid else self.find_uuid(data_source_uuid, external_id, entry)
+        if uuid is None:
+            self.context.ledger.deleted("transactions", data_source_uuid, external_id)
+            self.logger.info("Transaction %s: deleted in the source, and no invoice in ChartMogul holds it",
+                             external_id)
+            return "unchanged"
         try:
-            self.client.delete(f"transactions/{entry.uuid}")
+            self.client.delete(f"transactions/{uuid}")
         except APIError as exc:
             if exc.status != 404:
                 raise
         self.context.ledger.deleted("transactions", data_source_uuid, external_id)
         return "deleted"
+
+    def find_uuid(self, data_source_uuid: str, external_id: str, entry: Entry | None) -> str | None:
+        """The uuid of a transaction the memory knows no uuid of, from the invoice ChartMogul holds it on
+        (the one the memory or the row names, else found in a listing); remembered before the delete.
+        """
+        named = (entry.parent if entry is not None else None) or self.deleted_rows.get((data_source_uuid, external_id))
+        invoice = self.invoices.holding(data_source_uuid, "transactions", external_id, named)
+        held = carried(invoice, "transactions", external_id) if invoice is not None else None
+        if invoice is None or held is None or not held.get("uuid"):
+            return None
+        self.context.ledger.written("transactions", data_source_uuid, external_id, uuid=str(held["uuid"]),
+                                    payload=entry.payload_hash if entry is not None else None,
+                                    stream=str(entry.stream) if entry is not None and entry.stream else self.stream_name,
+                                    record=entry.record_hash if entry is not None else None,
+                                    parent=str(invoice.get("external_id")))
+        return str(held["uuid"])

@@ -339,7 +339,7 @@ SPECS: tuple[Spec, ...] = (
         "contact_create",
         "ruby",
         RB + "ChartMogul_Contact/API_Actions/creates_the_contact_correctly.yml",
-        "create 201; unset text fields null; external_id key absent from this answer",
+        "create 201; unset text fields null; the answer carries the external_id sent",
     ),
     Spec(
         "contact_create_without_external_id",

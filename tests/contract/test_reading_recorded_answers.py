@@ -1,8 +1,9 @@
 """Our own reading of ChartMogul's answers, tested on the recorded bodies themselves.
 
 The fake is held to the recordings elsewhere (test_fake_matches_recordings.py); here the
-target's code that reads answers (pagination, lookups, error parsing, "changed") meets
-the recorded bodies directly, with no fake in between.
+target's code that reads answers (pagination, lookups, error parsing, "changed", the event
+id a lost memory names events by, contact matching) meets the recorded bodies directly,
+with no fake in between.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ import pytest
 from target_chartmogul import compare
 from target_chartmogul.client import ChartMogulClient, Response
 from target_chartmogul.errors import APIError, is_already_exists, parse_error_body
-from target_chartmogul.holdings import external_ids_in
+from target_chartmogul.holdings import external_ids_in, identified, slim
+from target_chartmogul.mapping.contacts import ContactPayload, best_matches, pair
 from target_chartmogul.mapping.customers import DATE_FIELDS
+from target_chartmogul.mapping.subscription_events import delete_query, known_event_id, map_event
 from target_chartmogul.references import matches
 from tests.contract.recordings import Exchange, load
 
@@ -192,3 +195,111 @@ def test_tags_chartmogul_added_itself_are_not_ours_to_remove():
     assert "auto-churned-delinquent-subscription" in held and "merged-customer" in held
     assert compare.tag_changes([], held, ["test-tag"], exact=False) == ([], ["test-tag"])
     assert compare.tag_changes(["TEST-TAG"], held, ["test-tag"], exact=False) == ([], [])
+
+
+# Subscription events: what the events sink compares, and the id it names an event by ------------------
+
+EVENT_POSTS = [("subscription_event_create", 0), ("subscription_event_update", 0), ("subscription_event_list", 0),
+               ("subscription_events_go", 0), ("subscription_events_go", 1)]
+
+
+def _as_a_tap_sends_it(sent: dict[str, t.Any]) -> dict[str, t.Any]:
+    """The recorded event body as a source row: the ruby client sends "" where a tap sends NULL."""
+    return {key: None if value == "" else value for key, value in sent.items()}
+
+
+@pytest.mark.parametrize(("name", "index"), EVENT_POSTS)
+def test_an_event_as_answered_and_listed_equals_the_row_that_created_it(name, index):
+    # Unset fields come back "" (ruby, which sent "") or null (go); dates come back as ...Z.
+    exchange = load(name).find("POST", r"^/subscription_events$", index)
+    payload = map_event(_as_a_tap_sends_it(exchange.request_body["subscription_event"]), None, amount_unit="cents")
+    listed = [e for x in load(name).exchanges if x.method == "GET" and x.response_body
+              for e in x.response_body["subscription_events"] if e["id"] == exchange.response_body["id"]]
+    for held in [exchange.response_body, *listed]:
+        assert compare.event_changes(payload.fields, held) == []
+        assert compare.event_changes({**payload.fields, "effective_date": "2021-01-01T00:00:00Z"}, held) == [
+            "effective_date"]
+        assert compare.event_changes({**payload.fields, "quantity": 3}, held) == ["quantity"]
+
+
+@pytest.mark.parametrize("name", ["subscription_event_create", "subscription_event_update", "subscription_event_list"])
+def test_a_listing_gives_a_lost_memory_the_id_the_recorded_changes_name(name):
+    # The sink names a PATCH/DELETE by the id a listing gave the memory (as uuid); the recording deleted by that id.
+    recording = load(name)
+    listed = recording.find("GET", r"^/subscription_events$").response_body["subscription_events"][0]
+    kept = slim(identified(listed))  # what the memory adopts and the holdings keep: no "id", a text "uuid"
+    deleted = recording.find("DELETE", r"^/subscription_events$")
+    assert "id" not in kept and known_event_id(kept["uuid"]) == listed["id"]
+    assert delete_query(listed["id"]) == deleted.query
+
+
+def test_event_pages_are_followed_by_cursor_past_the_deprecated_meta():
+    pages = load("subscription_event_pagination").exchanges
+    client = RecordedPages(pages)
+    params = {"customer_uuid": pages[0].query["customer_uuid"], "per_page": "1"}
+    seen = []
+    for event in client.paginate("subscription_events", "subscription_events", params):
+        seen.append(event["id"])
+        if len(seen) == len(pages):
+            break
+    assert seen == [p.response_body["subscription_events"][0]["id"] for p in pages]
+    assert "meta" in pages[0].response_body and client.asked[1]["cursor"] == pages[0].response_body["cursor"]
+
+
+# Contacts: what the contacts sink compares and matches (read-only use of its helpers) -----------------
+
+CONTACT_FIELDS = ("position", "first_name", "last_name", "title", "email", "phone", "linked_in", "twitter", "notes")
+
+
+def _contact(sent: t.Mapping[str, t.Any], custom: dict[str, tuple[str, t.Any]] | None = None) -> ContactPayload:
+    """A payload with the fields a recorded request sent (the way the contacts mapper keeps them)."""
+    return ContactPayload(data_source_uuid=str(sent.get("data_source_uuid") or "ds_any"),
+                          external_id=sent.get("external_id"), customer_external_id=None,
+                          customer_uuid=sent.get("customer_uuid"),
+                          fields={k: sent[k] for k in CONTACT_FIELDS if k in sent}, custom=custom or {})
+
+
+@pytest.mark.parametrize(("name", "method", "index"), [("contact_create", "POST", 0), ("contact_update", "PATCH", 0),
+                                                       ("contacts_go", "POST", 0), ("contacts_go", "PATCH", 0)])
+def test_a_contact_as_answered_equals_the_fields_that_wrote_it(name, method, index):
+    exchange = load(name).find(method, r"^/contacts", index)
+    fields = _contact(exchange.request_body).fields
+    # a create's null columns are answered null; a PATCH leaves what it did not send as it was (notes, here)
+    unset = {k: None for k in CONTACT_FIELDS if k not in fields and k != "position"} if method == "POST" else {}
+    assert compare.contact_changes({**unset, **fields}, exchange.response_body) == []
+    assert compare.contact_changes({**fields, "title": "Chief"}, exchange.response_body) == ["title"]
+
+
+def test_custom_sent_as_a_list_is_read_back_from_a_map():
+    exchange = load("contact_update").find("PATCH", r"^/contacts/")
+    assert exchange.request_body["custom"] == [{"key": "Toggle", "value": False}]
+    held = exchange.response_body["custom"]
+    assert held == {"Toggle": False}
+    assert compare.contact_custom_changes({"Toggle": ("Boolean", False)}, held) == []
+    assert compare.contact_custom_changes({"Toggle": ("Boolean", True)}, held) == ["Toggle"]
+    # go 2023: keys the account does not define are dropped silently; read back, they are not there
+    dropped = load("contacts_go").find("PATCH", r"^/contacts/")
+    sent = {entry["key"]: ("String", entry["value"]) for entry in dropped.request_body["custom"]}
+    assert dropped.response_body["custom"] == {}
+    assert compare.contact_custom_changes(sent, dropped.response_body["custom"]) == sorted(sent)
+    assert compare.contact_custom_changes({key: ("String", None) for key in sent}, {}) == []
+
+
+def test_listed_contacts_without_external_ids_are_matched_by_email_then_name():
+    # No recorded contact read answers external_id: a lost memory pairs rows by what is answered.
+    entries = [e.response_body["entries"][0] for e in load("contact_list_pagination").exchanges]
+    assert all("external_id" not in e for e in entries)
+    renamed = _contact({"external_id": "row-1", "email": "CONTACT2@example.com", "first_name": "Foo", "last_name": "Bar"})
+    by_name = _contact({"external_id": "row-2", "first_name": "foo", "last_name": "bar"})
+    other = _contact({"external_id": "row-3", "email": "test@example.com"})
+    assert best_matches(renamed, entries) == [entries[0]]
+    assert best_matches(by_name, entries) == [entries[0]]
+    assert pair([by_name, other, renamed], entries) == {2: 0, 1: 1}  # the surer match takes the contact
+
+
+def test_a_contact_answering_another_external_id_is_someone_else():
+    answer = load("contact_create").find("POST", r"^/contacts$").response_body
+    assert answer["external_id"] == "contact_external_id_001"
+    same_email = _contact({"external_id": "row-9", "email": answer["email"]})
+    assert best_matches(same_email, [answer]) == []
+    assert best_matches(_contact({"external_id": "contact_external_id_001"}), [answer]) == [answer]

@@ -29,8 +29,13 @@ arguments of :class:`FakeChartMogul` and can be changed later as attributes
 Subscription events and contacts carry switches of their own, set as
 ``fake.subscription_events.<switch>`` and ``fake.contacts.<switch>`` (``events.py``,
 ``contacts.py``): how a second event with a used external id is met (two refusals, or
-saved twice), whether unset event fields answer ``""``, whether contact answers carry
-``external_id``, and which contact custom keys the account defines.
+saved twice), whether unset event fields answer ``""``, how an event to update or delete may
+be named (``naming``: ``"either"`` | ``"id"``, the recorded form only), which contact answers
+carry ``external_id`` (``external_ids``: ``"writes"``, as recorded | ``"absent"`` |
+``"answered"``), and which contact custom keys the account defines. Invoice statuses
+(``invoice_lifecycle.py``, ``fake.lifecycle.<switch>``) answer a status PUT in the python
+or the node mock's shape (``status_answer``) and meet a repeated status as refused or fine
+(``status_repeat``).
 
 Bulk JSON imports (``POST /data_sources/{ds}/json_imports``, polled by ``GET …/json_imports/{id}``;
 ``json_imports.py``, known only from client mocks) carry switches set as
@@ -42,7 +47,8 @@ import stays ``queued``, then ``processing`` per object, before it is applied an
 ``fail_customers`` (customer external ids whose objects all fail), ``existing_customer``
 (``"update"`` | ``"keep"`` | ``"fail"``), ``paused`` (no import completes) and
 ``whole_import_failure`` (a message: imports fail whole). Due imports are applied at the start
-of each request (or ``fake.json_imports.advance()``), with the REST endpoints' rules; tests
+of each request (or ``fake.json_imports.advance()``), or by a worker thread when they are due
+with ``background`` (benchmarks), with the REST endpoints' rules; tests
 can read ``submitted``, ``polls``, ``imports``, ``violations`` and ``completed_ids()``.
 
 Answers never echo ``primary_contact``, an invoice's ``data_source_uuid``,

@@ -10,9 +10,13 @@ with the merged contact (``customer_uuid`` null in that answer).
 The recordings disagree, so these are switches (attributes of :class:`Contacts`,
 ``fake.contacts.<switch>``):
 
-``external_ids``: ``"answered"`` (default: the 2024 ruby create/update recordings) | ``"absent"``
-    Whether answers carry ``external_id`` at all; the 2023 recordings (ruby retrieve and
-    list, go) have no such key.
+``external_ids``: ``"writes"`` (default) | ``"answered"`` | ``"absent"``
+    Which answers carry an ``external_id`` key. ``"writes"``, as the ruby recordings: the
+    answers of ``POST /contacts`` and ``PATCH /contacts/{uuid}`` carry it (``null`` when
+    unset), those of ``GET /contacts`` and ``GET /contacts/{uuid}`` do not (no recorded read
+    answer has one). ``"absent"``: no answer carries it (the 2023 go recording, writes too).
+    ``"answered"``: every answer carries it (seen in no read recording; kept to show the
+    target works either way).
 ``custom_keys``: ``None`` (default: every key is kept) | a set of key names
     The contact custom attributes defined in the account: others are dropped without an
     error, as the go recording shows (custom sent, ``{}`` answered).
@@ -39,7 +43,7 @@ JSON = dict[str, Any]
 Result = tuple[int, Any]
 
 FIELDS = ("first_name", "last_name", "title", "email", "phone", "linked_in", "twitter", "notes")
-EXTERNAL_IDS = ("answered", "absent")
+EXTERNAL_IDS = ("writes", "answered", "absent")
 
 
 class Contacts:
@@ -48,13 +52,13 @@ class Contacts:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.items: dict[str, JSON] = {}
-        self.external_ids = "answered"
+        self.external_ids = "writes"
         self.custom_keys: set[str] | None = None
 
     # ------------------------------------------------------------------ answers
 
-    def answer(self, contact: JSON) -> JSON:
-        """One contact as answered (``external_id`` only when that switch says so)."""
+    def answer(self, contact: JSON, *, written: bool = False) -> JSON:
+        """One contact as answered (``external_id`` only where that switch says so; ``written``: a POST/PATCH answer)."""
         customer = self.store.customers.get(contact["customer_uuid"]) or {}
         view: JSON = {
             "uuid": contact["uuid"],
@@ -62,7 +66,7 @@ class Contacts:
             "customer_external_id": customer.get("external_id"),
             "data_source_uuid": contact["data_source_uuid"],
         }
-        if self.external_ids == "answered":
+        if self.external_ids == "answered" or (written and self.external_ids == "writes"):
             view["external_id"] = contact["external_id"]
         view["position"] = contact["position"]
         view.update({name: contact[name] for name in FIELDS})
@@ -97,7 +101,7 @@ class Contacts:
             }
             self._apply(contact, body)
             self.items[contact["uuid"]] = contact
-            return self.answer(contact)
+            return self.answer(contact, written=True)
 
     def update(self, uuid: str, body: JSON) -> JSON:
         """PATCH /contacts/{uuid}: the fields sent change (null clears), custom entries merge."""
@@ -106,7 +110,7 @@ class Contacts:
             self._apply(contact, body)
             if "external_id" in body:
                 contact["external_id"] = body["external_id"]
-            return self.answer(contact)
+            return self.answer(contact, written=True)
 
     def delete(self, uuid: str) -> JSON:
         """DELETE /contacts/{uuid}: 200 with an empty object (recorded)."""

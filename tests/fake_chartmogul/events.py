@@ -18,12 +18,17 @@ Not recorded, so played by switches (attributes of :class:`SubscriptionEvents`,
 ``unset``: ``"as_sent"`` (default, as recorded) | ``"empty"``
     ``"empty"`` answers ``""`` for every unset text and number field (what
     chartmogul-api.md §12 describes), whatever was sent.
+``naming``: ``"either"`` (default) | ``"id"``
+    How a PATCH or DELETE may name its event. Every recording names it by ``id`` (the PATCH
+    envelope; DELETE ``?subscription_event[id]=``). Naming it by ``data_source_uuid`` +
+    ``external_id`` in the envelope, and a DELETE with the envelope as its body, are shown only
+    by chartmogul-python's mocks (``test/api/test_subscription_event.py``; the n8n node sends
+    them too): ``"either"`` accepts both forms, ``"id"`` only the recorded one (any other
+    answers 400 ``Parameter "id" is missing``), to prove a client names events by id.
 
-Also inferred: ``PATCH``/``DELETE`` by ``data_source_uuid`` + ``external_id`` in the envelope
-(ChartMogul's n8n node sends these) and ``DELETE`` with the envelope as a body; an unknown
-event answers 404 ``{"error": "Subscription event not found"}``; an event naming a
-customer or plan the data source lacks, or missing what its type needs, answers 422
-``{"errors": {field: message}}``.
+Also inferred: an unknown event answers 404 ``{"error": "Subscription event not found"}``;
+an event naming a customer or plan the data source lacks, or missing what its type needs,
+answers 422 ``{"errors": {field: message}}``.
 """
 
 from __future__ import annotations
@@ -67,6 +72,7 @@ ANSWERED = ("id", "data_source_uuid", "customer_external_id", "subscription_set_
             "updated_at", "quantity", "currency", "amount_in_cents", "tax_amount_in_cents", "retracted_event_id")
 EMPTY_WHEN_UNSET = ("subscription_set_external_id", "plan_external_id", "currency", "quantity", "amount_in_cents")
 DUPLICATES = ("errors", "message", "accepted")
+NAMINGS = ("either", "id")
 UNSET = ("as_sent", "empty")
 TAKEN = "has already been taken"
 NOT_FOUND = "Subscription event not found"
@@ -95,6 +101,7 @@ class SubscriptionEvents:
         self._ids = itertools.count(138979000)
         self.duplicates = "errors"
         self.unset = "as_sent"
+        self.naming = "either"
 
     # ------------------------------------------------------------------ answers
 
@@ -256,14 +263,14 @@ class SubscriptionEvents:
             raise ApiError(422, {"code": 422, "message": "Subscription event already exists", "param": "external_id"})
 
     def _target(self, sent: JSON) -> list[JSON]:
-        """The events an envelope names: by ``id``, else by data source and external id; 404 when none."""
+        """The events an envelope names: by ``id``, else (switch ``naming``) by data source and external id; 404 when none."""
         if not _blank(sent.get("id")):
             try:
                 found = self.items.get(int(sent["id"]))
             except (TypeError, ValueError):
                 found = None
             events = [found] if found is not None else []
-        elif not _blank(sent.get("data_source_uuid")) and not _blank(sent.get("external_id")):
+        elif self.naming == "either" and not _blank(sent.get("data_source_uuid")) and not _blank(sent.get("external_id")):
             events = [e for e in self.items.values()
                       if e["data_source_uuid"] == sent["data_source_uuid"] and e["external_id"] == sent["external_id"]]
         else:

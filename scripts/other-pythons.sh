@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The unit suite (everything but the pipeline tests in tests/e2e) on the oldest and the newest
+# Python the package supports: 3.10 with the lowest versions pyproject allows for its direct
+# dependencies (so the lower bounds are tested), 3.13 with the newest. Each gets its own
+# virtualenv (.venv-py3.10, .venv-py3.13). Run by .ci/run after the main test command.
+# Usage: bash scripts/other-pythons.sh [pytest args]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+find_python() {  # python3.X on PATH, else a pyenv build of 3.X
+  local version=$1 candidate
+  if command -v "python$version" >/dev/null 2>&1; then
+    command -v "python$version"
+    return 0
+  fi
+  for candidate in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$version".*/bin/python; do
+    if [ -x "$candidate" ]; then
+      echo "$candidate"
+      return 0
+    fi
+  done
+  return 1
+}
+
+bash scripts/setup.sh  # uv comes from PyPI into the main virtualenv
+.venv/bin/python -m pip install -q 'uv>=0.4,<1'
+# shellcheck source=/dev/null
+source scripts/postgres.sh
+postgres_start
+trap postgres_stop EXIT
+
+missing=()
+for pair in 3.10:lowest-direct 3.13:highest; do
+  version=${pair%%:*} resolution=${pair#*:}
+  if ! python=$(find_python "$version"); then
+    missing+=("$version")
+    continue
+  fi
+  venv=.venv-py$version
+  [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
+  .venv/bin/uv pip install -q --python "$venv/bin/python" --resolution "$resolution" -e '.[test,postgres]'
+  echo "== unit suite on $("$venv/bin/python" --version) ($resolution versions of the direct dependencies)"
+  "$venv/bin/python" -m pytest -q -p no:cacheprovider tests --ignore=tests/e2e "$@"
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "WARNING: no Python ${missing[*]} on this machine (PATH or pyenv): its unit suite did not run" >&2
+fi
