@@ -4,7 +4,8 @@ Each request is noted in the sync memory before it is sent and its id right afte
 answer, so a run that dies while an import is processing leaves what the next run needs to
 poll it instead of sending it again. Requests are sent from a worker thread, so the next one
 is built while the last is on its way; at most `MAX_IN_FLIGHT` are sent or processing at
-once. Each is polled with an interval that grows with its age (a backfill's import takes
+once, with at most 4,000 customers between them (what they keep of their records stays bounded).
+Each is polled with an interval that grows with its age (a backfill's import takes
 seconds to minutes); the imports due a poll are asked about together, each from a worker
 thread, so eight imports finishing one after another cost one round of polls, not eight.
 """
@@ -30,6 +31,7 @@ if t.TYPE_CHECKING:
 
 Obj = dict[str, t.Any]
 MAX_IN_FLIGHT = 8
+MAX_CUSTOMERS_IN_FLIGHT = 4000  # what in-flight imports keep of their records stays bounded (four full imports)
 FIRST_POLL = 0.2  # seconds after sending
 POLL_SHARE = 0.2  # then every fifth of its age so far, between these two
 MIN_POLL_INTERVAL = 0.1
@@ -57,6 +59,7 @@ class InFlight:
     started: float
     next_poll: float
     status: str = "queued"
+    customers: int = 0
 
 
 class ImportRunner:
@@ -91,7 +94,8 @@ class ImportRunner:
 
         It is noted in the sync memory first; its id is noted as soon as ChartMogul answers, before any poll.
         """
-        while len(self.in_flight) + len(self.sending) >= MAX_IN_FLIGHT:
+        while len(self.in_flight) + len(self.sending) >= MAX_IN_FLIGHT or (
+                self.in_flight_customers() and self.in_flight_customers() + len(request.customers) > MAX_CUSTOMERS_IN_FLIGHT):
             self.poll_once()
         local_id = uuidlib.uuid4().hex
         ds = request.data_source_uuid
@@ -101,6 +105,10 @@ class ImportRunner:
             entry.bodies.clear()  # in the request body now: memory stays flat
         future = self._pool.submit(self.client.post, f"data_sources/{ds}/json_imports", body)
         self.sending.append(Sending(local_id, request, future))
+
+    def in_flight_customers(self) -> int:
+        """Customers of the imports being sent or processing."""
+        return sum(len(s.request.customers) for s in self.sending) + sum(f.customers for f in self.in_flight)
 
     def _collect_sent(self) -> None:
         """Note the ids of the requests ChartMogul answered (a refused one refuses its records)."""
@@ -126,7 +134,7 @@ class ImportRunner:
             )
             now = time.monotonic()
             self.track(InFlight(sending.local_id, ds, import_id, request.entries, now, now + FIRST_POLL,
-                                status=status_of(answer) or "queued"))
+                                status=status_of(answer) or "queued", customers=len(request.customers)))
 
     def track(self, flight: InFlight) -> None:
         """Poll this import until it finished (also one an earlier run sent)."""
