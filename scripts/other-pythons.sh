@@ -7,14 +7,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-find_python() {  # python3.X on PATH, else a pyenv build of 3.X
+find_python() {  # python3.X on PATH, else a pyenv build of 3.X; only one that runs (a pyenv shim may not)
   local version=$1 candidate
-  if command -v "python$version" >/dev/null 2>&1; then
-    command -v "python$version"
-    return 0
-  fi
-  for candidate in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$version".*/bin/python; do
-    if [ -x "$candidate" ]; then
+  for candidate in "$(command -v "python$version" 2>/dev/null || true)" \
+                   "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$version".*/bin/python; do
+    if [ -n "$candidate" ] && [ -x "$candidate" ] && "$candidate" -c 'import sys, venv' >/dev/null 2>&1; then
       echo "$candidate"
       return 0
     fi
