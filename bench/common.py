@@ -344,6 +344,8 @@ def use_ref(ref: str, into: pathlib.Path) -> None:
     archive = subprocess.run(["git", "archive", commit, "target_chartmogul"], cwd=REPO, capture_output=True,
                              check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    # with its bytecode, as pip installs a package (else each run compiles it: ~0.1 s of a 4 s bulk run)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(into)], check=True, stdout=subprocess.DEVNULL)
     CODE_ROOT, CODE_LABEL = into, f"commit {commit}"
 
 

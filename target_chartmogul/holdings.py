@@ -91,16 +91,20 @@ class Holdings:
         self._ahead: dict[tuple[str, str], concurrent.futures.Future[Listing]] = {}
         self.objects_read = 0
 
-    def prefetch(self, kind: str, data_source_uuid: str) -> None:
-        """Start reading the listing in the background if the memory holds none of `kind` in the data source."""
+    def prefetch(self, kind: str, data_source_uuid: str) -> bool:
+        """Start reading the listing in the background if the memory holds none of `kind` in the data source;
+        True when this run reads (or read) it.
+        """
         key = (kind, data_source_uuid)
         with self._lock:
-            if key in self._listed or key in self._checked or key in self._ahead:
-                return
-        if self._ledger().holds_any(LISTS[kind][2], data_source_uuid):
-            return
+            if key in self._listed or key in self._ahead:
+                return True
+        if self._memory_holds(key):
+            return False
         ahead: concurrent.futures.Future[Listing] = concurrent.futures.Future()
         with self._lock:
+            if key in self._listed or key in self._ahead:  # started meanwhile
+                return True
             self._ahead[key] = ahead
 
         def read() -> None:
@@ -110,6 +114,7 @@ class Holdings:
                 ahead.set_exception(exc)
 
         threading.Thread(target=read, name=f"list-{kind}", daemon=True).start()
+        return True
 
     def ensure(self, kind: str, data_source_uuid: str) -> bool:
         """Read every `kind` object of the data source if the memory holds none of them.
@@ -125,23 +130,37 @@ class Holdings:
             reading = self._reading.setdefault(key, threading.Lock())
         with reading:  # one reader per data source; the others wait for its result
             with self._lock:
-                if key in self._listed or key in self._checked:
-                    return key in self._listed
-            memory_name = LISTS[kind][2]
-            if self._ledger().holds_any(memory_name, data_source_uuid):
-                with self._lock:
-                    self._checked.add(key)
+                if key in self._listed:
+                    return True
+            if self._memory_holds(key):
                 return False
             with self._lock:
-                ahead = self._ahead.pop(key, None)
-            found, held, every = ahead.result() if ahead is not None else self._read(kind, data_source_uuid)
-            self._ledger().adopt(memory_name, data_source_uuid, found)
+                ahead = self._ahead.get(key)
+            try:
+                found, held, every = ahead.result() if ahead is not None else self._read(kind, data_source_uuid)
+            except BaseException:
+                with self._lock:
+                    self._ahead.pop(key, None)  # a failed read is not kept: the next use reads again
+                raise
+            self._ledger().adopt(LISTS[kind][2], data_source_uuid, found)
             with self._lock:
                 self._held.update(held)
                 self._every[key] = every
                 self._listed.add(key)
+                self._ahead.pop(key, None)  # only now: a prefetch meanwhile sees it read ahead, not missing
                 self.objects_read += len(held)
             return True
+
+    def _memory_holds(self, key: tuple[str, str]) -> bool:
+        """Whether the sync memory holds some of (kind, data source): then no listing is read for it (asked once)."""
+        with self._lock:
+            if key in self._checked:
+                return True
+        if not self._ledger().holds_any(LISTS[key[0]][2], key[1]):
+            return False
+        with self._lock:
+            self._checked.add(key)
+        return True
 
     def _read(self, kind: str, data_source_uuid: str) -> Listing:
         """Page through the listing: (external id -> uuid, copies by key, every copy, with or without an external id)."""

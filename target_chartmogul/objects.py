@@ -35,6 +35,10 @@ class ObjectEntry:
     sink: str  # "module:Class" under target_chartmogul.sinks
     deletable: bool = True  # whether `delete_missing` applies
     listing: Listing | None = None
+    # listing kinds of what its records name (plans its lines need): with a lost memory, read as soon as a batch
+    # holds a new object, not after the input when the stream that brings them comes last (tap-postgres:
+    # accounts, invoices, price_plans)
+    names: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         """A default mode that is not a mode, or a sink path without a class, would fail only when a stream uses it."""
@@ -80,6 +84,7 @@ REGISTRY: tuple[ObjectEntry, ...] = (
     ),
     ObjectEntry(
         name="line_items", modes={"insert": ("external_id",)}, default_mode="insert", sink="line_items:LineItemsSink",
+        names=("plan",),
     ),
     ObjectEntry(
         name="invoices",
@@ -87,6 +92,7 @@ REGISTRY: tuple[ObjectEntry, ...] = (
         default_mode="insert",
         sink="invoices:InvoicesSink",
         listing=Listing(kind="invoice", path="invoices", root="invoices"),
+        names=("plan",),
     ),
     ObjectEntry(
         name="transactions",
@@ -100,6 +106,7 @@ REGISTRY: tuple[ObjectEntry, ...] = (
         default_mode="upsert",
         sink="subscription_events:SubscriptionEventsSink",
         listing=Listing(kind="subscription_event", path="subscription_events", root="subscription_events"),
+        names=("plan",),
     ),
     ObjectEntry(
         name="contacts",
@@ -109,3 +116,5 @@ REGISTRY: tuple[ObjectEntry, ...] = (
         listing=Listing(kind="contact", path="contacts", root="entries"),
     ),
 )
+
+BY_NAME: dict[str, ObjectEntry] = {entry.name: entry for entry in REGISTRY}

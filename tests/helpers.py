@@ -1,4 +1,5 @@
-"""Helpers shared by test modules: counting what the fake saw, fresh sync memories, error lines of a log."""
+"""Helpers shared by test modules: counting what the fake saw, calling it over HTTP, fresh sync memories, error
+lines of a log."""
 
 from __future__ import annotations
 
@@ -6,9 +7,36 @@ import pathlib
 import re
 import typing as t
 
+import requests
+
 from tests.fake_chartmogul import FakeChartMogul, RequestRecord
 
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+
+
+class FakeApi:
+    """Tiny HTTP client of the fake, so tests read like the calls they make."""
+
+    def __init__(self, fake: FakeChartMogul, key: str) -> None:
+        assert fake.url is not None
+        self.url = fake.url
+        self.session = requests.Session()
+        self.session.auth = (key, "")
+
+    def call(self, method: str, path: str, body: t.Any = None, timeout: float = 10, **params: t.Any) -> requests.Response:
+        return self.session.request(method, self.url + path, json=body, params=params or None, timeout=timeout)
+
+    def get(self, path: str, **params: t.Any) -> requests.Response:
+        return self.call("GET", path, **params)
+
+    def post(self, path: str, body: t.Any = None, **kw: t.Any) -> requests.Response:
+        return self.call("POST", path, body, **kw)
+
+    def ok(self, method: str, path: str, body: t.Any = None, status: int = 200, **params: t.Any) -> t.Any:
+        """The answer's JSON, after checking its status."""
+        response = self.call(method, path, body, **params)
+        assert response.status_code == status, response.text
+        return response.json() if response.content else None
 
 
 def write_calls(fake: FakeChartMogul) -> list[RequestRecord]:

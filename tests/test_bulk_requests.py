@@ -29,6 +29,14 @@ def test_a_thousand_customers_at_most_per_request_and_one_customer_never_split_b
     assert refused == []
 
 
+def test_each_data_sources_first_request_closes_at_first_customers_the_others_at_max_customers():
+    mixed = [*customers(5, ds="ds1"), *customers(4, ds="ds2")]
+    requests = list(pack(mixed, max_customers=3, first_customers=1, too_large=lambda u: None))
+
+    assert [(r.data_source_uuid, len(r.customers)) for r in requests] == [
+        ("ds1", 1), ("ds1", 3), ("ds2", 1), ("ds1", 1), ("ds2", 3)]
+
+
 def test_a_request_stays_within_the_byte_limit_and_its_body_is_that_size_or_less():
     size = unit_size(unit("c0", ext="i0-0", size=100))
     limit = ENVELOPE_BYTES + 5 * size
@@ -74,8 +82,18 @@ def test_data_sources_never_share_a_request_and_children_point_at_their_invoice(
 
 
 @pytest.mark.parametrize(
-    ("waiting", "per_request"),
-    [(1, 1), (120, 120), (199, 199), (200, 100), (250, 125), (2000, 250), (8000, 1000), (8001, 889), (50001, 981)],
+    ("waiting", "sizes"),
+    [(1, [1]), (120, [120]), (199, [199]), (200, [100, 100]), (250, [100, 150]), (301, [100, 101, 100]),
+     (2000, [100, 300, 300, 300, 300, 300, 300, 100]), (8001, [100, *[976] * 8, 93])],
 )
-def test_a_flush_is_split_evenly_in_up_to_eight_imports_of_100_to_1000_customers(waiting: int, per_request: int) -> None:
-    assert customers_per_request(waiting) == per_request
+def test_a_flush_goes_in_up_to_eight_imports_the_first_and_last_of_100_the_others_even(
+        waiting: int, sizes: list[int]) -> None:
+    first, per_request = customers_per_request(waiting)
+    requests = list(pack(customers(waiting), max_customers=per_request, first_customers=first, too_large=lambda u: None))
+
+    assert [len(r.customers) for r in requests] == sizes
+
+
+def test_a_large_flush_goes_in_imports_of_at_most_1000_customers() -> None:
+    first, per_request = customers_per_request(50001)
+    assert (first, per_request) == (100, 997)

@@ -20,6 +20,7 @@ import pytest
 import requests
 
 from tests.fake_chartmogul import FakeChartMogul, Fault
+from tests.helpers import FakeApi
 
 KEY = "test-key"
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,28 +40,11 @@ def api(fake: FakeChartMogul) -> Iterator[Api]:
     client.session.close()
 
 
-class Api:
-    """Tiny client so tests read like the HTTP calls they make."""
+class Api(FakeApi):
+    """The fake's HTTP client with this module's key."""
 
     def __init__(self, fake: FakeChartMogul, key: str = KEY) -> None:
-        assert fake.url is not None
-        self.url = fake.url
-        self.session = requests.Session()
-        self.session.auth = (key, "")
-
-    def call(self, method: str, path: str, body: Any = None, timeout: float = 5, **params: Any) -> requests.Response:
-        return self.session.request(method, self.url + path, json=body, params=params or None, timeout=timeout)
-
-    def get(self, path: str, **params: Any) -> requests.Response:
-        return self.call("GET", path, **params)
-
-    def post(self, path: str, body: Any = None, **kw: Any) -> requests.Response:
-        return self.call("POST", path, body, **kw)
-
-    def ok(self, method: str, path: str, body: Any = None, status: int = 200, **params: Any) -> Any:
-        response = self.call(method, path, body, **params)
-        assert response.status_code == status, response.text
-        return response.json() if response.content else None
+        super().__init__(fake, key)
 
 
 CUSTOMER_KEYS = [

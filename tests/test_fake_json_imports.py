@@ -25,6 +25,7 @@ from tests.contract.recordings import load
 from tests.contract.replay import differences
 from tests.fake_chartmogul import FakeChartMogul, Fault
 from tests.fake_chartmogul.json_imports import JsonImports
+from tests.helpers import FakeApi
 
 KEY = "bulk-key"
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,22 +50,11 @@ class Clock:
         return self.now
 
 
-class Client:
-    """Tiny HTTP client so tests read like the calls they make."""
+class Client(FakeApi):
+    """The fake's HTTP client, with the bulk import's calls."""
 
     def __init__(self, fake: FakeChartMogul, key: str = KEY) -> None:
-        assert fake.url is not None
-        self.url = fake.url
-        self.session = requests.Session()
-        self.session.auth = (key, "")
-
-    def call(self, method: str, path: str, body: Any = None, **params: Any) -> requests.Response:
-        return self.session.request(method, self.url + path, json=body, params=params or None, timeout=10)
-
-    def ok(self, method: str, path: str, body: Any = None, status: int = 200, **params: Any) -> Any:
-        response = self.call(method, path, body, **params)
-        assert response.status_code == status, response.text
-        return response.json() if response.content else None
+        super().__init__(fake, key)
 
     def submit(self, ds: str, body: Any) -> dict[str, Any]:
         return self.ok("POST", f"/data_sources/{ds}/json_imports", body)

@@ -8,6 +8,7 @@ text as "", dates as `….000Z`, invoices without a data source.
 from __future__ import annotations
 
 import json
+import pathlib
 import sqlite3
 import subprocess
 import sys
@@ -100,31 +101,59 @@ def test_450_unchanged_customers_with_the_memory_lost_cost_three_pages_of_200_an
     assert (counts["unchanged"], counts["updated"], counts["created"], counts["rejected"]) == (450, 0, 0, 0)
 
 
-def test_with_the_memory_lost_the_listing_is_read_while_the_records_still_arrive(fake, ds, base_config, tmp_path):
-    rows = customer_rows(3)
-    run_target(base_config, customers_stream(STREAM, rows))
-    fake.clear_requests()
-    config_path = tmp_path / "lost.json"
-    config_path.write_text(json.dumps(fresh_memory(base_config, tmp_path, "lost")))
-    messages = lines(customers_stream(STREAM, rows)).splitlines(keepends=True)
+def held_back_run(config: dict[str, t.Any], tmp_path: pathlib.Path, first: str, rest: str,
+                  seen: t.Callable[[], bool]) -> tuple[bool, int, str]:
+    """Run the CLI on `first`, wait until `seen()` (the rest of the input has not come yet), then send `rest`:
+    whether it was seen before the rest came, the exit code and stderr.
+    """
+    config_path = tmp_path / "held-back.json"
+    config_path.write_text(json.dumps(config))
     proc = subprocess.Popen([sys.executable, "-m", "target_chartmogul", "--config", str(config_path)], cwd=tmp_path,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdin is not None
     try:
-        proc.stdin.write("".join(messages[:2]))  # the SCHEMA and one record; the others have not come yet
+        proc.stdin.write(first)
         proc.stdin.flush()
         deadline = time.monotonic() + 30
-        while not reads(fake, r"^/customers$") and time.monotonic() < deadline and proc.poll() is None:
+        while not seen() and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.05)
-        listed_early = len(reads(fake, r"^/customers$"))
-        proc.stdin.write("".join(messages[2:]))
+        early = seen()
+        proc.stdin.write(rest)
     finally:
         _, stderr = proc.communicate(timeout=60)
+    return early, proc.returncode, stderr
 
-    assert listed_early == 1, stderr
-    assert proc.returncode == 0, stderr
+
+def test_with_the_memory_lost_the_listing_is_read_while_the_records_still_arrive(fake, ds, base_config, tmp_path):
+    rows = customer_rows(3)
+    run_target(base_config, customers_stream(STREAM, rows))
+    fake.clear_requests()
+    messages = lines(customers_stream(STREAM, rows)).splitlines(keepends=True)
+
+    # the SCHEMA and one record; the others have not come yet
+    early, code, stderr = held_back_run(fresh_memory(base_config, tmp_path, "lost"), tmp_path, "".join(messages[:2]),
+                                        "".join(messages[2:]), lambda: bool(reads(fake, r"^/customers$")))
+
+    assert early, stderr
+    assert code == 0, stderr
     assert len(reads(fake, r"^/customers$")) == 1
     assert write_calls(fake) == []
+
+
+def test_with_no_memory_the_plans_new_invoices_name_are_listed_before_the_plans_stream_comes(
+        fake, ds, base_config, tmp_path):
+    config = billing_config(base_config, batch_size_rows=2)  # the invoices are drained while they arrive
+    # tap-postgres's order: accounts, invoices, then price_plans (held back until the plans were listed)
+    first = lines(billing_messages(("customers", "invoices")))
+    rest = lines(billing_messages(("plans", "refunds")))
+
+    early, code, stderr = held_back_run(fresh_memory(config, tmp_path, "first"), tmp_path, first, rest,
+                                        lambda: bool(reads(fake, r"^/plans$")))
+
+    assert early, stderr
+    assert code == 0, stderr
+    assert [r.query for r in reads(fake, r"^/plans$")] == [{"data_source_uuid": ds, "per_page": "200"}]  # one listing
+    assert_billing_landed(fake, ds)
 
 
 def test_a_changed_customer_with_the_memory_lost_costs_only_its_own_write(fake, ds, base_config, tmp_path):

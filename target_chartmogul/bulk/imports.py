@@ -6,8 +6,10 @@ poll it instead of sending it again. Requests are sent from a worker thread, so 
 is built while the last is on its way; at most `MAX_IN_FLIGHT` are sent or processing at
 once, with at most 4,000 customers between them (what they keep of their records stays bounded).
 Each is polled with an interval that grows with its age (a backfill's import takes
-seconds to minutes); the imports due a poll are asked about together, each from a worker
-thread, so eight imports finishing one after another cost one round of polls, not eight.
+seconds to minutes), from a worker thread that waits for the poll's time: polls go out on
+time while the main thread records what finished (eight imports finishing one after another
+cost one round of polls, not eight serial ones, and recording one never delays the poll that
+sees the next).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ POLL_SHARE = 0.2  # then every fifth of its age so far, between these two
 MIN_POLL_INTERVAL = 0.1
 MAX_POLL_INTERVAL = 15.0
 SENDING_CHECK = 0.02  # while a request is being sent: how often its answer is looked for
+STOP_CHECK = 0.05  # how often a wait for a poll's time or answer looks whether the run must stop
 
 
 @dataclasses.dataclass
@@ -85,6 +88,8 @@ class ImportRunner:
         self.on_refused = on_refused
         self.in_flight: list[InFlight] = []
         self.sending: list[Sending] = []
+        self._polling: dict[str, concurrent.futures.Future[Obj | None]] = {}  # local id -> its next poll
+        self._closed = threading.Event()
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=MAX_IN_FLIGHT, thread_name_prefix="bulk-send")
         self._polls = concurrent.futures.ThreadPoolExecutor(max_workers=MAX_IN_FLIGHT, thread_name_prefix="bulk-poll")
         self.sent = self.completed = 0
@@ -95,7 +100,7 @@ class ImportRunner:
         It is noted in the sync memory first; its id is noted as soon as ChartMogul answers, before any poll.
         """
         while len(self.in_flight) + len(self.sending) >= MAX_IN_FLIGHT or (
-                self.in_flight_customers() and self.in_flight_customers() + len(request.customers) > MAX_CUSTOMERS_IN_FLIGHT):
+                (busy := self.in_flight_customers()) > 0 and busy + len(request.customers) > MAX_CUSTOMERS_IN_FLIGHT):
             self.poll_once()
         local_id = uuidlib.uuid4().hex
         ds = request.data_source_uuid
@@ -139,6 +144,7 @@ class ImportRunner:
     def track(self, flight: InFlight) -> None:
         """Poll this import until it finished (also one an earlier run sent)."""
         self.in_flight.append(flight)
+        self._schedule(flight)
 
     def wait_all(self) -> None:
         """Poll until every import sent finished and was recorded."""
@@ -146,32 +152,47 @@ class ImportRunner:
             self.poll_once()
 
     def close(self) -> None:
-        """Wait for requests still being sent (their answers are not read: the next run settles them)."""
+        """Wait for requests still being sent (their answers are not read: the next run settles them); polls not
+        sent yet are not sent.
+        """
+        self._closed.set()
         self._pool.shutdown(wait=True)
         self._polls.shutdown(wait=True)
 
     def poll_once(self) -> None:
-        """Wait for the next import due a poll, poll it, and record it if it finished."""
+        """Wait for the next answer to a poll (or to a request being sent) and handle what arrived."""
         self._collect_sent()
         if not self.in_flight:
             if self.sending:
                 self._wait(SENDING_CHECK, "while a bulk import was being sent; the next run sends its records again")
             return
-        first = min(self.in_flight, key=lambda f: f.next_poll)
-        delay = first.next_poll - time.monotonic()
-        if delay > 0:
-            self._wait(min(delay, SENDING_CHECK) if self.sending else delay,
-                       f"while bulk import {first.import_id} was {first.status}; the next run polls it again")
-            if first.next_poll > time.monotonic():
-                return  # a request being sent may have been answered meanwhile: note its id first
-        now = time.monotonic()
-        due = [flight for flight in self.in_flight if flight.next_poll <= now]
-        answers = list(self._polls.map(self._status, due))
-        for flight, answer in zip(due, answers, strict=True):
+        polls = {self._polling[flight.local_id]: flight for flight in self.in_flight}
+        done, _ = concurrent.futures.wait(polls, timeout=SENDING_CHECK if self.sending else STOP_CHECK,
+                                          return_when=concurrent.futures.FIRST_COMPLETED)
+        for poll in sorted(done, key=lambda future: polls[future].next_poll):
+            flight = polls[poll]
+            answer = poll.result()  # a refusal other than 404 ends the run, as before
+            if answer is None:  # stopped before its time came
+                continue
             if finished(answer):
                 self._record(flight, answer)
             else:
                 self._later(flight, status_of(answer))
+                self._schedule(flight)
+        if self.stop_requested.is_set() and self.in_flight:
+            first = min(self.in_flight, key=lambda f: f.next_poll)
+            raise StoppedError(f"stopped while bulk import {first.import_id} was {first.status}; "
+                               "the next run polls it again")
+
+    def _schedule(self, flight: InFlight) -> None:
+        """Its next poll, sent by a worker thread at `next_poll` (none once a stop is requested)."""
+        self._polling[flight.local_id] = self._polls.submit(self._poll_at, flight)
+
+    def _poll_at(self, flight: InFlight) -> Obj | None:
+        while (remaining := flight.next_poll - time.monotonic()) > 0:
+            if self.stop_requested.wait(min(remaining, STOP_CHECK)) or self._closed.is_set():
+                return None
+        return None if self._closed.is_set() else self._status(flight)
 
     def _status(self, flight: InFlight) -> Obj:
         """The import's answer; one ChartMogul no longer knows names no object (every entry unsure)."""
@@ -187,6 +208,7 @@ class ImportRunner:
 
     def _record(self, flight: InFlight, answer: Obj) -> None:
         self.in_flight.remove(flight)
+        self._polling.pop(flight.local_id, None)
         self.on_done(flight, answer)
         self.ledger.bulk_import_done(flight.local_id)
         self.completed += 1

@@ -204,8 +204,9 @@ class BulkLane:
 
     def _requests(self, rest: dict[str, list[Record]]) -> t.Iterator[ImportRequest]:
         """The spool packed into import requests; what only REST can write goes to `rest`."""
-        per_request = customers_per_request(self.spool.customers())
-        return pack(self._units(rest), max_customers=per_request, too_large=lambda unit: self._too_large(unit, rest))
+        first, per_request = customers_per_request(self.spool.customers())
+        return pack(self._units(rest), max_customers=per_request, first_customers=first,
+                    too_large=lambda unit: self._too_large(unit, rest))
 
     def _units(self, rest: dict[str, list[Record]]) -> t.Iterator[tuple[str, str, list[Unit]]]:
         """Each customer's units (customer first, then invoices with their lines, then events), streamed."""

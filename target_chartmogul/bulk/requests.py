@@ -23,15 +23,22 @@ ENVELOPE_BYTES = 200  # the body's keys, brackets and external_id
 Unit = list[Entry]  # an entry and the entries that fail with it (an invoice and its lines)
 
 
-def customers_per_request(waiting: int) -> int:
-    """Customers per import for a flush of `waiting` customers: split evenly in up to eight imports of at least
-    100 customers, or in as many of 1,000 as it takes.
+def customers_per_request(waiting: int) -> tuple[int, int]:
+    """Customers in the first import and in each of the others, for a flush of `waiting` customers: up to eight
+    imports of at least 100 customers (or as many of 1,000 as it takes), the first and the last of 100.
 
-    Smaller imports let ChartMogul start on the first while the others are built and sent, and make the last
-    one, whose processing nothing overlaps, short (a first load of 2,000 customers: 8 imports of 250; 120: one).
+    ChartMogul works on one data source's imports one after another, each after its own wait in the queue: a small
+    first import is queued soonest, and its wait overlaps the building of the others; a small last one is built
+    and processed soonest once the others are sent (a first load of 2,000 customers: 100, 6 of 300, then the
+    100 left; 250: 100 and 150; 120: one of 120).
     """
     imports = max(1, min(SPREAD, waiting // MIN_CUSTOMERS), -(-waiting // MAX_CUSTOMERS))
-    return max(1, -(-waiting // imports))
+    if imports == 1:
+        return max(1, waiting), max(1, waiting)
+    if imports == 2:
+        return MIN_CUSTOMERS, waiting - MIN_CUSTOMERS
+    middle = waiting - 2 * MIN_CUSTOMERS  # the first and the last
+    return MIN_CUSTOMERS, -(-middle // max(imports - 2, -(-middle // MAX_CUSTOMERS)))
 
 
 def unit_size(unit: Unit) -> int:
@@ -83,25 +90,27 @@ def pack(
     *,
     max_bytes: int = MAX_BYTES,
     max_customers: int = MAX_CUSTOMERS,
+    first_customers: int | None = None,
     too_large: t.Callable[[Unit], None],
 ) -> t.Iterator[ImportRequest]:
-    """Requests of wave 0 as they fill up, then the later waves of customers too large for one request."""
+    """Requests of wave 0 as they fill up, then the later waves of customers too large for one request.
+
+    A data source's first request closes at `first_customers` (default `max_customers`): a small first import
+    reaches ChartMogul's queue sooner, and its wait there overlaps the building of the others.
+    """
     current: dict[str, ImportRequest] = {}
+    opened: set[str] = set()
     later: list[ImportRequest] = []
     for ds, _customer, units in customers:
-        sized = []
-        for unit in units:
-            size = unit_size(unit)
-            if size + ENVELOPE_BYTES > max_bytes:
-                too_large(unit)
-            else:
-                sized.append((unit, size))
+        sized = _sized(units, max_bytes, too_large)
         if not sized:
             continue
         total = sum(size for _, size in sized)
         request = current.get(ds)
-        if request is not None and (request.size + total > max_bytes or len(request.customers) >= max_customers):
+        limit = max_customers if ds in opened or first_customers is None else min(first_customers, max_customers)
+        if request is not None and (request.size + total > max_bytes or len(request.customers) >= limit):
             yield request
+            opened.add(ds)
             request = None
         if request is None:
             request = current[ds] = ImportRequest(ds)
@@ -112,6 +121,18 @@ def pack(
         later.extend(_split(ds, sized, request, max_bytes))  # one customer larger than a request
     yield from current.values()
     yield from later
+
+
+def _sized(units: list[Unit], max_bytes: int, too_large: t.Callable[[Unit], None]) -> list[tuple[Unit, int]]:
+    """Each unit with its size; one that no request could hold is handed to `too_large` instead."""
+    sized = []
+    for unit in units:
+        size = unit_size(unit)
+        if size + ENVELOPE_BYTES > max_bytes:
+            too_large(unit)
+        else:
+            sized.append((unit, size))
+    return sized
 
 
 def _split(ds: str, sized: list[tuple[Unit, int]], first: ImportRequest, max_bytes: int) -> list[ImportRequest]:

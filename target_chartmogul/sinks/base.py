@@ -17,9 +17,9 @@ from singer_sdk.sinks import BatchSink
 from target_chartmogul.bulk.entries import Entry as BulkEntry
 from target_chartmogul.encoding import dumps
 from target_chartmogul.errors import APIError, FatalError, RecordRejected
-from target_chartmogul.holdings import LISTS
 from target_chartmogul.ledger import Entry, payload_hash
 from target_chartmogul.mapping.common import data_source, optional_text
+from target_chartmogul.objects import BY_NAME
 from target_chartmogul.references import Unresolved
 from target_chartmogul.validation import INVALID, Invalid, RecordChecker, SDKValidator
 from target_chartmogul.values import is_blank
@@ -80,10 +80,9 @@ class ChartMogulSink(ContextBound, BatchSink):
         before a call is needed makes none).
         """
         self.listing_ahead = True
-        data_source_uuid = self.config.get("data_source_uuid")
-        kinds = [kind for kind, (_, _, memory_name) in LISTS.items() if memory_name == self.object_name]
-        if data_source_uuid and kinds:
-            self.context.refs.holdings.prefetch(kinds[0], str(data_source_uuid))
+        ds, entry = self.config.get("data_source_uuid"), BY_NAME.get(self.object_name)
+        if ds and entry is not None and entry.listing is not None:
+            self.context.refs.holdings.prefetch(entry.listing.kind, str(ds))
 
     # SDK hooks --------------------------------------------------------------------
     def get_validator(self) -> SDKValidator:
@@ -267,7 +266,18 @@ class ChartMogulSink(ContextBound, BatchSink):
                 rest.append(record)
             else:
                 new.append((key[0], key[2], key[1], record))
+        self.list_what_they_name({ds for ds, *_ in new})
         return new, rest
+
+    def list_what_they_name(self, data_sources: set[str]) -> None:
+        """New objects of these data sources name other objects (an invoice's lines name plans): with a lost memory,
+        start reading those listings now, not after the input, when the stream that brings them may come last
+        (tap-postgres: accounts, invoices, price_plans). An unchanged rerun has no new object and reads none.
+        """
+        entry = BY_NAME.get(self.object_name)
+        for ds in sorted(data_sources):
+            for kind in entry.names if entry is not None else ():
+                self.context.refs.holdings.prefetch(kind, ds)
 
     def bulk_entries(self, records: list[Record]) -> tuple[list[list[BulkEntry]], list[Record]]:
         """Units of entries for spooled records (the unmappable rejected), and records only REST can write."""
