@@ -3,6 +3,8 @@ lines of a log."""
 
 from __future__ import annotations
 
+import base64
+import json
 import pathlib
 import re
 import typing as t
@@ -63,3 +65,16 @@ def fresh_memory(config: dict[str, t.Any], tmp_path: pathlib.Path, name: str) ->
 def error_lines(stderr: str) -> list[str]:
     """The ERROR and CRITICAL lines of a run's stderr (the target's log format: `... | ERROR | ...`)."""
     return [line for line in stderr.splitlines() if "| ERROR" in line or "| CRITICAL" in line]
+
+
+def request_log(path: pathlib.Path, key: str) -> list[dict[str, t.Any]]:
+    """The request log's entries, after checking that the key appears nowhere in it (plain or as Basic auth)."""
+    text = path.read_text()
+    assert key not in text and base64.b64encode(f"{key}:".encode()).decode() not in text
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def logged_writes(entries: list[dict[str, t.Any]], method: str, path: str) -> list[tuple[int, t.Any]]:
+    """(status, request body) of each logged attempt of `method path`."""
+    return [(e["status"], json.loads(e["request_body"]) if e["request_body"] else None)
+            for e in entries if (e["method"], e["path"]) == (method, path)]

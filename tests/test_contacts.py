@@ -13,8 +13,8 @@ import pytest
 
 from tests.billing import CUSTOMERS, customers_messages, one_customer_uuid, raw_record
 from tests.fake_chartmogul.contacts import EXTERNAL_IDS
-from tests.helpers import fresh_memory, reads, write_calls
-from tests.running import run_target
+from tests.helpers import fresh_memory, logged_writes, reads, request_log, write_calls
+from tests.running import API_KEY, run_target
 from tests.singer_messages import BOOLEAN, INTEGER, STRING, record, schema, state
 from tests.subscription_rows import (
     PEOPLE_STREAM,
@@ -409,3 +409,39 @@ def test_a_lost_memory_leaves_people_absent_from_a_full_table_version_it_never_k
     again = run_target(lost, version(3))
 
     assert fake.count() == 0 and again.counts(PEOPLE_STREAM)["unchanged"] == 5  # the matches were remembered
+
+
+def test_a_contact_refused_for_a_missing_customer_lands_when_a_later_run_brings_the_customer(fake, ds, base_config):
+    rows = people_rows()
+    late = {**rows[0], "external_id": "late-person", "customer_external_id": "acct-late", "email": "late@late.test"}
+    first = load(people_config(base_config), [*rows, late])
+    assert [(r["key"], r["field"]) for r in first.rejects] == [({"external_id": "late-person"}, "customer_external_id")]
+
+    # the next run brings the customer only: the people stream does not come again, its remembered reject is retried
+    second = run_target(people_config(base_config), customers_messages([{"external_id": "acct-late", "name": "Late"}]))
+
+    assert len(second.rejects) == len(first.rejects)  # the file keeps the first run's line; none added
+    counts = second.counts(PEOPLE_STREAM)
+    assert (counts["retried"], counts["created"], counts["retry_refused"]) == (1, 1, 0)
+    assert_contacts_are(fake, ds, [*rows, late])
+    third = run_target(people_config(base_config), customers_messages([{"external_id": "acct-late", "name": "Late"}]))
+    assert third.counts(PEOPLE_STREAM) == {}  # landed: nothing left to retry
+
+
+def test_the_request_log_shows_each_contact_write_with_its_body_and_never_the_key(fake, ds, base_config, tmp_path):
+    log_path = tmp_path / "requests.jsonl"
+    config = {**people_config(base_config), "request_log": str(log_path)}
+    rows = people_rows()
+    load(config, rows)
+    rows[1] = {**rows[1], "title": "CTO"}
+
+    run_target(config, people_messages(rows))  # the second run appends to the same log
+
+    entries = request_log(log_path, API_KEY)
+    assert len(entries) == len(fake.requests)  # one line per request of both runs
+    creates = logged_writes(entries, "POST", "contacts")
+    assert sorted((status, body["external_id"]) for status, body in creates) == sorted(
+        (201, row["external_id"]) for row in rows)
+    uuid = held_contacts(fake)[rows[1]["external_id"]]["uuid"]
+    assert [(status, body["external_id"], body["title"]) for status, body in logged_writes(
+        entries, "PATCH", f"contacts/{uuid}")] == [(200, rows[1]["external_id"], "CTO")]

@@ -14,8 +14,8 @@ import pytest
 
 from tests.billing import PLANS, customers_messages, plans_messages, raw_record
 from tests.fake_chartmogul import Fault
-from tests.helpers import fresh_memory, reads, write_calls
-from tests.running import run_target
+from tests.helpers import fresh_memory, logged_writes, reads, request_log, write_calls
+from tests.running import API_KEY, run_target
 from tests.singer_messages import DATETIME, INTEGER, NUMBER, STRING, record, schema, state
 from tests.subscription_rows import (
     EVENT_PATH,
@@ -324,3 +324,23 @@ def test_events_refused_for_a_missing_customer_land_when_a_later_run_brings_it(f
     assert_events_are(fake, ds, rows)
     counts = later.counts(EVENTS_STREAM)
     assert (counts["retried"], counts["retry_refused"], counts["created"]) == (10, 0, 10)
+
+
+def test_the_request_log_shows_each_event_write_with_its_body_and_never_the_key(fake, ds, base_config, tmp_path):
+    log_path = tmp_path / "requests.jsonl"
+    config = events_config({**base_config, "request_log": str(log_path)})
+    rows = event_rows(1)
+    run_target(config, with_references(events_messages(rows)))
+    rows[3] = {**rows[3], "quantity": 7}
+
+    run_target(config, events_messages(rows))  # the second run appends to the same log
+
+    entries = request_log(log_path, API_KEY)
+    assert len(entries) == len(fake.requests)  # one line per request of both runs
+    creates = logged_writes(entries, "POST", "subscription_events")
+    assert sorted((status, body["subscription_event"]["external_id"]) for status, body in creates) == sorted(
+        (201, row["external_id"]) for row in rows)
+    updates = logged_writes(entries, "PATCH", "subscription_events")
+    ids = event_ids(fake)  # a PATCH names its event by id
+    assert [(status, ids[body["subscription_event"]["id"]], body["subscription_event"]["quantity"])
+            for status, body in updates] == [(200, rows[3]["external_id"], 7)]
