@@ -156,6 +156,15 @@ def test_with_no_memory_the_plans_new_invoices_name_are_listed_before_the_plans_
     assert_billing_landed(fake, ds)
 
 
+def test_with_the_memory_lost_records_that_name_no_object_cost_no_call(fake, ds, base_config, tmp_path):
+    rows = [{**row, "external_id": " "} for row in customer_rows(2)]  # valid for the schema, but no external id
+
+    result = run_target(fresh_memory(base_config, tmp_path, "lost"), customers_stream(STREAM, rows))
+
+    assert fake.requests == []  # no listing, not even the account check
+    assert [(r["field"], r["key"]) for r in result.rejects] == [("external_id", {"external_id": " "})] * 2
+
+
 def test_a_changed_customer_with_the_memory_lost_costs_only_its_own_write(fake, ds, base_config, tmp_path):
     rows = customer_rows(30)
     run_target(base_config, customers_stream(STREAM, rows))

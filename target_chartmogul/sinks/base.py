@@ -51,6 +51,16 @@ class ContextBound:
         return type(cls.__name__, (cls,), {"context": context, "__module__": cls.__module__})
 
 
+class Unnamed(t.NamedTuple):
+    """The `dedupe_key` of a record that names no object: it stands apart from every other (and is rejected)."""
+
+    record_id: int
+
+    @classmethod
+    def of(cls, record: Record) -> Unnamed:
+        return cls(id(record))
+
+
 class ChartMogulSink(ContextBound, BatchSink):
     """Base for the object sinks; subclasses implement `write_records`."""
 
@@ -162,14 +172,13 @@ class ChartMogulSink(ContextBound, BatchSink):
     def dedupe_key(self, record: Record) -> t.Hashable:
         """Records of one object in one batch: the last wins (one object per data source and external id)."""
         if is_blank(record.get("external_id")):  # nothing to merge on: each is its own (and is rejected)
-            return ("record", id(record))
+            return Unnamed.of(record)
         ds = record.get("data_source_uuid") or self.config.get("data_source_uuid")
         return (str(ds), str(record.get("external_id")))
 
     def names_its_object(self, record: Record) -> bool:
         """Whether the record says which object it is (else `dedupe_key` keeps it apart, and it is rejected)."""
-        key = self.dedupe_key(record)
-        return not (isinstance(key, tuple) and key and key[0] == "record")
+        return not isinstance(self.dedupe_key(record), Unnamed)
 
     def record_key(self, record: Record) -> dict[str, t.Any]:
         """The record's identity for reject lines and messages."""

@@ -34,6 +34,7 @@ from target_chartmogul.mapping.contacts import (
     is_copy,
     pair,
 )
+from target_chartmogul.sinks.base import Unnamed
 from target_chartmogul.sinks.deletions import DeletesMissing
 
 Record = dict[str, t.Any]
@@ -75,8 +76,8 @@ class ContactsSink(DeletesMissing):
             parts = (data_source(record, self.config.get("data_source_uuid")), optional_text(record, "customer_external_id"),
                      optional_text(record, "customer_uuid"))
         except RecordRejected:
-            return ("record", id(record))
-        return ("record", id(record)) if email is None else (*parts, email.casefold())
+            return Unnamed.of(record)
+        return Unnamed.of(record) if email is None else (*parts, email.casefold())
 
     def write_records(self, records: list[Record]) -> None:
         """Map, consult the sync memory (a lost one: list the data source once), then write concurrently."""

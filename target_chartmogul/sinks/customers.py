@@ -18,6 +18,7 @@ from target_chartmogul.errors import APIError, RecordRejected, is_already_exists
 from target_chartmogul.ledger import Entry, payload_hash
 from target_chartmogul.mapping.common import data_source, optional_text
 from target_chartmogul.mapping.customers import DATE_FIELDS, CustomerMapper, CustomerPayload
+from target_chartmogul.sinks.base import Unnamed
 from target_chartmogul.sinks.deletions import DeletesMissing
 from target_chartmogul.values import is_blank
 
@@ -48,7 +49,7 @@ class CustomersSink(DeletesMissing):
         match_by = self.settings.match_by
         if match_by in ("email", "uuid"):
             value = record.get(match_by)
-            return ("record", id(record)) if is_blank(value) else (match_by, str(value).strip().lower())
+            return Unnamed.of(record) if is_blank(value) else (match_by, str(value).strip().lower())
         return super().dedupe_key(record)
 
     def write_records(self, records: list[Record]) -> None:
