@@ -28,6 +28,8 @@ class Client:
         self.processing_polls = collections.defaultdict(lambda: otherwise, processing_polls)
         self.polls: list[str] = []
         self.polled: collections.defaultdict[str, threading.Event] = collections.defaultdict(threading.Event)
+        self.answer = threading.Event()  # cleared: a poll is received, but its answer waits until it is set
+        self.answer.set()
         self._lock = threading.Lock()
 
     def post(self, path: str, body: dict[str, t.Any]) -> Response:
@@ -40,6 +42,7 @@ class Client:
             left = self.processing_polls[import_id]
             self.processing_polls[import_id] = left - 1
         self.polled[import_id].set()
+        assert self.answer.wait(WAIT)
         return Response(200, {"status": "processing" if left > 0 else "completed", "status_details": {}}, 1)
 
 
@@ -121,3 +124,19 @@ def test_a_stop_while_an_import_is_processing_ends_the_wait_at_once_naming_the_i
     imports.close()
     assert str(stopped.value) == "stopped while bulk import slow was processing; the next run polls it again"
     assert imports.completed == 0
+
+
+def test_a_stop_while_a_poll_is_on_its_way_reads_its_answer_before_ending() -> None:
+    client = Client({"slow": 10_000})
+    client.answer.clear()
+    stop = threading.Event()
+    imports = runner(client, lambda done, answer: None, stop)
+    imports.track(flight("slow"))
+    assert client.polled["slow"].wait(WAIT)  # ChartMogul has the poll; its answer is on its way
+    stop.set()
+    threading.Timer(0.3, client.answer.set).start()
+
+    with pytest.raises(StoppedError) as stopped:
+        imports.wait_all()
+    imports.close()
+    assert str(stopped.value) == "stopped while bulk import slow was processing; the next run polls it again"

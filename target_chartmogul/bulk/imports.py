@@ -169,6 +169,8 @@ class ImportRunner:
         polls = {self._polling[flight.local_id]: flight for flight in self.in_flight}
         done, _ = concurrent.futures.wait(polls, timeout=SENDING_CHECK if self.sending else STOP_CHECK,
                                           return_when=concurrent.futures.FIRST_COMPLETED)
+        if self.stop_requested.is_set():  # a poll on its way is answered first (one waiting for its time ends now)
+            done, _ = concurrent.futures.wait(polls)
         for poll in sorted(done, key=lambda future: polls[future].next_poll):
             flight = polls[poll]
             answer = poll.result()  # a refusal other than 404 ends the run, as before
