@@ -91,20 +91,18 @@ class Holdings:
         self._ahead: dict[tuple[str, str], concurrent.futures.Future[Listing]] = {}
         self.objects_read = 0
 
-    def prefetch(self, kind: str, data_source_uuid: str) -> bool:
-        """Start reading the listing in the background if the memory holds none of `kind` in the data source;
-        True when this run reads (or read) it.
-        """
+    def prefetch(self, kind: str, data_source_uuid: str) -> None:
+        """Start reading the listing in the background if the memory holds none of `kind` in the data source."""
         key = (kind, data_source_uuid)
         with self._lock:
             if key in self._listed or key in self._ahead:
-                return True
+                return
         if self._memory_holds(key):
-            return False
+            return
         ahead: concurrent.futures.Future[Listing] = concurrent.futures.Future()
         with self._lock:
             if key in self._listed or key in self._ahead:  # started meanwhile
-                return True
+                return
             self._ahead[key] = ahead
 
         def read() -> None:
@@ -114,7 +112,6 @@ class Holdings:
                 ahead.set_exception(exc)
 
         threading.Thread(target=read, name=f"list-{kind}", daemon=True).start()
-        return True
 
     def ensure(self, kind: str, data_source_uuid: str) -> bool:
         """Read every `kind` object of the data source if the memory holds none of them.

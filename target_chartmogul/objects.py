@@ -36,8 +36,8 @@ class ObjectEntry:
     deletable: bool = True  # whether `delete_missing` applies
     listing: Listing | None = None
     # listing kinds of what its records name (plans its lines need): with a lost memory, read as soon as a batch
-    # holds a new object, not after the input when the stream that brings them comes last (tap-postgres:
-    # accounts, invoices, price_plans)
+    # holds a new object (`ChartMogulSink.bulk_partition`), not after the input when the stream that brings them
+    # comes last (tap-postgres: accounts, invoices, price_plans)
     names: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -84,7 +84,6 @@ REGISTRY: tuple[ObjectEntry, ...] = (
     ),
     ObjectEntry(
         name="line_items", modes={"insert": ("external_id",)}, default_mode="insert", sink="line_items:LineItemsSink",
-        names=("plan",),
     ),
     ObjectEntry(
         name="invoices",

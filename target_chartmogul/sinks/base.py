@@ -284,8 +284,10 @@ class ChartMogulSink(ContextBound, BatchSink):
         (tap-postgres: accounts, invoices, price_plans). An unchanged rerun has no new object and reads none.
         """
         entry = BY_NAME.get(self.object_name)
+        if entry is None:
+            return
         for ds in sorted(data_sources):
-            for kind in entry.names if entry is not None else ():
+            for kind in entry.names:
                 self.context.refs.holdings.prefetch(kind, ds)
 
     def bulk_entries(self, records: list[Record]) -> tuple[list[list[BulkEntry]], list[Record]]:
