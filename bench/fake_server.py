@@ -4,7 +4,9 @@ Benchmarks run it apart from the target so that the target's CPU seconds and pea
 are its own. Started by `bench/common.py`; not meant to be run by hand, though it can be:
 
     python bench/fake_server.py --api-key K --rate-limit 40 --latency 0.1 \
-        [--bulk-queue-delay 0.5 --bulk-per-object-seconds 0.00005]
+        [--bulk-queue-delay 0.5 --bulk-per-object-seconds 0.00005] [--bulk-poll-by id] [--bulk-validation async] ...
+
+(every switch of the bulk import has a `--bulk-…` option: `python bench/fake_server.py --help`).
 
 It prints `{"url": ..., "data_source_uuid": ...}` once, then answers each command line:
   stats                 -> counts of the requests seen since the last reset
@@ -28,6 +30,7 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from tests.fake_chartmogul import FakeChartMogul  # noqa: E402
+from tests.fake_chartmogul.json_imports import add_switch_options, apply_switch_options  # noqa: E402
 
 _ID = re.compile(r"/(?:[a-z]+_[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})")
 
@@ -60,14 +63,12 @@ def main() -> int:
     parser.add_argument("--rate-limit", type=int, default=None)
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--max-connections", type=int, default=20)
-    parser.add_argument("--bulk-queue-delay", type=float, default=0.0)
-    parser.add_argument("--bulk-per-object-seconds", type=float, default=0.0)
+    add_switch_options(parser)  # --bulk-queue-delay, --bulk-poll-by, ...: every switch of the bulk import
     args = parser.parse_args()
     fake = FakeChartMogul(
         api_key=args.api_key, rate_limit=args.rate_limit, latency=args.latency, max_connections=args.max_connections,
     )
-    fake.json_imports.queue_delay = args.bulk_queue_delay
-    fake.json_imports.per_object_seconds = args.bulk_per_object_seconds
+    apply_switch_options(fake.json_imports, args)
     fake.json_imports.background = True  # ChartMogul applies imports on its own time, not on the next poll
     ds = fake.add_data_source("bench")["uuid"]
     url = fake.start()

@@ -37,19 +37,25 @@ carry ``external_id`` (``external_ids``: ``"writes"``, as recorded | ``"absent"`
 or the node mock's shape (``status_answer``) and meet a repeated status as refused or fine
 (``status_repeat``).
 
-Bulk JSON imports (``POST /data_sources/{ds}/json_imports``, polled by ``GET …/json_imports/{id}``;
-``json_imports.py``, known only from client mocks) carry switches set as
-``fake.json_imports.<switch>``: ``queue_delay`` and ``per_object_seconds`` (0.0: how long an
-import stays ``queued``, then ``processing`` per object, before it is applied and
-``completed``), ``status_shape`` (``"details"``: the python mock's per-customer
-``status_details`` | ``"counts"``: the ruby mock's ``processed_count``/``error_count``),
-``failure_detail`` (``"errors"`` | ``"message"`` | ``"bare"``: how a failed kind says why),
-``fail_customers`` (customer external ids whose objects all fail), ``existing_customer``
-(``"update"`` | ``"keep"`` | ``"fail"``), ``paused`` (no import completes) and
-``whole_import_failure`` (a message: imports fail whole). Due imports are applied at the start
-of each request (or ``fake.json_imports.advance()``), or by a worker thread when they are due
-with ``background`` (benchmarks), with the REST endpoints' rules; tests
-can read ``submitted``, ``polls``, ``imports``, ``violations`` and ``completed_ids()``.
+Bulk JSON imports (``POST /data_sources/{ds}/json_imports``, polled by ``GET
+…/json_imports/{import_id}``; ``json_imports.py``, known from ChartMogul's reference and client
+mocks) carry switches set as ``fake.json_imports.<switch>``: ``queue_delay`` and
+``per_object_seconds`` (0.0: how long an import stays ``queued``, then ``processing`` per
+object, before it is applied and ``completed``), ``status_shape`` (``"details"``: the
+per-customer ``status_details`` of the reference and the python mock | ``"counts"``: the ruby
+mock's ``processed_count``/``error_count``), ``failure_detail`` (``"errors"`` | ``"message"`` |
+``"bare"``: how a failed kind says why), ``fail_customers`` (customer external ids whose
+objects all fail), ``existing_customer`` (``"update"`` | ``"keep"`` | ``"fail"``), ``paused`` (no
+import completes), ``whole_import_failure`` (a message: imports fail whole), ``poll_by``
+(``"both"`` | ``"external_id"``, as the reference polls | ``"id"``, as the python mock polls),
+``forget_imports`` (every poll answers 404), ``validation`` (``"sync"``: failures reported |
+``"async"``: everything reported imported, failures not stored), ``unstored`` (external ids
+reported imported and never stored), ``bulk_attributes`` (customer ``attributes``
+``"kept"`` | ``"ignored"`` | ``"refused"``), ``max_body_bytes`` (5,000,000: bytes as received)
+and ``duplicate_external_id`` (``"refuse"``: 422 | ``"accept"``). Due imports are applied at
+the start of each request (or ``fake.json_imports.advance()``), or by a worker thread when
+they are due with ``background`` (benchmarks), with the REST endpoints' rules; tests can read
+``submitted``, ``polls``, ``imports``, ``violations`` and ``completed_ids()``.
 
 Answers never echo ``primary_contact``, an invoice's ``data_source_uuid``,
 ``customer_external_id`` or ``collection_method``, or a line item's

@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 from types import FrameType
 
+from .json_imports import add_switch_options, apply_switch_options
 from .server import FakeChartMogul
 
 
@@ -35,10 +36,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--retry-after", type=float, default=None, help="Retry-After seconds on 429 (default: none)")
     parser.add_argument("--unset-city", choices=("empty", "null"), default="empty", help='unset city as "" or null')
     parser.add_argument("--line-item-order", choices=("sent", "reversed"), default="sent")
-    parser.add_argument("--bulk-queue-delay", type=float, default=0.0, help="seconds a bulk JSON import stays queued")
-    parser.add_argument("--bulk-per-object-seconds", type=float, default=0.0,
-                        help="seconds a bulk JSON import processes per object in its body")
     parser.add_argument("--dump", type=Path, help="write the state as JSON here on shutdown")
+    add_switch_options(parser)
     return parser.parse_args(argv)
 
 
@@ -60,8 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         unset_city="" if args.unset_city == "empty" else None,
         line_item_order=args.line_item_order,
     )
-    fake.json_imports.queue_delay = args.bulk_queue_delay
-    fake.json_imports.per_object_seconds = args.bulk_per_object_seconds
+    apply_switch_options(fake.json_imports, args)
     if args.data_source_uuid:
         fake.add_data_source(args.data_source_name, uuid=args.data_source_uuid)
     done = threading.Event()

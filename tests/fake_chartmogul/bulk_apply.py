@@ -12,6 +12,11 @@ then subscription events (``store.events``, so they list in ``GET /subscription_
 Every object gives one :class:`Outcome`, attributed to the customer external id it belongs
 to: its own (customers), ``customer_external_id`` (invoices, events), or its invoice's
 (line items, transactions). Plans, and objects that cannot be attributed, belong to none.
+
+Customers are made (or, with ``existing_customer="update"``, changed) from every field Create
+a Customer takes, by the store code ``POST /customers`` uses; only their ``attributes`` depend
+on the ``bulk_attributes`` switch. Objects whose external id is in ``unstored`` are reported
+imported and never stored (see json_imports.py for the switches).
 """
 
 from __future__ import annotations
@@ -30,7 +35,8 @@ Errors = dict[str, str]
 
 KINDS = ("customers", "plans", "invoices", "line_items", "transactions", "subscription_events")
 EXISTING_CUSTOMER = ("update", "keep", "fail")
-REFUSED_CUSTOMER_KEYS = ("attributes", "tags")
+BULK_ATTRIBUTES = ("kept", "ignored", "refused")
+REFUSED_CUSTOMER_KEYS = ("attributes", "tags")  # refused with bulk_attributes="refused"
 FAIL_SWITCH = "rejected by the fake's fail_customers switch"
 TAKEN = "has already been taken"
 NOT_IN_BULK = "is not accepted by the bulk import"
@@ -47,10 +53,16 @@ class Outcome:
     customer: str | None  # its customer external id; None for plans and objects that name no known owner
     external_id: Any
     errors: Errors
+    unstored: bool = False  # reported imported but never stored (the unstored switch, or its invoice was)
 
     @property
     def failed(self) -> bool:
         return bool(self.errors)
+
+    @property
+    def stored(self) -> bool:
+        """True when the object is in the store now (or was kept as it was: a known plan or customer)."""
+        return not self.failed and not self.unstored
 
 
 @dataclass(frozen=True)
@@ -59,6 +71,8 @@ class Rules:
 
     fail_customers: frozenset[str] = frozenset()
     existing_customer: str = "update"
+    unstored: frozenset[str] = frozenset()
+    attributes: str = "kept"
 
 
 def external_id(value: Any) -> str | None:
@@ -140,8 +154,13 @@ class Application:
 
     # ------------------------------------------------------------------ bookkeeping
 
-    def _note(self, kind: str, customer: str | None, raw: JSON, errors: Errors) -> None:
-        self.outcomes.append(Outcome(kind, customer, raw.get("external_id"), dict(errors)))
+    def _note(self, kind: str, customer: str | None, raw: JSON, errors: Errors, *, unstored: bool = False) -> None:
+        self.outcomes.append(Outcome(kind, customer, raw.get("external_id"), dict(errors), unstored))
+
+    def _unstored(self, raw: JSON) -> bool:
+        """Whether an object's external id is in the ``unstored`` switch (any kind)."""
+        ext = external_id(raw.get("external_id"))
+        return ext is not None and ext in self.rules.unstored
 
     def _customer_uuid(self, customer: str | None) -> str | None:
         if customer is None:
@@ -167,6 +186,9 @@ class Application:
 
     def _plan(self, raw: JSON) -> None:
         """A plan external id the data source already has is kept as it is (reported imported)."""
+        if self._unstored(raw):
+            self._note("plans", None, raw, {}, unstored=True)
+            return
         ext = external_id(raw.get("external_id"))
         if ext is not None and self.store.find_plan(self.ds, ext) is not None:
             self._note("plans", None, raw, {})
@@ -179,18 +201,23 @@ class Application:
             self._note("customers", None, raw, {"external_id": BLANK})
         elif customer in self.blocked:
             self._note("customers", customer, raw, self.blocked[customer])
-        elif refused := {key: NOT_IN_BULK for key in REFUSED_CUSTOMER_KEYS if key in raw}:
+        elif self.rules.attributes == "refused" and (
+                refused := {key: NOT_IN_BULK for key in REFUSED_CUSTOMER_KEYS if key in raw}):
             self._note("customers", customer, raw, refused)
+        elif customer in self.rules.unstored:
+            self._note("customers", customer, raw, {}, unstored=True)
         else:
             self._note("customers", customer, raw, self._save_customer(customer, raw))
 
     def _save_customer(self, customer: str, raw: JSON) -> Errors:
+        """Made by ``POST /customers``'s store code from every field sent (``attributes`` unless ignored)."""
         existing = self._customer_uuid(customer)
-        sent = {key: value for key, value in raw.items() if key not in ("data_source_uuid", "external_id")}
+        dropped = ("data_source_uuid", "external_id", *(("attributes",) if self.rules.attributes == "ignored" else ()))
+        sent = {key: value for key, value in raw.items() if key not in dropped}
         if existing is None:
             return attempt(lambda: self.store.create_customer({**sent, "external_id": customer, "data_source_uuid": self.ds}))
         if self.rules.existing_customer == "update":
-            return attempt(lambda: self.store.update_customer(existing, sent))
+            return attempt(lambda: self.store.update_customer_from_import(existing, sent))
         if self.rules.existing_customer == "keep":
             return {}
         return {"external_id": TAKEN}  # "fail": sent twice in this import
@@ -217,12 +244,34 @@ class Application:
         return invoices, loose["line_items"], loose["transactions"]
 
     def _invoice(self, invoice: _Invoice) -> None:
-        """Saved with all its line items and transactions, or none of them is."""
+        """Saved with all its line items and transactions, or none of them is.
+
+        An unstored invoice is reported imported with its children and nothing of it is stored;
+        unstored children of a stored invoice are reported imported and left out of it.
+        """
         owner = invoice.owner
         if owner is not None and owner in self.blocked:
             self._note_invoice(invoice, self.blocked[owner], [self.blocked[owner]] * len(invoice.line_items),
                                [self.blocked[owner]] * len(invoice.transactions))
             return
+        if self._unstored(invoice.raw):
+            self._note_invoice(invoice, {}, [{}] * len(invoice.line_items), [{}] * len(invoice.transactions),
+                               unstored=True)
+            return
+        kept = _Invoice(invoice.raw, owner, [i for i in invoice.line_items if not self._unstored(i)],
+                        [t for t in invoice.transactions if not self._unstored(t)])
+        own, item_errors, tx_errors = self._checked_and_saved(kept)
+        self._note("invoices", owner, invoice.raw, own)
+        for kind, children, found in (("line_items", invoice.line_items, iter(item_errors)),
+                                      ("transactions", invoice.transactions, iter(tx_errors))):
+            for child in children:
+                if self._unstored(child):
+                    self._note(kind, owner, child, {}, unstored=True)
+                else:
+                    self._note(kind, owner, child, next(found))
+
+    def _checked_and_saved(self, invoice: _Invoice) -> tuple[Errors, list[Errors], list[Errors]]:
+        """The invoice's own errors and its children's; it is saved (with them) when there are none."""
         seen = BatchKeys()
         item_errors = [self._line_item_errors(item, seen) for item in invoice.line_items]
         tx_errors = [self.store.transaction_errors(self._rest_child(tx), self.ds, seen) for tx in invoice.transactions]
@@ -234,7 +283,7 @@ class Application:
             own = own or ({"line_items": "is invalid"} if nested else {"transactions": "is invalid"})
             item_errors = [found or INVOICE_NOT_IMPORTED for found in item_errors]
             tx_errors = [found or INVOICE_NOT_IMPORTED for found in tx_errors]
-        self._note_invoice(invoice, own, item_errors, tx_errors)
+        return own, item_errors, tx_errors
 
     def _save_invoice(self, invoice: _Invoice, *, save: bool) -> Errors:
         """The import endpoint's errors for the invoice (nested ones prefixed); saved when valid and ``save``."""
@@ -249,12 +298,13 @@ class Application:
                    transactions=[self._rest_child(tx) for tx in invoice.transactions])
         return self.store.bulk_invoice(customer_uuid, raw, save=save)
 
-    def _note_invoice(self, invoice: _Invoice, own: Errors, items: list[Errors], txs: list[Errors]) -> None:
-        self._note("invoices", invoice.owner, invoice.raw, own)
+    def _note_invoice(self, invoice: _Invoice, own: Errors, items: list[Errors], txs: list[Errors], *,
+                      unstored: bool = False) -> None:
+        self._note("invoices", invoice.owner, invoice.raw, own, unstored=unstored)
         for item, errors in zip(invoice.line_items, items, strict=True):
-            self._note("line_items", invoice.owner, item, errors)
+            self._note("line_items", invoice.owner, item, errors, unstored=unstored)
         for tx, errors in zip(invoice.transactions, txs, strict=True):
-            self._note("transactions", invoice.owner, tx, errors)
+            self._note("transactions", invoice.owner, tx, errors, unstored=unstored)
 
     def _line_item_errors(self, item: JSON, seen: BatchKeys) -> Errors:
         """The import endpoint's errors for this line item, its plan named by ``plan_external_id``."""
@@ -283,17 +333,23 @@ class Application:
         """A line item for no invoice of this import fails (its invoice's owner gets it when known)."""
         known = self.store.find_invoice(self.ds, external_id(item.get("invoice_external_id")) or "")
         owner = None if known is None else external_id(known.get("customer_external_id"))
+        if self._unstored(item):
+            self._note("line_items", owner, item, {}, unstored=True)
+            return
         self._note("line_items", owner, item, INVOICE_NOT_FOUND if known is None else INVOICE_IMPORTED_BEFORE)
 
     def _loose_transaction(self, tx: JSON) -> None:
         """A transaction for an invoice already in the data source is added to it."""
         known = self.store.find_invoice(self.ds, external_id(tx.get("invoice_external_id")) or "")
-        if known is None:
-            self._note("transactions", None, tx, INVOICE_NOT_FOUND)
-            return
-        owner = external_id(known.get("customer_external_id"))
+        owner = None if known is None else external_id(known.get("customer_external_id"))
         if owner is not None and owner in self.blocked:
             self._note("transactions", owner, tx, self.blocked[owner])
+            return
+        if self._unstored(tx):
+            self._note("transactions", owner, tx, {}, unstored=True)
+            return
+        if known is None:
+            self._note("transactions", None, tx, INVOICE_NOT_FOUND)
             return
         errors = attempt(lambda: self.store.create_transaction(known["uuid"], self._rest_child(tx)))
         self._note("transactions", owner, tx, errors)
@@ -304,6 +360,9 @@ class Application:
         owner = external_id(raw.get("customer_external_id"))
         if owner is not None and owner in self.blocked:
             self._note("subscription_events", owner, raw, self.blocked[owner])
+            return
+        if self._unstored(raw):
+            self._note("subscription_events", owner, raw, {}, unstored=True)
             return
         envelope = {"subscription_event": {**raw, "data_source_uuid": self.ds}}
         self._note("subscription_events", owner, raw, attempt(lambda: self.store.events.create(envelope)))

@@ -1,22 +1,35 @@
 """ChartMogul's bulk JSON import in the fake: submit a batch, poll it, see it applied later.
 
-Evidence: hand-written client mocks only, never a recording. chartmogul-python
-``test/api/test_json_import.py`` (copied as data in ``tests/contract/fixtures/json_import_mock.json``)
-shows ``POST /data_sources/{ds}/json_imports`` answering 200 ``{id, data_source_uuid,
-status: "queued", external_id, status_details: {}, created_at, updated_at}`` and a completed
-``GET /data_sources/{ds}/json_imports/{id}`` whose ``status_details`` is keyed by ``"plans"``
-and by each customer external id, each with a ``status`` and one ``{status}`` per object kind.
+Evidence. ChartMogul's reference [D] (chartmogul-api.md §4): "Import Data in Bulk"
+(``POST /data_sources/{ds}/json_imports``, https://dev.chartmogul.com/reference/import-data-bulk)
+takes ``{external_id, customers[], plans[], invoices[], line_items[], transactions[],
+subscription_events[]}``, flat arrays linked by external ids: ``invoices``
+(``customer_external_id``), ``line_items`` (``invoice_external_id``, ``plan_external_id``),
+``transactions`` (``invoice_external_id``), ``subscription_events`` (``customer_external_id``);
+each kind corresponds to a single-object endpoint (customers: Create a Customer). "Track
+Import Status" (``GET /data_sources/{ds}/json_imports/{import_id}``,
+https://dev.chartmogul.com/reference/bulk-import/track-status) names ``import_id`` an
+identifier the client chose (its ``external_id``); its example polls ``.../json_imports/ds_import_1``
+(the external id) and answers ``{id: <uuid>, data_source_uuid, status: "completed", external_id,
+status_details: {"plans": {status}, <customer external id>: {status, invoices: {status},
+customers, line_items, transactions, subscription_events}}, created_at, updated_at}``; statuses ``queued``,
+``processing``, ``completed``. The "Bulk Import" overview says validation runs asynchronously
+after the import and invalid objects are imported and marked Failed, so ``completed`` with
+``imported`` everywhere does not prove an object is in ChartMogul. Weaker: chartmogul-python's
+hand-written mock ``test/api/test_json_import.py`` (``tests/contract/fixtures/json_import_mock.json``)
+answers the create 200 ``{id, data_source_uuid, status: "queued", external_id, status_details: {},
+created_at, updated_at}`` and polls by the answer's ``id`` (the only source that does);
 chartmogul-ruby ``spec/chartmogul/json_import_spec.rb`` (also a mock) shows
-``processed_count``/``error_count`` instead. The body is flat arrays linked by external ids
-(chartmogul-api.md §4): ``customers``, ``plans``, ``invoices`` (``customer_external_id``),
-``line_items`` (``invoice_external_id``, ``plan_external_id``), ``transactions``
-(``invoice_external_id``), ``subscription_events`` (``customer_external_id``), and an
-optional ``external_id``.
+``processed_count``/``error_count`` instead of ``status_details``. No source shows how a failed
+object is reported.
 
-Refusals on submission (inferred): a body over 5 MB answers 413, a body that is not an object,
-a key that is not an array (or holds a non-object), or more than 1000 customers 422
-``{code, message, param}``; an unknown data source 404 as everywhere; an unknown import 404
-``{"code": 404, "message": "Import not found", "param": null}``.
+Refusals on submission: a body of more than ``max_body_bytes`` (5,000,000: "5MB" read as bytes of
+the body as received, not 5 MiB and not characters) answers 413; a body that is not an object, a
+key that is not an array (or holds a non-object), or more than 1000 customers 422 ``{code,
+message, param}`` (inferred); an ``external_id`` an earlier import of the data source used 422
+``{"code": 422, "message": "External ID has already been taken", "param": "external_id"}``
+(``duplicate_external_id``); an unknown data source 404 as everywhere. A poll naming no import
+answers 404 ``{"code": 404, "message": "Import not found", "param": null}``.
 
 Time: an import is ``queued`` for ``queue_delay`` seconds, ``processing`` for
 ``per_object_seconds`` per object in its body, then applied (bulk_apply.py: the REST
@@ -28,11 +41,15 @@ request the fake handles (and :meth:`JsonImports.advance`) first applies what is
 submission order, under the store lock, so tests see a deterministic order. The create answer
 always says ``queued``; ``updated_at`` is the time of the last status change.
 
-Switches (keyword arguments of :class:`JsonImports`, attributes ``fake.json_imports.<switch>``):
+Switches (keyword arguments of :class:`JsonImports`, attributes ``fake.json_imports.<switch>``;
+values are checked, a wrong one raises ValueError). ``fail_customers``, ``existing_customer``,
+``unstored``, ``bulk_attributes`` and ``validation`` are read when an import is applied;
+``queue_delay``, ``per_object_seconds``, ``max_body_bytes`` and ``duplicate_external_id`` when one
+is submitted; ``poll_by``, ``forget_imports``, ``status_shape`` and ``failure_detail`` when one is
+polled.
 
 ``queue_delay`` / ``per_object_seconds``: floats, default 0.0 (the next request sees it completed)
-    Read when an import is submitted.
-``status_shape``: ``"details"`` (default, python mock) | ``"counts"`` (ruby mock)
+``status_shape``: ``"details"`` (default, python mock and the reference) | ``"counts"`` (ruby mock)
     ``counts`` answers no ``status_details`` (only ``{"error": …}`` when an import fails whole)
     but ``processed_count`` (objects imported) and ``error_count`` (objects failed); both 0
     until the import finishes (a whole failure counts every object as an error).
@@ -43,9 +60,10 @@ Switches (keyword arguments of :class:`JsonImports`, attributes ``fake.json_impo
 ``fail_customers``: set of customer external ids whose every object fails
     (``{"customer_external_id": "rejected by the fake's fail_customers switch"}``).
 ``existing_customer``: ``"update"`` (default) | ``"keep"`` | ``"fail"``
-    A customer record whose external id the data source has: gets the sent fields; is left as
-    it was (reported imported); or fails with every object of that customer
-    (``{"external_id": "has already been taken"}``).
+    A customer record whose external id the data source has: gets the sent fields (and
+    attributes, as ``bulk_attributes`` says: sent tags, and sent custom attributes with their
+    types, replace the customer's); is left as it was (reported imported); or fails with every
+    object of that customer (``{"external_id": "has already been taken"}``).
 ``paused``: False (default) | True
     The imports' clock stops and no import completes; on unpause it runs on from where it stopped.
 ``whole_import_failure``: None (default) | message
@@ -56,6 +74,50 @@ Switches (keyword arguments of :class:`JsonImports`, attributes ``fake.json_impo
     works on imports on its own, instead of the next request doing it at completion: the fake's
     own time to apply then falls inside the processing time instead of being added to whichever
     poll came first (benchmarks).
+``poll_by``: ``"both"`` (default) | ``"external_id"`` | ``"id"``
+    Which identifier ``GET .../json_imports/{import_id}`` accepts: the import's ``external_id``
+    (the reference's example; the latest import of the data source that sent it), its ``id``
+    (the python mock), or either (``id`` first). Any other answers the 404 above. ``polls``
+    counts every GET by the identifier asked, found or not.
+``forget_imports``: False (default) | True
+    Every GET of an import answers the 404 above, whatever identifier (ChartMogul no longer
+    knows the import; the reference promises nothing about how long it does); the import is
+    still applied on its schedule.
+``validation``: ``"sync"`` (default) | ``"async"``
+    ``sync``: a failed object is reported failed in ``status_details`` (and ``error_count``).
+    ``async``, as the reference's overview describes: every object is reported ``imported``
+    (``status_details`` all imported, ``error_count`` 0, ``processed_count`` every object) while
+    those that failed are simply not stored; ``imports[id].outcomes`` still tells the truth.
+``unstored``: set of external ids (default empty), of any kind (customer, plan, invoice, line
+    item, transaction, subscription event; every object with that external id): reported
+    imported and never stored, although valid, so a later REST write of the same object
+    succeeds. The fake does not check such an object's own fields (name valid ones); the rules
+    that meet a whole customer first still apply (``fail_customers``, ``existing_customer="fail"``,
+    refused attributes). An unstored invoice is not stored with its line items and transactions
+    (all reported imported); an unstored line item or transaction of a stored invoice is left out
+    of it. An unstored customer is not stored: its invoices and events then fail as any for an
+    unknown customer (``{"customer_external_id": "Customer not found"}``) under ``sync``, or are
+    reported imported and not stored under ``async``. ``Outcome.unstored`` marks them.
+``bulk_attributes``: ``"kept"`` (default) | ``"ignored"`` | ``"refused"``
+    A customer's ``attributes`` ``{tags: [...], custom: [{type, key, value, source}]}`` (Create a
+    Customer's shape; no example shows them in a bulk body): applied exactly as ``POST
+    /customers`` applies them, types kept; dropped (the customer is made without them and
+    reported imported); or the customer fails with ``{"attributes": "is not accepted by the bulk
+    import"}`` (a top-level ``tags`` key too), and with it its invoices and events (for a customer
+    the data source did not have yet: ``Customer not found``). Every other field Create a
+    Customer takes (``name``, ``email``, ``company``, ``country``, ``state``, ``city``, ``zip``,
+    ``lead_created_at``, ``free_trial_started_at``, ``website_url``, ``owner``, ``status``,
+    ``primary_contact``) is applied in all three modes, by the store code ``POST /customers``
+    uses, so bulk and REST make identical customers.
+``max_body_bytes``: int, default 5_000_000
+    The largest body accepted, counted in bytes as received (UTF-8: a Japanese character is 3
+    bytes); one byte more answers 413 with the body above (its message always says 5 MB).
+``duplicate_external_id``: ``"refuse"`` (default) | ``"accept"``
+    A POST whose ``external_id`` an earlier import of the same data source already used (an
+    import without one is never a duplicate): refused with the 422 above, nothing scheduled; or
+    accepted as a new import (polling the external id then finds the newest; sharing customers
+    with an unfinished import is noted in ``violations`` as always). After a lost answer
+    (faults ``drop_after``/``error_after``) the import exists and can be polled by its external id.
 
 ``status_details`` when completed (``details``): ``"plans"`` (when plans were sent), then one
 entry per customer external id the import names, ``{"status", <kind>: {"status", ...}}`` with
@@ -65,14 +127,19 @@ or transaction whose invoice is unknown, an invoice without ``customer_external_
 reported under their kind's name at the top level, like ``"plans"``.
 
 Observations for tests: ``submitted`` (accepted bodies, in order), ``polls`` (GETs per import id
-asked for), ``imports`` (id -> :class:`ImportRecord`), ``violations`` (an import naming a customer
-that another unfinished import of the same data source names, which ChartMogul asks clients
-never to do), ``completed_ids()``.
+asked for), ``imports`` (id -> :class:`ImportRecord`, whose ``outcomes`` say what became of each
+object), ``violations`` (an import naming a customer that another unfinished import of the same
+data source names, which ChartMogul asks clients never to do), ``completed_ids()``,
+``find(ds, import_id)`` (the import a poll would answer, whatever ``forget_imports``).
+``add_switch_options``/``apply_switch_options`` give every switch a ``--bulk-…`` command-line
+option (``python -m tests.fake_chartmogul``, ``bench/fake_server.py``).
 """
 
 from __future__ import annotations
 
+import argparse
 import copy
+import dataclasses
 import re
 import threading
 import time
@@ -82,7 +149,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from .bulk_apply import EXISTING_CUSTOMER, KINDS, Application, Outcome, Rules, customers_named, external_id, items_of
+from .bulk_apply import (
+    BULK_ATTRIBUTES,
+    EXISTING_CUSTOMER,
+    KINDS,
+    Application,
+    Outcome,
+    Rules,
+    customers_named,
+    external_id,
+    items_of,
+)
 from .request import Sent, sent
 from .store import ApiError
 
@@ -92,12 +169,16 @@ if TYPE_CHECKING:
 JSON = dict[str, Any]
 Result = tuple[int, Any]
 
-MAX_BODY_BYTES = 5 * 1024 * 1024
+MAX_BODY_BYTES = 5_000_000  # "5MB": bytes of the body as received, not 5 MiB, not characters
 MAX_CUSTOMERS = 1000
 STATUS_SHAPES = ("details", "counts")
 FAILURE_DETAILS = ("errors", "message", "bare")
+POLL_BY = ("both", "external_id", "id")
+VALIDATIONS = ("sync", "async")
+DUPLICATE_EXTERNAL_IDS = ("refuse", "accept")
 TOO_LARGE: JSON = {"code": 413, "message": "Request body exceeds 5 MB", "param": None}
 IMPORT_NOT_FOUND: JSON = {"code": 404, "message": "Import not found", "param": None}
+EXTERNAL_ID_TAKEN: JSON = {"code": 422, "message": "External ID has already been taken", "param": "external_id"}
 # Kinds in a customer's entry, in the python mock's order.
 CUSTOMER_KINDS = ("invoices", "customers", "line_items", "transactions", "subscription_events")
 NOUNS = {"customers": "customer", "plans": "plan", "invoices": "invoice", "line_items": "line item",
@@ -160,14 +241,22 @@ class ImportRecord:
     completes_at: float
     status: str = "queued"
     updated_at: str = ""
-    outcomes: list[Outcome] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)  # what became of each object (the truth)
     error: str | None = None  # whole_import_failure's message
     details: dict[str, JSON] = field(default_factory=dict)  # status_details once completed, per failure_detail
     applied: bool = False
+    validation: str = "sync"  # the validation switch when it was applied
 
     @property
     def finished(self) -> bool:
         return self.status in ("completed", "failed")
+
+    @property
+    def reported(self) -> list[Outcome]:
+        """The outcomes as the import's answers tell them: with ``validation="async"`` every one imported."""
+        if self.validation == "async":
+            return [dataclasses.replace(outcome, errors={}) for outcome in self.outcomes]
+        return self.outcomes
 
 
 # ---------------------------------------------------------------------- status_details
@@ -232,6 +321,14 @@ class JsonImports:
         existing_customer: str = "update",
         paused: bool = False,
         whole_import_failure: str | None = None,
+        background: bool = False,
+        poll_by: str = "both",
+        forget_imports: bool = False,
+        validation: str = "sync",
+        unstored: Iterable[str] = (),
+        bulk_attributes: str = "kept",
+        max_body_bytes: int = MAX_BODY_BYTES,
+        duplicate_external_id: str = "refuse",
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
@@ -246,12 +343,20 @@ class JsonImports:
         self.existing_customer = existing_customer
         self.paused = paused
         self.whole_import_failure = whole_import_failure
+        self.poll_by = poll_by
+        self.forget_imports = forget_imports
+        self.validation = validation
+        self.unstored = unstored  # any iterable of strings, kept as a set
+        self.bulk_attributes = bulk_attributes
+        self.max_body_bytes = max_body_bytes
+        self.duplicate_external_id = duplicate_external_id
         self.submitted: list[JSON] = []
         self.polls: dict[str, int] = {}
         self.violations: list[str] = []
         self._imports: dict[str, ImportRecord] = {}
+        self._by_external_id: dict[tuple[str, str], str] = {}  # (data source, external id) -> latest import id
         self._completed: list[str] = []
-        self.background = False
+        self.background = background
         self._wake = threading.Event()
         self._worker: threading.Thread | None = None
 
@@ -298,6 +403,69 @@ class JsonImports:
         self._existing_customer = _choice("existing_customer", mode, EXISTING_CUSTOMER)
 
     @property
+    def poll_by(self) -> str:
+        return self._poll_by
+
+    @poll_by.setter
+    def poll_by(self, mode: str) -> None:
+        self._poll_by = _choice("poll_by", mode, POLL_BY)
+
+    @property
+    def forget_imports(self) -> bool:
+        return self._forget_imports
+
+    @forget_imports.setter
+    def forget_imports(self, on: bool) -> None:
+        self._forget_imports = _flag("forget_imports", on)
+
+    @property
+    def validation(self) -> str:
+        return self._validation
+
+    @validation.setter
+    def validation(self, mode: str) -> None:
+        self._validation = _choice("validation", mode, VALIDATIONS)
+
+    @property
+    def unstored(self) -> set[str]:
+        return self._unstored
+
+    @unstored.setter
+    def unstored(self, external_ids: Iterable[str]) -> None:
+        if isinstance(external_ids, str | bytes) or not isinstance(external_ids, Iterable):
+            raise ValueError("unstored must be a collection of external ids (strings), not a single value")
+        ids = list(external_ids)
+        if not all(isinstance(ext, str) and ext for ext in ids):
+            raise ValueError("unstored must hold non-empty strings (external ids)")
+        self._unstored = set(ids)
+
+    @property
+    def bulk_attributes(self) -> str:
+        return self._bulk_attributes
+
+    @bulk_attributes.setter
+    def bulk_attributes(self, mode: str) -> None:
+        self._bulk_attributes = _choice("bulk_attributes", mode, BULK_ATTRIBUTES)
+
+    @property
+    def max_body_bytes(self) -> int:
+        return self._max_body_bytes
+
+    @max_body_bytes.setter
+    def max_body_bytes(self, size: int) -> None:
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ValueError("max_body_bytes must be a whole number of bytes >= 1")
+        self._max_body_bytes = size
+
+    @property
+    def duplicate_external_id(self) -> str:
+        return self._duplicate_external_id
+
+    @duplicate_external_id.setter
+    def duplicate_external_id(self, mode: str) -> None:
+        self._duplicate_external_id = _choice("duplicate_external_id", mode, DUPLICATE_EXTERNAL_IDS)
+
+    @property
     def paused(self) -> bool:
         return self._paused_since is not None
 
@@ -330,15 +498,21 @@ class JsonImports:
 
     def submit(self, data_source_uuid: str, request: Sent) -> JSON:
         """``POST /data_sources/{ds}/json_imports``: checked, scheduled, answered ``queued``."""
-        if request.size > MAX_BODY_BYTES:
+        if request.size > self.max_body_bytes:
             raise ApiError(413, dict(TOO_LARGE))
         with self.store.lock:
             self.store.get_data_source(data_source_uuid)
             body = checked_body(request.body)
             self.advance()
+            ext = external_id(body.get("external_id"))
+            taken = ext is not None and (data_source_uuid, ext) in self._by_external_id
+            if taken and self.duplicate_external_id == "refuse":
+                raise ApiError(422, dict(EXTERNAL_ID_TAKEN))
             record = self._schedule(data_source_uuid, copy.deepcopy(body))
             self._note_overlaps(record)
             self._imports[record.id] = record
+            if ext is not None:
+                self._by_external_id[(data_source_uuid, ext)] = record.id
             self.submitted.append(copy.deepcopy(body))
             if self.background:
                 self._start_worker()
@@ -365,15 +539,30 @@ class JsonImports:
             self._wake.clear()
 
     def get(self, data_source_uuid: str, import_id: str) -> JSON:
-        """``GET /data_sources/{ds}/json_imports/{id}``: the import as it stands now."""
+        """``GET /data_sources/{ds}/json_imports/{import_id}``: the import as it stands now."""
         with self.store.lock:
             self.polls[import_id] = self.polls.get(import_id, 0) + 1
             self.store.get_data_source(data_source_uuid)
             self.advance()
-            record = self._imports.get(import_id)
-            if record is None or record.data_source_uuid != data_source_uuid:
+            record = self.find(data_source_uuid, import_id)
+            if record is None or self.forget_imports:
                 raise ApiError(404, dict(IMPORT_NOT_FOUND))
             return self.view(record)
+
+    def find(self, data_source_uuid: str, import_id: str) -> ImportRecord | None:
+        """The import of this data source that ``import_id`` names, as ``poll_by`` reads it: its ``id``
+        first, then its ``external_id`` (the latest import that used it); None when none.
+        """
+        with self.store.lock:
+            if self.poll_by != "external_id":
+                record = self._imports.get(import_id)
+                if record is not None and record.data_source_uuid == data_source_uuid:
+                    return record
+            if self.poll_by != "id":
+                latest = self._by_external_id.get((data_source_uuid, import_id))
+                if latest is not None:
+                    return self._imports[latest]
+            return None
 
     def view(self, record: ImportRecord) -> JSON:
         """An import as answered, in the shape ``status_shape`` picks."""
@@ -394,15 +583,16 @@ class JsonImports:
         if record.status != "completed":
             return {}
         if self.failure_detail not in record.details:  # built once: a poll costs its answer only
-            record.details[self.failure_detail] = status_details(record.outcomes, self.failure_detail)
+            record.details[self.failure_detail] = status_details(record.reported, self.failure_detail)
         return record.details[self.failure_detail]
 
     @staticmethod
     def _counts(record: ImportRecord) -> JSON:
         if record.error is not None:
             return {"processed_count": 0, "error_count": record.objects}
-        failed = sum(1 for o in record.outcomes if o.failed)
-        return {"processed_count": len(record.outcomes) - failed, "error_count": failed}
+        reported = record.reported
+        failed = sum(1 for o in reported if o.failed)
+        return {"processed_count": len(reported) - failed, "error_count": failed}
 
     # ------------------------------------------------------------------ time
 
@@ -478,7 +668,9 @@ class JsonImports:
         elif record.data_source_uuid not in self.store.data_sources:
             record.error = "Data source not found"
         else:
-            rules = Rules(frozenset(self.fail_customers), self.existing_customer)
+            rules = Rules(frozenset(self.fail_customers), self.existing_customer, frozenset(self.unstored),
+                          self.bulk_attributes)
+            record.validation = self.validation
             record.outcomes = Application(self.store, record.data_source_uuid, record.body, rules).run()
 
     def _finish(self, record: ImportRecord) -> None:
@@ -509,6 +701,49 @@ def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise ValueError(f"{name} must be one of {allowed}")
     return value
+
+
+def _flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False")
+    return value
+
+
+# ---------------------------------------------------------------------- command-line options (__main__.py, bench)
+
+
+def add_switch_options(parser: argparse.ArgumentParser) -> None:
+    """The bulk import's switches as ``--bulk-<switch>`` options (defaults: the switches' own)."""
+    bulk = parser.add_argument_group("bulk JSON import switches (tests/fake_chartmogul/json_imports.py)")
+    bulk.add_argument("--bulk-queue-delay", type=float, default=0.0, help="seconds a bulk JSON import stays queued")
+    bulk.add_argument("--bulk-per-object-seconds", type=float, default=0.0,
+                      help="seconds a bulk JSON import processes per object in its body")
+    bulk.add_argument("--bulk-poll-by", choices=POLL_BY, default="both",
+                      help="which identifier GET .../json_imports/{import_id} accepts")
+    bulk.add_argument("--bulk-forget-imports", action="store_true", help="every GET of an import answers 404")
+    bulk.add_argument("--bulk-validation", choices=VALIDATIONS, default="sync",
+                      help="async: every object is reported imported, failed ones are not stored")
+    bulk.add_argument("--bulk-unstored", default="", metavar="EXT,EXT,...",
+                      help="external ids reported imported but never stored (comma-separated)")
+    bulk.add_argument("--bulk-attributes", choices=BULK_ATTRIBUTES, default="kept",
+                      help="what a bulk customer's attributes do")
+    bulk.add_argument("--bulk-max-body-bytes", type=int, default=MAX_BODY_BYTES,
+                      help="largest accepted body in bytes (413 above)")
+    bulk.add_argument("--bulk-duplicate-external-id", choices=DUPLICATE_EXTERNAL_IDS, default="refuse",
+                      help="a POST reusing an import external_id of its data source: refused 422 or accepted")
+
+
+def apply_switch_options(imports: JsonImports, args: argparse.Namespace) -> None:
+    """Set the switches :func:`add_switch_options` parsed."""
+    imports.queue_delay = args.bulk_queue_delay
+    imports.per_object_seconds = args.bulk_per_object_seconds
+    imports.poll_by = args.bulk_poll_by
+    imports.forget_imports = args.bulk_forget_imports
+    imports.validation = args.bulk_validation
+    imports.unstored = [ext for ext in (part.strip() for part in args.bulk_unstored.split(",")) if ext]
+    imports.bulk_attributes = args.bulk_attributes
+    imports.max_body_bytes = args.bulk_max_body_bytes
+    imports.duplicate_external_id = args.bulk_duplicate_external_id
 
 
 # ---------------------------------------------------------------------- routes (registered in server.py)

@@ -545,23 +545,10 @@ class Store:
             if not isinstance(ds_uuid, str) or ds_uuid not in self.data_sources:
                 raise unprocessable({"data_source_uuid": "Data source not found"})
             updates, errors = self._validate_customer_fields(body)
-            tags: list[str] = []
-            custom: dict[str, Any] = {}
-            types: dict[str, str] = {}
-            attributes = body.get("attributes")
-            if attributes is not None:
-                if not isinstance(attributes, dict):
-                    errors["attributes"] = INVALID
-                else:
-                    tags = self._tag_list(attributes.get("tags") or [], errors)
-                    raw_custom = attributes.get("custom")
-                    if raw_custom is not None:
-                        if not isinstance(raw_custom, list):
-                            errors["attributes.custom"] = "must be an array of {type, key, value}"
-                        else:
-                            typed = self._typed_attributes(raw_custom, errors)
-                            custom = {key: value for key, (_, value) in typed.items()}
-                            types = {key: kind for key, (kind, _) in typed.items()}
+            sent_tags, typed = self._create_attributes(body.get("attributes"), errors)
+            tags = sent_tags or []
+            custom = {key: value for key, (_, value) in (typed or {}).items()}
+            types = {key: kind for key, (kind, _) in (typed or {}).items()}
             if errors:
                 raise unprocessable(errors)
             if (ds_uuid, external_id) in self._customer_ext:
@@ -675,6 +662,29 @@ class Store:
             if new_custom is not None and new_types is not None:
                 customer["attributes"]["custom"] = new_custom
                 self._custom_types[cus_uuid] = new_types
+            self._drop_foreign_state(customer)
+            return copy.deepcopy(customer)
+
+    def update_customer_from_import(self, cus_uuid: str, body: JSON) -> JSON:
+        """A bulk import's record of a customer its data source has (json_imports.py, ``existing_customer="update"``).
+
+        The fields as PATCH takes them; ``attributes`` in Create a Customer's shape (``custom`` a
+        typed array): sent tags replace the customer's, as a PATCH's do, and sent custom
+        attributes replace its custom attributes with their types kept. Nothing changes when
+        anything is invalid.
+        """
+        with self.lock:
+            customer = self._customer(cus_uuid)
+            updates, errors = self._validate_customer_fields(body)
+            tags, typed = self._create_attributes(body.get("attributes"), errors)
+            if errors:
+                raise unprocessable(errors)
+            customer.update(updates)
+            if tags is not None:
+                customer["attributes"]["tags"] = tags
+            if typed is not None:
+                customer["attributes"]["custom"] = {key: value for key, (_, value) in typed.items()}
+                self._custom_types[cus_uuid] = {key: kind for key, (kind, _) in typed.items()}
             self._drop_foreign_state(customer)
             return copy.deepcopy(customer)
 
@@ -916,6 +926,26 @@ class Store:
                 result.append(text)
                 seen.add(text.casefold())
         return result
+
+    def _create_attributes(
+        self, attributes: Any, errors: dict[str, str]
+    ) -> tuple[list[str] | None, dict[str, tuple[str, Any]] | None]:
+        """``attributes`` as Create a Customer takes them, ``{tags: [...], custom: [{type, key, value,
+        source?}]}``: (tags, key -> (type, value)), None for a part not sent.
+        """
+        if attributes is None:
+            return None, None
+        if not isinstance(attributes, dict):
+            errors["attributes"] = INVALID
+            return None, None
+        tags = self._tag_list(attributes.get("tags") or [], errors) if "tags" in attributes else None
+        raw_custom = attributes.get("custom")
+        if raw_custom is None:
+            return tags, None
+        if not isinstance(raw_custom, list):
+            errors["attributes.custom"] = "must be an array of {type, key, value}"
+            return tags, None
+        return tags, self._typed_attributes(raw_custom, errors)
 
     @staticmethod
     def _typed_attributes(entries: list[Any], errors: dict[str, str]) -> dict[str, tuple[str, Any]]:
