@@ -31,6 +31,7 @@ from target_chartmogul.errors import (
     RetriesExhaustedError,
     StoppedError,
     TargetChartMogulError,
+    UncertainWrite,
     parse_error_body,
 )
 from target_chartmogul.pacing import Pacer
@@ -38,6 +39,9 @@ from target_chartmogul.pacing import Pacer
 LOGGER = logging.getLogger("target_chartmogul.client")
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 520, 524})
+# Refusals before any work: the rate limit (429) and too many parallel connections (503). Any other transient
+# failure of a write may come after ChartMogul wrote it.
+NOT_PROCESSED_STATUSES = frozenset({429, 503})
 MAX_BACKOFF_SECONDS = 60.0
 MAX_RETRY_AFTER_SECONDS = 120.0
 
@@ -81,15 +85,17 @@ class _Call:
     body: t.Any
     data: bytes | None
     attempts: int = 0
+    once: bool = False  # a write that must not be repeated blindly: an attempt that may have landed is not retried
 
 
 class _Transient(Exception):
-    """An attempt that may succeed if repeated; carries the server's Retry-After."""
+    """An attempt that may succeed if repeated; carries the server's Retry-After and the status (None: no answer)."""
 
-    def __init__(self, description: str, retry_after: float | None = None) -> None:
+    def __init__(self, description: str, retry_after: float | None = None, status: int | None = None) -> None:
         super().__init__(description)
         self.description = description
         self.retry_after = retry_after
+        self.status = status
 
 
 def _retry_after(response: requests.Response) -> float | None:
@@ -212,6 +218,9 @@ class ChartMogulClient:
             try:
                 return self._attempt(call)
             except _Transient as exc:
+                if call.once and exc.status not in NOT_PROCESSED_STATUSES:
+                    msg = f"{call.method} {call.path}: {exc.description}; it may have reached ChartMogul"
+                    raise UncertainWrite(msg) from None
                 if call.attempts > self.max_retries:
                     _log_give_up(call, exc)
                     raise
@@ -275,15 +284,21 @@ class ChartMogulClient:
         *,
         params: dict[str, t.Any] | None = None,
         body: t.Any = None,
+        data: bytes | None = None,
+        once: bool = False,
     ) -> Response:
         """Send one logical request, retrying transient failures.
 
+        `data`: the body already encoded (sent as it is; `body` then only names it to observers). `once`: a write
+        that may not be sent twice: a failure after which it may have landed raises `UncertainWrite` instead of
+        being retried (the rate limit and a refused connection are still retried).
         Raises APIError for a refusal, AuthenticationError for 401/403, and
         RetriesExhaustedError when transient failures outlast `max_retries`.
         """
         self._run_preflight()
-        data = dumps(body).encode("utf-8") if body is not None else None
-        call = _Call(method, path, params, body, data)
+        if data is None and body is not None:
+            data = dumps(body).encode("utf-8")
+        call = _Call(method, path, params, body if body is not None else data, data, once=once)
         try:
             return self._send_with_retries(call)
         except _Transient as exc:
@@ -355,7 +370,7 @@ class ChartMogulClient:
         """A success, a transient failure to retry (`_Transient`), or a refusal (raised)."""
         status = response.status_code
         if status in RETRY_STATUSES:
-            raise _Transient(f"HTTP {status}", _retry_after(response))
+            raise _Transient(f"HTTP {status}", _retry_after(response), status)
         if 200 <= status < 300:
             return Response(status, _json_body(response), call.attempts)
         raise self._refusal(call.method, call.path, status, response.text or "", call.attempts)

@@ -19,7 +19,7 @@ from target_chartmogul.client import ChartMogulClient
 from target_chartmogul.dry_run import DryRunClient
 from target_chartmogul.errors import APIError, FatalError
 from target_chartmogul.invoice_parts import InvoiceParts
-from target_chartmogul.ledger import Ledger
+from target_chartmogul.ledger import Ledger, state_dir
 from target_chartmogul.ordering import WriteOrder
 from target_chartmogul.progress import ProgressReporter
 from target_chartmogul.references import References
@@ -57,6 +57,7 @@ class RunContext:
         self.invoice_parts = InvoiceParts()
         self.guard = StopGuard(stop)
         self.request_stats = RequestStats()
+        self.state_dir = state_dir(str(self.setting("ledger_url")), rejects_path)
         self.report = RunReport(self.summary, self.request_stats, logger, dry_run=self.dry_run, rejects_path=self.rejects.path)
         self.bulk = BulkLane(self)
         self.problems: list[str] = []

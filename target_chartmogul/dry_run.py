@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import logging
 import re
 import threading
@@ -438,9 +439,15 @@ class DryRunClient(ChartMogulClient):
         *,
         params: dict[str, t.Any] | None = None,
         body: t.Any = None,
+        data: bytes | None = None,
+        once: bool = False,
     ) -> Response:
-        """GET: ChartMogul's answer (or this dry run's own); any other method: the simulated answer."""
+        """GET: ChartMogul's answer (or this dry run's own); any other method: the simulated answer (`data`, a body
+        already encoded, is read back; `once` changes nothing: nothing is sent).
+        """
         self._run_preflight()
+        if data is not None and body is None:
+            body = json.loads(data)
         route = path.strip("/")
         if method.upper() == "GET":
             return self._read(path, route, params)

@@ -30,6 +30,12 @@ class StoppedError(FatalError):
     """SIGTERM/SIGINT arrived while a call waited to be retried: the call is abandoned, not retried for minutes."""
 
 
+class UncertainWrite(TargetChartMogulError):
+    """A write that may have reached ChartMogul but whose answer was lost (no answer in time, a 5xx): the caller
+    must find out whether it landed before sending it again (a bulk import must never be sent twice).
+    """
+
+
 class RecordRejected(TargetChartMogulError):
     """One record cannot be written; it goes to the rejects file and the run goes on."""
 

@@ -88,6 +88,14 @@ bulk_imports = sa.Table(  # bulk imports submitted and not yet recorded: polled 
     sa.Column("entries", sa.Text, nullable=False),  # JSON: what each record brought and what to remember
     sa.Column("submitted_at", sa.DateTime(timezone=True), nullable=False),
 )
+facts = sa.Table(  # what the loader learnt of ChartMogul's behaviour, per data source (bulk_customer_attributes)
+    "tcm_facts",
+    metadata,
+    sa.Column("data_source_uuid", sa.String(100), primary_key=True),
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("learnt_at", sa.DateTime(timezone=True), nullable=False),
+)
 version_table = sa.Table(  # one row: the schema version below, stamped when the memory is created or migrated
     "tcm_schema",
     metadata,
@@ -98,7 +106,7 @@ version_table = sa.Table(  # one row: the schema version below, stamped when the
 # Schema versions -------------------------------------------------------------------------
 # 1: the 0.1.0 format.  2: + tcm_synced_objects.record_hash.  3: + tcm_synced_objects.tags.
 # 4: + tcm_invoice_replacements, tcm_synced_objects.parent.  5: + tcm_bulk_imports.
-# 6: + tcm_invoice_replacements.status, tcm_synced_objects.status.
+# 6: + tcm_invoice_replacements.status, tcm_synced_objects.status.  7: + tcm_facts.
 # Each step is written against the columns as they were at its version (never against
 # `synced` above, which moves on), only adds nullable columns, and is idempotent, so a
 # half-known memory (a table dropped by hand, a stamp lost) is brought forward too.
@@ -160,8 +168,22 @@ def _to_6(conn: sa.Connection) -> None:
     _add_column(conn, "tcm_synced_objects", sa.Column("status", sa.String(32), nullable=True))
 
 
+def _to_7(conn: sa.Connection) -> None:
+    """What the loader learnt of ChartMogul per data source (whether a bulk body's customer attributes are kept), so
+    it is found out once, not in every run.
+    """
+    sa.Table(
+        "tcm_facts",
+        sa.MetaData(),
+        sa.Column("data_source_uuid", sa.String(100), primary_key=True),
+        sa.Column("name", sa.String(100), primary_key=True),
+        sa.Column("value", sa.Text, nullable=False),
+        sa.Column("learnt_at", sa.DateTime(timezone=True), nullable=False),
+    ).create(conn, checkfirst=True)
+
+
 MIGRATIONS: dict[int, t.Callable[[sa.Connection], None]] = {  # version reached -> step
-    2: _to_2, 3: _to_3, 4: _to_4, 5: _to_5, 6: _to_6,
+    2: _to_2, 3: _to_3, 4: _to_4, 5: _to_5, 6: _to_6, 7: _to_7,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 _PG_LOCK = 0x7463_6D5F_6C65_6467  # "tcm_ledg": one advisory lock serialises opening across processes
@@ -291,6 +313,17 @@ def _engine_url(url: str) -> sa.URL:
         path.parent.mkdir(parents=True, exist_ok=True)
         return parsed.set(database=str(path))
     return parsed
+
+
+def state_dir(ledger_url: str, rejects_path: str | pathlib.Path) -> pathlib.Path:
+    """Where a run keeps files beside the sync memory (the bulk spool): the folder of a SQLite sync memory, else the
+    folder of the rejects file.
+    """
+    parsed = make_url(ledger_url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:" \
+            and not parsed.query.get("uri"):
+        return pathlib.Path(parsed.database).expanduser().parent
+    return pathlib.Path(rejects_path).expanduser().parent
 
 
 def _tags(text: str | None) -> tuple[str, ...] | None:
@@ -700,6 +733,29 @@ class Ledger:
                           bulk_imports.c.entries).order_by(bulk_imports.c.submitted_at)
             )
             return [(row[0], row[1], row[2], json.loads(row[3], parse_float=decimal.Decimal)) for row in rows]
+
+    # Facts learnt of ChartMogul ---------------------------------------------------------
+    def fact(self, data_source_uuid: str, name: str) -> str | None:
+        """A fact learnt in an earlier run (or this one), or None."""
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(facts.c.value).where(facts.c.data_source_uuid == data_source_uuid,
+                                                               facts.c.name == name)).scalar()
+
+    def set_fact(self, data_source_uuid: str, name: str, value: str) -> None:
+        """Remember a fact (committed at once; a dry run remembers nothing)."""
+        if self.read_only:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(sa.delete(facts).where(facts.c.data_source_uuid == data_source_uuid, facts.c.name == name))
+            conn.execute(sa.insert(facts).values(data_source_uuid=data_source_uuid, name=name, value=value,
+                                                 learnt_at=_now()))
+
+    def forget_fact(self, data_source_uuid: str, name: str) -> None:
+        """Drop a fact (committed at once)."""
+        if self.read_only:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(sa.delete(facts).where(facts.c.data_source_uuid == data_source_uuid, facts.c.name == name))
 
     # Commit ----------------------------------------------------------------------------
     def flush(self) -> None:

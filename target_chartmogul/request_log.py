@@ -24,6 +24,13 @@ def _cut(text: str | None) -> str | None:
     return text[:BODY_LIMIT] + f"…[{len(text) - BODY_LIMIT} more characters]"
 
 
+def _text(body: object) -> str:
+    """A body as sent: bytes (a bulk import, encoded once) read back as text, anything else encoded."""
+    if isinstance(body, bytes):
+        return body[: BODY_LIMIT * 4].decode("utf-8", "ignore") + ("" if len(body) <= BODY_LIMIT * 4 else "…")
+    return dumps(body)
+
+
 class RequestLog:
     """Thread-safe JSON-lines writer, used as a `ChartMogulClient` observer."""
 
@@ -46,7 +53,7 @@ class RequestLog:
                 "attempt": attempt.attempt,
                 "dry_run": attempt.dry_run,
                 "error": attempt.error,
-                "request_body": _cut(dumps(attempt.body)) if attempt.body is not None else None,
+                "request_body": _cut(_text(attempt.body)) if attempt.body is not None else None,
                 "response_body": _cut(attempt.response_text),
             },
         )

@@ -41,6 +41,11 @@ def imported(result: t.Any) -> dict[str, int]:
             for stream in (CUSTOMERS_STREAM, INVOICES_STREAM, REFUNDS_STREAM, EVENTS_STREAM)}
 
 
+def counted(result: t.Any, stream: str) -> dict[str, int]:
+    """The stream's summary columns that are not zero."""
+    return {column: n for column, n in result.counts(stream).items() if n}
+
+
 def expected_imported(data: backfill.Backfill) -> dict[str, int]:
     return {CUSTOMERS_STREAM: len(data.customers), INVOICES_STREAM: len(data.invoices),
             REFUNDS_STREAM: len(data.refunds), EVENTS_STREAM: len(data.events)}
@@ -51,28 +56,35 @@ def data() -> backfill.Backfill:
     return backfill.backfill(120)
 
 
-def test_a_first_load_goes_in_one_bulk_import_and_chartmogul_then_holds_exactly_the_input(fake, ds, base_config, data):
+def test_a_first_load_goes_in_bulk_imports_and_chartmogul_then_holds_exactly_the_input(fake, ds, base_config, data):
     fake.json_imports.queue_delay = 0.2
 
     result = run_target(backfill.config(base_config), [*backfill.messages(data), STATE])
 
     assert result.rejects == []
     backfill.assert_landed(fake, ds, data)
-    assert len(fake.json_imports.submitted) == 1  # 120 customers and all their records: one request
+    # first one customer with custom attributes and tags and all its records: ChartMogul keeps them (this fake's
+    # default, as the reference says a bulk body's customers are created as Create a Customer creates them), so
+    # the 119 others carry theirs in the second import
+    assert [len(body["customers"]) for body in fake.json_imports.submitted] == [1, 119]
+    first = fake.json_imports.submitted[0]["customers"][0]
+    assert first["external_id"] == "c-00000"
+    assert first["attributes"] == {"custom": [{"type": "Integer", "key": "seats", "value": 1, "source": "API"}],
+                                   "tags": ["vip", "cohort-0"]}
     assert fake.json_imports.violations == []
     assert imported(result) == expected_imported(data)
     assert result.counts(PLANS_STREAM)["created"] == 2  # plans: a few, through REST before the import
-    # nothing new went through REST: no customer or invoice created, no refund posted on its own
-    assert posts(fake, r"^/customers$") == 0
+    # nothing went through REST: no customer or invoice created, no attribute or tag added, no refund on its own
+    assert posts(fake, r"^/customers") == 0
     assert posts(fake, IMPORT_PATH) == 0
     assert posts(fake, r"^/import/invoices/[^/]+/transactions$") == 0
     assert posts(fake, r"^/subscription_events$") == 0
-    # what the bulk body cannot carry, through REST, once per customer that has it
-    with_seats = sum(1 for row in data.customers if row["seats"] is not None)
-    with_tags = sum(1 for row in data.customers if row["tags"])
-    assert posts(fake, r"^/customers/[^/]+/attributes/custom$") == with_seats
-    assert posts(fake, r"^/customers/[^/]+/attributes/tags$") == with_tags
-    assert result.states == [STATE["value"]]  # only after the import's outcome was recorded
+    # landed means seen: one listing of each kind the imports carried (a page of 200 each), nothing looked up alone
+    listed = {r.path: r.query.get("per_page") for r in reads(fake, r"^/(customers|invoices|subscription_events)$")}
+    assert listed == {"/customers": "200", "/invoices": "200", "/subscription_events": "200"}
+    assert [r.query for r in reads(fake, r"^/customers$") if "external_id" in r.query] == [
+        {"data_source_uuid": ds, "external_id": "c-00000", "per_page": "200"}]  # what the first import kept
+    assert result.states == [STATE["value"]]  # only after the imports' outcome was recorded
 
 
 def test_an_unchanged_rerun_costs_nothing_and_five_changes_go_through_rest(fake, ds, base_config, data):
@@ -89,10 +101,8 @@ def test_an_unchanged_rerun_costs_nothing_and_five_changes_go_through_rest(fake,
 
     assert bulk_calls(fake) == []
     assert [(r.method, r.path.split("/")[1]) for r in write_calls(fake)] == [("PATCH", "customers")] * 5
-    # a bulk import answers no uuids: a customer compared after it (custom attributes, tags) has its uuid from that
-    # listing; the others' are looked up once, then remembered
-    plain = [r["external_id"] for r in data.customers[:5] if r["seats"] is None and not r["tags"]]
-    assert sorted(r.query["external_id"] for r in reads(fake, r"^/customers$")) == plain
+    # a bulk import answers no uuids; the listing that showed the customers landed gave them: nothing is looked up
+    assert reads(fake, r"^/customers$") == []
     assert result.counts(CUSTOMERS_STREAM)["updated"] == 5
     backfill.assert_landed(fake, ds, backfill.Backfill(changed, data.invoices, data.refunds, data.events))
 
@@ -128,67 +138,43 @@ def test_always_imports_even_a_handful(fake, ds, base_config):
 
     result = run_target(backfill.config(base_config, bulk_import="always"), backfill.messages(small))
 
-    assert len(fake.json_imports.submitted) == 1
+    assert [len(body["customers"]) for body in fake.json_imports.submitted] == [1, 1]  # the first tells attributes
     backfill.assert_landed(fake, ds, small)
     assert imported(result) == expected_imported(small)
 
 
 @pytest.mark.parametrize("detail", ["errors", "message", "bare"])
-def test_customers_the_import_fails_are_rejected_with_its_detail_and_land_on_the_next_run(
-        fake, ds, base_config, data, detail):
+def test_customers_the_import_fails_go_through_rest_in_the_same_run(fake, ds, base_config, data, detail, caplog):
+    caplog.set_level("INFO")
     fake.json_imports.failure_detail = detail
     failing = {"c-00003", "c-00007"}
     fake.json_imports.fail_customers = set(failing)
-    config = backfill.config(base_config)
 
-    result = run_target(config, backfill.messages(data))
+    result = run_target(backfill.config(base_config), backfill.messages(data))
 
-    refused = {(r["stream"], r["key"]["external_id"]): r for r in result.rejects}
-    own = {(CUSTOMERS_STREAM, c) for c in failing}
-    own |= {(INVOICES_STREAM, i["external_id"]) for i in data.invoices if i["account_code"] in failing}
-    own |= {(EVENTS_STREAM, e["external_id"]) for e in data.events if e["customer_external_id"] in failing}
-    refunds = {(REFUNDS_STREAM, r["external_id"]) for r in data.refunds
-               if next(i for i in data.invoices if i["external_id"] == r["invoice_ref"])["account_code"] in failing}
-    assert set(refused) == own | refunds
-    import_id = next(iter(fake.json_imports.imports))
-    for key in own:
-        reason = refused[key]["reason"]
-        assert reason.startswith(f"ChartMogul's bulk import {import_id} failed "), reason
-        assert "failed" in reason
-        if detail == "errors":
-            assert "rejected by the fake's fail_customers switch" in reason
-    for key in refunds:  # their invoice never landed: refused naming it, retried after it
-        assert refused[key]["field"] == "invoice_external_id"
-    with fake.lock:
-        assert not any(c["external_id"] in failing for c in fake.customers.values())
-
-    fake.json_imports.fail_customers = set()
-    retried = run_target(config, backfill.messages(NOTHING_NEW))  # the next incremental run: no new rows
-
-    assert len(retried.rejects) == len(refused)  # the file keeps the first run's lines; none added
+    assert result.rejects == []
     backfill.assert_landed(fake, ds, data)
-    assert retried.counts(CUSTOMERS_STREAM)["retried"] == 2
-    assert retried.counts(CUSTOMERS_STREAM)["retry_refused"] == 0
-    assert len(fake.json_imports.submitted) == 1  # the retry is a handful: REST
+    # what the import refused went through REST: those two customers, their invoices, events and refunds, no more
+    created = sorted(r.body["external_id"] for r in write_calls(fake) if r.method == "POST" and r.path == "/customers")
+    assert created == sorted(failing)
+    theirs = [i for i in data.invoices if i["account_code"] in failing]
+    imported_by_rest = [inv["external_id"] for r in write_calls(fake) if re.search(IMPORT_PATH, r.path)
+                        for inv in r.body["invoices"]]
+    assert sorted(imported_by_rest) == sorted(i["external_id"] for i in theirs)
+    assert counted(result, CUSTOMERS_STREAM) == {"received": 120, "imported": 118, "created": 2}
+    assert "failure(s) reported: c-00003: " in caplog.text
 
 
-def test_an_import_that_fails_whole_refuses_every_record_with_its_message(fake, ds, base_config, data):
+def test_an_import_that_fails_whole_goes_through_rest_in_the_same_run(fake, ds, base_config, data, caplog):
     fake.json_imports.whole_import_failure = "Import aborted: internal error"
-    config = backfill.config(base_config)
 
-    result = run_target(config, backfill.messages(data))
+    result = run_target(backfill.config(base_config), backfill.messages(data))
 
-    spooled = len(data.customers) + len(data.invoices) + len(data.events)
-    assert len(result.rejects) == spooled + len(data.refunds)
-    bulk_reasons = {r["reason"] for r in result.rejects if r["stream"] != REFUNDS_STREAM}
-    assert len(bulk_reasons) == 1
-    assert "ended 'failed'" in next(iter(bulk_reasons)) and "Import aborted: internal error" in next(iter(bulk_reasons))
-    assert fake.customers == {}
-
-    fake.json_imports.whole_import_failure = None
-    retried = run_target(config, backfill.messages(NOTHING_NEW))  # the next incremental run: no new rows
-    assert len(retried.rejects) == len(result.rejects)  # none added
+    assert result.rejects == []
     backfill.assert_landed(fake, ds, data)
+    assert counted(result, CUSTOMERS_STREAM) == {"received": 120, "created": 120}
+    assert posts(fake, r"^/customers$") == 120
+    assert "ended 'failed'" in caplog.text and "Import aborted: internal error" in caplog.text
 
 
 def test_a_rerun_of_the_same_backfill_without_memory_duplicates_nothing(fake, ds, base_config, data, tmp_path):
@@ -265,8 +251,9 @@ def test_more_than_a_thousand_customers_go_in_eight_imports_never_two_at_once_pe
     result = run_target(backfill.config(base_config), backfill.messages(big))
 
     assert result.rejects == []
-    # the first and the last of 100 (queued soonest, finished soonest), the six between them even
-    assert [len(body["customers"]) for body in fake.json_imports.submitted] == [100] + [150] * 6 + [100]
+    # one customer with attributes first (does ChartMogul keep them?), then the first and the last of 100 (queued
+    # soonest, finished soonest), the six between them even
+    assert [len(body["customers"]) for body in fake.json_imports.submitted] == [1, 100] + [150] * 6 + [99]
     assert fake.json_imports.violations == []
     backfill.assert_landed(fake, ds, big)
 
@@ -305,8 +292,9 @@ def test_a_long_backfill_imports_as_it_goes_and_lets_state_out_once_nothing_wait
     assert result.rejects == []
     backfill.assert_landed(fake, ds, data)
     assert fake.json_imports.violations == []
-    if plans_first:  # the customers' import was recorded before the end: their STATE went out then
-        assert len(fake.json_imports.submitted) == 2
+    if plans_first:  # the customers' imports (one that tells attributes, then the rest) were recorded before the
+        # end: their STATE went out then
+        assert len(fake.json_imports.submitted) == 3
         assert result.states == [first["value"], second["value"]]
     else:  # invoices imported early wait for their plans (through REST): no STATE until they landed
         assert len(fake.json_imports.submitted) >= 1

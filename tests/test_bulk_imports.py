@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import json
 import logging
 import threading
 import time
@@ -14,7 +15,7 @@ from target_chartmogul.bulk.entries import Entry
 from target_chartmogul.bulk.imports import ImportRunner, InFlight
 from target_chartmogul.bulk.requests import ImportRequest
 from target_chartmogul.client import Response
-from target_chartmogul.errors import StoppedError
+from target_chartmogul.errors import APIError, StoppedError, UncertainWrite
 
 WAIT = 10.0  # seconds a test waits for something that must happen long before
 
@@ -32,11 +33,17 @@ class Client:
         self.answer.set()
         self._lock = threading.Lock()
 
-    def post(self, path: str, body: dict[str, t.Any]) -> Response:
-        return Response(200, {"id": body["external_id"].removeprefix("target-chartmogul-"), "status": "queued"}, 1)
+    max_retries = 3
+    backoff_base = 0.001
+
+    def request(self, method: str, path: str, *, body: dict[str, t.Any], data: bytes, once: bool) -> Response:
+        assert (method, once) == ("POST", True)
+        sent = json.loads(data)
+        assert body == {"external_id": sent["external_id"], "bytes": len(data)}
+        return Response(200, {"id": sent["external_id"].removeprefix("target-chartmogul-"), "status": "queued"}, 1)
 
     def get(self, path: str) -> Response:
-        import_id = path.rsplit("/", 1)[-1]
+        import_id = path.rsplit("/", 1)[-1].removeprefix("target-chartmogul-")
         with self._lock:
             self.polls.append(import_id)
             left = self.processing_polls[import_id]
@@ -69,7 +76,7 @@ def runner(client: Client, on_done: t.Callable[[InFlight, dict[str, t.Any]], Non
 
 
 def flight(import_id: str) -> InFlight:
-    """An import sent just now, due a poll at once."""
+    """An import sent just now, due a poll at once (its local id is the id too, as the stub client answers)."""
     now = time.monotonic()
     return InFlight(import_id, "ds", import_id, [], now, now)
 
@@ -122,7 +129,8 @@ def test_a_stop_while_an_import_is_processing_ends_the_wait_at_once_naming_the_i
     with pytest.raises(StoppedError) as stopped:
         imports.wait_all()
     imports.close()
-    assert str(stopped.value) == "stopped while bulk import slow was processing; the next run polls it again"
+    assert str(stopped.value) == ("stopped while bulk import target-chartmogul-slow (slow) was processing; "
+                                  "the next run polls it again")
     assert imports.completed == 0
 
 
@@ -139,4 +147,107 @@ def test_a_stop_while_a_poll_is_on_its_way_reads_its_answer_before_ending() -> N
     with pytest.raises(StoppedError) as stopped:
         imports.wait_all()
     imports.close()
-    assert str(stopped.value) == "stopped while bulk import slow was processing; the next run polls it again"
+    assert str(stopped.value) == ("stopped while bulk import target-chartmogul-slow (slow) was processing; "
+                                  "the next run polls it again")
+
+
+class Picky(Client):
+    """ChartMogul as the reference or a client mock may have it: polls answer by external id only, by id only, or
+    by both; the first `lost` POSTs are processed but their answer is lost (a timeout)."""
+
+    def __init__(self, poll_by: str, lost: int = 0) -> None:
+        super().__init__({}, otherwise=0)
+        self.poll_by, self.lost = poll_by, lost
+        self.created: dict[str, str] = {}  # external id -> id
+        self.asked: list[str] = []
+
+    def request(self, method: str, path: str, *, body: dict[str, t.Any], data: bytes, once: bool) -> Response:
+        external_id = json.loads(data)["external_id"]
+        import_id = self.created.setdefault(external_id, f"id-{len(self.created)}")
+        if self.lost:
+            self.lost -= 1
+            raise UncertainWrite(f"POST {path}: no answer within 30s; it may have reached ChartMogul")
+        return Response(200, {"id": import_id, "external_id": external_id, "status": "queued"}, 1)
+
+    def get(self, path: str) -> Response:
+        key = path.rsplit("/", 1)[-1]
+        self.asked.append(key)
+        by_external = key in self.created and self.poll_by in ("external_id", "both")
+        by_id = key in self.created.values() and self.poll_by in ("id", "both")
+        if not (by_external or by_id):
+            raise APIError(404, "Import not found", method="GET", path=path)
+        return Response(200, {"status": "completed", "status_details": {}}, 1)
+
+
+def sent_one(client: Picky) -> tuple[list[dict[str, t.Any]], ImportRunner]:
+    answers: list[dict[str, t.Any]] = []
+    imports = runner(t.cast("Client", client), lambda done, answer: answers.append(answer))
+    request = ImportRequest("ds")
+    request.add([Entry("s", "c1", {}, {}, "k")], 10)
+    imports.send(request)
+    imports.wait_all()
+    imports.close()
+    return answers, imports
+
+
+@pytest.mark.parametrize("poll_by", ["external_id", "id", "both"])
+def test_an_import_is_polled_by_its_external_id_and_by_its_id_when_only_that_works(poll_by):
+    client = Picky(poll_by)
+    answers, _ = sent_one(client)
+
+    [(external_id, import_id)] = client.created.items()
+    assert answers == [{"status": "completed", "status_details": {}}]
+    # the reference's way first; ChartMogul's id only where the external id is not known (then first)
+    assert client.asked == {"external_id": [external_id], "id": [external_id, import_id], "both": [external_id]}[poll_by]
+
+
+def test_an_import_neither_identifier_finds_is_unknown_not_completed():
+    client = Picky("neither")
+    answers, imports = sent_one(client)
+
+    assert answers == [{"status": "unknown"}]
+    assert imports.completed == 1
+
+
+def test_a_post_whose_answer_was_lost_is_looked_up_by_its_external_id_and_never_sent_twice():
+    client = Picky("external_id", lost=1)
+    answers, imports = sent_one(client)
+
+    assert len(client.created) == 1  # the lookup found it: not sent again
+    [external_id] = client.created
+    assert client.asked == [external_id, external_id]  # the lookup, then the poll
+    assert answers == [{"status": "completed", "status_details": {}}] and imports.sent == 1
+
+
+def test_a_lost_answer_that_a_poll_by_external_id_cannot_settle_leaves_the_import_unknown():
+    client = Picky("id", lost=1)  # a 404 by external id proves nothing here: it is not sent again
+    answers, _ = sent_one(client)
+
+    assert len(client.created) == 1
+    assert answers == [{"status": "unknown"}]
+
+
+def test_a_lost_answer_is_sent_again_when_polls_by_external_id_work_and_it_is_not_there():
+    client = Picky("external_id", lost=1)
+    imports = runner(t.cast("Client", client), lambda done, answer: None)
+    imports.by_external_id = True  # learnt from an earlier import of this run
+    client.created["never-arrived"] = "id-x"  # a POST that did not arrive: ChartMogul does not know it
+    request = ImportRequest("ds")
+    request.add([Entry("s", "c1", {}, {}, "k")], 10)
+    client.lost = 1
+    lookups: list[str] = []
+    real_get = client.get
+
+    def get(path: str) -> Response:
+        lookups.append(path)
+        if len(lookups) == 1:  # the lookup right after the lost answer: not there (it never arrived)
+            raise APIError(404, "Import not found", method="GET", path=path)
+        return real_get(path)
+
+    client.get = get  # type: ignore[method-assign]
+    imports.send(request)
+    imports.wait_all()
+    imports.close()
+
+    assert imports.sent == 1 and imports.completed == 1
+    assert len(lookups) == 2  # looked up once (404), sent again, polled once

@@ -41,10 +41,10 @@ class Entry:
     reject_key: str
     objects: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (kind, external id)
     memory: list[MemoryRow] = dataclasses.field(default_factory=list)
-    follow_up: bool = False  # a customer: compared with ChartMogul's copy, custom attributes and tags through REST
     parent: int | None = None  # index of the entry whose failure fails this one (a line's invoice)
     payments: list[str] = dataclasses.field(default_factory=list)  # payments of a transactions stream nested in it
     bodies: dict[str, list[Obj]] = dataclasses.field(default_factory=dict, repr=False)  # not kept after submission
+    encoded: dict[str, list[bytes]] = dataclasses.field(default_factory=dict, repr=False)  # the bodies as sent
 
     def add(self, kind: str, body: Obj) -> None:
         """One body object this record brings."""
@@ -56,13 +56,13 @@ class Entry:
         return {
             "stream": self.stream, "customer": self.customer, "record": self.record, "key": self.key,
             "reject_key": self.reject_key, "objects": self.objects, "memory": [vars(row) for row in self.memory],
-            "follow_up": self.follow_up, "parent": self.parent, "payments": self.payments,
+            "parent": self.parent, "payments": self.payments,
         }
 
     @classmethod
     def from_json(cls, data: t.Mapping[str, t.Any]) -> Entry:
         """An entry read back from the sync memory."""
-        fields = dict(data)
+        fields = {key: value for key, value in data.items() if key != "follow_up"}  # kept by imports of 0.1 runs
         fields["objects"] = [tuple(pair) for pair in fields.get("objects") or []]
         fields["memory"] = [MemoryRow(**row) for row in fields.get("memory") or []]
         return cls(**fields)
@@ -89,6 +89,9 @@ class BulkWriter(t.Protocol):
         """Customers that landed: compare with ChartMogul's copy (`held` by external id), write custom attributes
         and tags, remember and count them.
         """
+
+    def bulk_attributes(self, record: Record) -> bool:
+        """Whether the record brings customer custom attributes or tags to a bulk body."""
 
     def retry_records(self, records: list[Record]) -> None:
         """Write records through REST (read back from JSON: validated again)."""

@@ -1,8 +1,16 @@
 """Sending import requests and polling them until ChartMogul finished them.
 
-Each request is noted in the sync memory before it is sent and its id right after the
-answer, so a run that dies while an import is processing leaves what the next run needs to
-poll it instead of sending it again. Requests are sent from a worker thread, so the next one
+Every import carries an external id of its own (`target-chartmogul-<local id>`), noted in the
+sync memory before the request is sent, and the id ChartMogul answers with right after. It is
+polled as ChartMogul's reference polls it, by that external id, and by the answer's id when
+the external id is not known (the python client's mock polls by id); an import neither
+identifier finds is "unknown": what it carried is verified through ChartMogul's listings
+(`lane`), never taken as done. A request whose answer was lost (no answer in time, a 5xx) is
+not sent again blindly: its external id is looked up first, and it is sent again only when a
+poll by external id has worked in this run (so a miss proves it never arrived); otherwise it is
+unknown too. So no customer is ever in two unfinished imports, and a run that dies while an
+import is processing leaves what the next run needs to poll it instead of sending it again.
+Requests are sent from a worker thread, so the next one
 is built while the last is on its way; at most `MAX_IN_FLIGHT` are sent or processing at
 once, with at most 4,000 customers between them (what they keep of their records stays bounded).
 Each is polled with an interval that grows with its age (a backfill's import takes
@@ -24,11 +32,12 @@ import uuid as uuidlib
 
 from target_chartmogul.bulk.entries import Entry
 from target_chartmogul.bulk.outcomes import finished, status_of
-from target_chartmogul.bulk.requests import ImportRequest
-from target_chartmogul.errors import APIError, FatalError, StoppedError
+from target_chartmogul.bulk.requests import EXTERNAL_ID_PREFIX, MAX_BYTES, ImportRequest
+from target_chartmogul.client import Response
+from target_chartmogul.errors import APIError, FatalError, StoppedError, UncertainWrite, is_already_exists
 
 if t.TYPE_CHECKING:
-    from target_chartmogul.client import ChartMogulClient, Response
+    from target_chartmogul.client import ChartMogulClient
     from target_chartmogul.ledger import Ledger
 
 Obj = dict[str, t.Any]
@@ -40,6 +49,12 @@ MIN_POLL_INTERVAL = 0.1
 MAX_POLL_INTERVAL = 15.0
 SENDING_CHECK = 0.02  # while a request is being sent: how often its answer is looked for
 STOP_CHECK = 0.05  # how often a wait for a poll's time or answer looks whether the run must stop
+UNKNOWN = "unknown"  # our status for an import ChartMogul no longer (or never) answers about
+
+
+def external_id_of(local_id: str) -> str:
+    """The external id an import is sent with (and polled by)."""
+    return f"{EXTERNAL_ID_PREFIX}{local_id}"
 
 
 @dataclasses.dataclass
@@ -53,7 +68,7 @@ class Sending:
 
 @dataclasses.dataclass
 class InFlight:
-    """One import ChartMogul is processing."""
+    """One import ChartMogul is processing (`import_id`: the id it answered with, "" when not known)."""
 
     local_id: str
     data_source_uuid: str
@@ -63,6 +78,15 @@ class InFlight:
     next_poll: float
     status: str = "queued"
     customers: int = 0
+
+    @property
+    def external_id(self) -> str:
+        return external_id_of(self.local_id)
+
+    @property
+    def name(self) -> str:
+        """How log lines name it: the external id it was sent with, and ChartMogul's id when known."""
+        return f"{self.external_id} ({self.import_id})" if self.import_id else self.external_id
 
 
 class ImportRunner:
@@ -93,6 +117,8 @@ class ImportRunner:
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=MAX_IN_FLIGHT, thread_name_prefix="bulk-send")
         self._polls = concurrent.futures.ThreadPoolExecutor(max_workers=MAX_IN_FLIGHT, thread_name_prefix="bulk-poll")
         self.sent = self.completed = 0
+        # which identifier ChartMogul answered polls by: None until a poll found an import
+        self.by_external_id: bool | None = None
 
     def send(self, request: ImportRequest) -> None:
         """Start sending one request in the background (the next one is built meanwhile); waits for a free slot.
@@ -105,11 +131,43 @@ class ImportRunner:
         local_id = uuidlib.uuid4().hex
         ds = request.data_source_uuid
         self.ledger.bulk_import_sending(local_id, ds, [entry.as_json() for entry in request.entries])
-        body = request.body(f"target-chartmogul-{local_id}")
+        body = request.body(external_id_of(local_id))
+        if len(body) > MAX_BYTES:  # the packing counts every byte: this would be a bug, never a refused import
+            msg = f"a bulk import body of {len(body)} bytes was built (at most {MAX_BYTES})"
+            raise FatalError(msg)
         for entry in request.entries:
             entry.bodies.clear()  # in the request body now: memory stays flat
-        future = self._pool.submit(self.client.post, f"data_sources/{ds}/json_imports", body)
+            entry.encoded.clear()
+        future = self._pool.submit(self._submit, ds, local_id, body)
         self.sending.append(Sending(local_id, request, future))
+
+    def _submit(self, ds: str, local_id: str, body: bytes) -> Response:
+        """POST the import once; when its answer was lost, find out whether it arrived before sending it again."""
+        path, external_id = f"data_sources/{ds}/json_imports", external_id_of(local_id)
+        summary = {"external_id": external_id, "bytes": len(body)}
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                return self.client.request("POST", path, data=body, body=summary, once=True)
+            except UncertainWrite as exc:
+                found = self._look_up(ds, external_id, "")
+                if found is not None:
+                    return _response(found, attempts)
+                if not self.by_external_id or attempts > self.client.max_retries:
+                    self.logger.warning("Bulk import %s: %s, and a poll by its external id cannot tell whether it "
+                                        "arrived; what it carries is verified through ChartMogul's listings", external_id,
+                                        exc)
+                    return _response({"external_id": external_id, "status": UNKNOWN}, attempts)
+                self.logger.info("Bulk import %s: %s; ChartMogul does not know it, so it is sent again", external_id, exc)
+                self._wait(min(MAX_POLL_INTERVAL, self.client.backoff_base * 2 ** attempts),
+                           "while a bulk import waited to be sent again")
+            except APIError as exc:
+                if attempts == 1 or not is_already_exists(exc):
+                    raise
+                found = self._look_up(ds, external_id, "")  # a repeat met the one that did arrive
+                return _response(found if found is not None else {"external_id": external_id, "status": UNKNOWN},
+                                 attempts)
 
     def in_flight_customers(self) -> int:
         """Customers of the imports being sent or processing."""
@@ -127,23 +185,27 @@ class ImportRunner:
                 self.on_refused(request.entries, exc)
                 continue
             import_id = str(answer.get("id") or "")
-            if not import_id:
-                msg = f"ChartMogul accepted a bulk import for data source {ds} without naming its id: {answer!r}"
-                raise FatalError(msg)
-            self.ledger.bulk_import_sent(sending.local_id, import_id)
+            if import_id:
+                self.ledger.bulk_import_sent(sending.local_id, import_id)
             self.sent += 1
             counts = request.counts()
+            now = time.monotonic()
+            flight = InFlight(sending.local_id, ds, import_id, request.entries, now, now + FIRST_POLL,
+                              status=status_of(answer) or "queued", customers=len(request.customers))
             self.logger.info(
-                "Bulk import %s sent: %d customer(s), %s (%.1f MB)", import_id, len(request.customers),
+                "Bulk import %s sent: %d customer(s), %s (%.2f MB)", flight.name, len(request.customers),
                 ", ".join(f"{n} {kind}" for kind, n in counts.items()), request.size / 1e6,
             )
-            now = time.monotonic()
-            self.track(InFlight(sending.local_id, ds, import_id, request.entries, now, now + FIRST_POLL,
-                                status=status_of(answer) or "queued", customers=len(request.customers)))
+            self.track(flight)
 
     def track(self, flight: InFlight) -> None:
-        """Poll this import until it finished (also one an earlier run sent)."""
+        """Poll this import until it finished (also one an earlier run sent); one known to be unknown is done."""
         self.in_flight.append(flight)
+        if flight.status == UNKNOWN:
+            done: concurrent.futures.Future[Obj | None] = concurrent.futures.Future()
+            done.set_result({"status": UNKNOWN})
+            self._polling[flight.local_id] = done
+            return
         self._schedule(flight)
 
     def wait_all(self) -> None:
@@ -183,7 +245,7 @@ class ImportRunner:
                 self._schedule(flight)
         if self.stop_requested.is_set() and self.in_flight:
             first = min(self.in_flight, key=lambda f: f.next_poll)
-            raise StoppedError(f"stopped while bulk import {first.import_id} was {first.status}; "
+            raise StoppedError(f"stopped while bulk import {first.name} was {first.status}; "
                                "the next run polls it again")
 
     def _schedule(self, flight: InFlight) -> None:
@@ -197,16 +259,34 @@ class ImportRunner:
         return None if self._closed.is_set() else self._status(flight)
 
     def _status(self, flight: InFlight) -> Obj:
-        """The import's answer; one ChartMogul no longer knows names no object (every entry unsure)."""
-        try:
-            answer = self.client.get(f"data_sources/{flight.data_source_uuid}/json_imports/{flight.import_id}").body
-        except APIError as exc:
-            if exc.status != 404:
-                raise
-            self.logger.warning("ChartMogul does not know bulk import %s (404): what it carried is not confirmed, so "
-                                "it is written through REST, which compares first", flight.import_id)
-            return {"status": "completed"}
-        return answer if isinstance(answer, dict) else {}
+        """The import's answer, polled by its external id, else by its id; `unknown` when neither finds it."""
+        found = self._look_up(flight.data_source_uuid, flight.external_id, flight.import_id)
+        if found is not None:
+            return found
+        self.logger.warning("ChartMogul does not know bulk import %s (404 by external id%s): what it carried is "
+                            "verified through its listings", flight.name, " and by id" if flight.import_id else "")
+        return {"status": UNKNOWN}
+
+    def _look_up(self, ds: str, external_id: str, import_id: str) -> Obj | None:
+        """The import as ChartMogul answers about it by either identifier (the one that worked before first), or
+        None when both answer 404; which one works is learnt for the next polls.
+        """
+        keys = [(external_id, True), *([(import_id, False)] if import_id else [])]
+        if self.by_external_id is False:
+            keys.reverse()
+        for key, is_external in keys:
+            try:
+                answer = self.client.get(f"data_sources/{ds}/json_imports/{key}").body
+            except APIError as exc:
+                if exc.status != 404:
+                    raise
+                continue
+            if is_external:
+                self.by_external_id = True
+            elif not self.by_external_id:
+                self.by_external_id = False
+            return answer if isinstance(answer, dict) else {}
+        return None
 
     def _record(self, flight: InFlight, answer: Obj) -> None:
         self.in_flight.remove(flight)
@@ -214,17 +294,17 @@ class ImportRunner:
         self.on_done(flight, answer)
         self.ledger.bulk_import_done(flight.local_id)
         self.completed += 1
-        self.logger.info("Bulk import %s %s after %.1fs (%d of %d sent finished)", flight.import_id, status_of(answer),
+        self.logger.info("Bulk import %s %s after %.1fs (%d of %d sent finished)", flight.name, status_of(answer),
                          time.monotonic() - flight.started, self.completed, self.sent)
 
     def _later(self, flight: InFlight, status: str) -> None:
         """Not finished: poll again later (a longer wait each time), unless bulk_poll_timeout passed."""
         if status != flight.status:
-            self.logger.info("Bulk import %s is %s", flight.import_id, status or "answered without a status")
+            self.logger.info("Bulk import %s is %s", flight.name, status or "answered without a status")
             flight.status = status
         waited = time.monotonic() - flight.started
         if waited > self.timeout:
-            msg = (f"bulk import {flight.import_id} is still {status} after {waited:.0f}s (bulk_poll_timeout); "
+            msg = (f"bulk import {flight.name} is still {status} after {waited:.0f}s (bulk_poll_timeout); "
                    "no STATE covers its records, and the next run polls it again")
             raise FatalError(msg)
         interval = min(max(waited * POLL_SHARE, MIN_POLL_INTERVAL), MAX_POLL_INTERVAL)
@@ -237,3 +317,8 @@ class ImportRunner:
     def progress(self) -> str:
         """Imports sent, processing and finished (for progress lines)."""
         return f"{self.sent} sent, {len(self.in_flight)} processing, {self.completed} finished"
+
+
+def _response(answer: Obj, attempts: int) -> Response:
+    """An import found by a lookup, answered as its POST would have been."""
+    return Response(200, answer, attempts)

@@ -6,30 +6,39 @@ import can carry are spooled; the rest are written through REST as always. At th
 the input (or when the spool is large, at a point where STATE would go out) `flush` decides:
 
 - `auto` with fewer than `bulk_min_records` waiting, or `never`: REST, as if never spooled;
-- otherwise the spool is read customer by customer into import requests (`requests`), sent
-  and polled (`imports`), and each finished import's answer recorded (`outcomes`): what landed
-  in the sync memory and counted `imported`, what failed in the rejects file with ChartMogul's
-  detail (retried next run), what the answer does not confirm written through REST;
-- customers with custom attributes or tags (the bulk body cannot carry them), or not proven
-  new by this run's listing, are then compared with ChartMogul's copy (one listing of the data
-  source, a page at a time) and brought in line through REST.
+- otherwise the spool is read customer by customer into import requests (`requests`), sent and
+  polled (`imports`). A customer the bulk body cannot carry as it is (its custom attributes and
+  tags, where ChartMogul does not keep them from a bulk body) is created through REST, with them
+  inline, before the import that carries its invoices: whatever an import's objects depend on is
+  in ChartMogul before it is sent, or travels in it. Whether ChartMogul keeps attributes from a
+  bulk body is learnt once per data source (`ATTRIBUTES_FACT` in the sync memory) from a first
+  import of one customer that has them;
+- when the imports finished, what they carried is verified against ChartMogul's listings
+  (`verify`): landed means seen; what no listing shows goes through REST in the same run.
 
-No STATE goes out while records wait in the spool; a run that died while an import was
-processing polls it (`resume`) before anything else is written.
+So bulk and REST leave ChartMogul the same. No STATE goes out while records wait in the spool;
+a run that died while an import was processing polls it (`resume`) before anything else is
+written.
 """
 
 from __future__ import annotations
 
 import collections
+import decimal
+import json
+import pathlib
 import time
 import typing as t
 
+from target_chartmogul.attributes import same_value
 from target_chartmogul.bulk.entries import BulkWriter, Entry
-from target_chartmogul.bulk.imports import ImportRunner, InFlight
-from target_chartmogul.bulk.outcomes import read
+from target_chartmogul.bulk.imports import UNKNOWN, ImportRunner, InFlight
+from target_chartmogul.bulk.outcomes import describe, status_of
 from target_chartmogul.bulk.requests import ImportRequest, Unit, customers_per_request, pack
-from target_chartmogul.bulk.spool import Spool
-from target_chartmogul.holdings import LISTS, external_ids_in
+from target_chartmogul.bulk.spool import Spool, remove_stale
+from target_chartmogul.bulk.verify import Verifier
+from target_chartmogul.encoding import dumps
+from target_chartmogul.holdings import LISTS
 from target_chartmogul.ordering import rank
 
 if t.TYPE_CHECKING:
@@ -50,7 +59,11 @@ Obj = dict[str, t.Any]
 # object -> the kind references and listings name it by ("customers" -> "customer")
 REFERENCE_KINDS = {memory_name: kind for kind, (_, _, memory_name) in LISTS.items()}
 FLUSH_EARLY_AT = 100_000  # spooled records: imported at the next point where STATE may go out
-PAGE = 200  # customers compared per listing page
+ATTRIBUTES_FACT = "bulk_customer_attributes"  # "kept" or "dropped": what a bulk body's customer attributes became
+PROBE_FACT = "bulk_customer_attributes_probe"  # the customer (and its attributes) of the import that tells, in flight
+KEPT, DROPPED = "kept", "dropped"
+PROBES = 3  # imports of one customer sent to find out, at most (one ChartMogul cannot say it took tells nothing)
+POLL_FACT = "bulk_import_polled_by"  # "external_id" or "id": what ChartMogul answered polls by (data source "")
 
 
 class LaneContext(t.Protocol):
@@ -64,6 +77,7 @@ class LaneContext(t.Protocol):
     invoice_parts: InvoiceParts
     progress: ProgressReporter
     guard: StopGuard
+    state_dir: pathlib.Path
 
     @property
     def client(self) -> ChartMogulClient:
@@ -82,21 +96,26 @@ class LaneContext(t.Protocol):
 
 
 class BulkLane:
-    """The spool, the decision REST or bulk, and the recording of each import's outcome."""
+    """The spool, the decision REST or bulk, the imports, and the verification of what they carried."""
 
     def __init__(self, context: LaneContext) -> None:
         self.context = context
         self.mode = str(context.setting("bulk_import"))
         self.min_records = int(context.setting("bulk_min_records"))
         self.timeout = float(context.setting("bulk_poll_timeout"))
-        self.spool = Spool()
+        for stale in remove_stale(context.state_dir):
+            context.logger.info("Removed the bulk spool a killed run left: %s", stale)
+        self.spool = Spool(context.state_dir)
         self.writers: dict[str, BulkWriter] = {}
         self._through_rest = False
         self._resumed = False
         self.unfinished: str | None = None  # why a flush stopped half-way: no STATE may go out after it
-        self._listed_before: dict[str, bool] = {}  # data source -> its customers were listed before this flush
-        self._unsure: list[Entry] = []
+        self._attributes: dict[str, str | None] = {}  # data source -> KEPT, DROPPED, or None (not known yet)
+        self._probing: set[str] = set()  # data sources whose probe import carries attributes now
+        self._unknown: dict[str, bool] = {}  # data source -> its last finished import was unknown to ChartMogul
         self._runner: ImportRunner | None = None
+        self._polled_by: str | None = None
+        self._refused_rows: list[tuple[str, Record]] = []  # records of import requests ChartMogul refused: REST
         context.refs.pending = self.pending
         context.progress.sources.append(self.progress)
 
@@ -135,6 +154,19 @@ class BulkLane:
         """Whether the spool is large enough to import before the end of the input."""
         return self.spool.count >= max(FLUSH_EARLY_AT, self.min_records)
 
+    def attributes_ride(self, data_source_uuid: str) -> bool:
+        """Whether customers of this data source carry their custom attributes and tags in a bulk body: where
+        ChartMogul keeps them, and in the import that finds out (a dry run, which sends none, forecasts what its
+        reference says: a bulk body's customers are created as Create a Customer creates them).
+        """
+        known = self._attributes_known(data_source_uuid)
+        return data_source_uuid in self._probing or known == KEPT or (known is None and self.context.dry_run)
+
+    def _attributes_known(self, data_source_uuid: str) -> str | None:
+        if data_source_uuid not in self._attributes:
+            self._attributes[data_source_uuid] = self.context.ledger.fact(data_source_uuid, ATTRIBUTES_FACT)
+        return self._attributes[data_source_uuid]
+
     # Flushing ---------------------------------------------------------------------------------
     def flush(self) -> None:
         """Write every spooled record: REST under the threshold, else bulk imports (a forecast in a dry run)."""
@@ -159,72 +191,93 @@ class BulkLane:
                 self.spool.clear()
                 context.ledger.flush()
 
-    def customers_listed(self, data_source_uuid: str) -> bool:
-        """Whether this run listed the data source's customers before the flush (so a spooled customer is new to
-        ChartMogul, and an import creates it as sent); asked before any import of the flush finished.
-        """
-        if data_source_uuid not in self._listed_before:
-            self._listed_before[data_source_uuid] = self.context.refs.holdings.listed("customer", data_source_uuid)
-        return self._listed_before[data_source_uuid]
-
     def _import(self) -> None:
         context = self.context
-        self._listed_before = {}
         context.logger.info("Bulk import of %d new record(s): %s", self.spool.count,
                             ", ".join(f"{n} of {stream}" for stream, n in sorted(self.spool.streams().items())))
-        rest: dict[str, list[Record]] = {}
+        rest: dict[str, list[Record]] = collections.defaultdict(list)
         runner = self._runner = self._new_runner()
-        later: list[ImportRequest] = []
         try:
+            self._probe_attributes(runner, rest)
+            later: list[ImportRequest] = []
             for request in self._requests(rest):
                 if request.wave:
                     later.append(request)
                 else:
-                    runner.send(request)
+                    self._send(runner, request)
             runner.wait_all()
             for wave in sorted({request.wave for request in later}):
                 for request in later:
                     if request.wave == wave:
-                        runner.send(request)
+                        self._send(runner, request)
                 runner.wait_all()
         finally:
-            runner.close()
-        self._follow_up_customers()
-        for entry in self._unsure:
-            rest.setdefault(entry.stream, []).append(entry.record)
-        self._unsure = []
+            self._close_runner(runner)
+        self._verify(rest)
         self._write_through_rest(rest)
         context.logger.info("Bulk import done: %d import(s) sent and finished", runner.completed)
         self._runner = None
 
     def _new_runner(self) -> ImportRunner:
+        """A runner that knows what polls are answered by, when an earlier run learnt it."""
         context = self.context
-        return ImportRunner(context.client, context.ledger, context.logger, timeout=self.timeout,
-                            stop_requested=context.guard.requested, on_done=self._finished, on_refused=self._refused)
+        runner = ImportRunner(context.client, context.ledger, context.logger, timeout=self.timeout,
+                              stop_requested=context.guard.requested, on_done=self._finished, on_refused=self._refused)
+        polled_by = context.ledger.fact("", POLL_FACT)
+        runner.by_external_id = None if polled_by is None else polled_by == "external_id"
+        self._polled_by = polled_by
+        return runner
+
+    def _close_runner(self, runner: ImportRunner) -> None:
+        """Wait for what is being sent; remember what polls were answered by, for the next runs."""
+        runner.close()
+        if runner.by_external_id is not None:
+            learnt = "external_id" if runner.by_external_id else "id"
+            if learnt != self._polled_by:
+                self.context.ledger.set_fact("", POLL_FACT, learnt)
+
+    def _send(self, runner: ImportRunner, request: ImportRequest) -> None:
+        """Write what the request's objects depend on and the bulk body cannot carry (REST), then send it."""
+        if request.before:
+            self._write_through_rest(_by_stream(request.before))
+        if request.entries:
+            runner.send(request)
 
     def _requests(self, rest: dict[str, list[Record]]) -> t.Iterator[ImportRequest]:
-        """The spool packed into import requests; what only REST can write goes to `rest`."""
+        """The spool packed into import requests; what only REST can write goes to `rest` (or to a request's
+        `before`, for what its objects depend on).
+        """
         first, per_request = customers_per_request(self.spool.customers())
         return pack(self._units(rest), max_customers=per_request, first_customers=first,
                     too_large=lambda unit: self._too_large(unit, rest))
 
-    def _units(self, rest: dict[str, list[Record]]) -> t.Iterator[tuple[str, str, list[Unit]]]:
-        """Each customer's units (customer first, then invoices with their lines, then events), streamed."""
+    def _units(self, rest: dict[str, list[Record]]) -> t.Iterator[tuple[str, str, list[Unit], list[tuple[str, Record]]]]:
+        """Each customer's units (customer first, then invoices with their lines, then events), streamed, and the
+        records to write through REST before them.
+        """
         for ds, customer, rows in self.spool.by_customer():
-            by_stream: dict[str, list[Record]] = collections.defaultdict(list)
-            for stream, record in rows:
-                by_stream[stream].append(record)
-            units: list[Unit] = []
-            for stream in sorted(by_stream, key=lambda name: rank(self.writers[name])):
-                got, only_rest = self.writers[stream].bulk_entries(by_stream[stream])
-                units.extend(got)
-                if only_rest:
-                    rest.setdefault(stream, []).extend(only_rest)
-            yield ds, customer, units
+            yield (ds, customer, *self._customer_units(rows, rest))
+
+    def _customer_units(self, rows: list[tuple[str, Record]], rest: dict[str, list[Record]],
+                        ) -> tuple[list[Unit], list[tuple[str, Record]]]:
+        by_stream: dict[str, list[Record]] = collections.defaultdict(list)
+        for stream, record in rows:
+            by_stream[stream].append(record)
+        units: list[Unit] = []
+        before: list[tuple[str, Record]] = []
+        for stream in sorted(by_stream, key=lambda name: rank(self.writers[name])):
+            writer = self.writers[stream]
+            got, only_rest = writer.bulk_entries(by_stream[stream])
+            units.extend(got)
+            if writer.object_name == "customers":  # what the customer's other records need: in ChartMogul first
+                before.extend((stream, record) for record in only_rest)
+            else:
+                rest[stream].extend(only_rest)
+        return units, before
 
     def _too_large(self, unit: Unit, rest: dict[str, list[Record]]) -> None:
         for entry in unit:
-            rest.setdefault(entry.stream, []).append(entry.record)
+            rest[entry.stream].append(entry.record)
 
     def _write_through_rest(self, records: t.Mapping[str, list[Record]]) -> None:
         """Write records through REST, lower ranks first (customers before their invoices)."""
@@ -238,98 +291,112 @@ class BulkLane:
 
     def _forecast(self) -> None:
         """Dry run: what would go in which import, counted `imported`; nothing is sent."""
-        rest: dict[str, list[Record]] = {}
+        rest: dict[str, list[Record]] = collections.defaultdict(list)
         requests = records = 0
         for request in self._requests(rest):
-            requests += 1
+            if request.before:
+                self._write_through_rest(_by_stream(request.before))
+            requests += bool(request.entries)
             for entry in request.entries:
                 records += 1
                 self.context.summary.add(entry.stream, "imported")
                 for external_id in entry.payments:  # the payments stream would count them with their invoice
                     self.context.invoice_parts.nested(entry.memory[0].ds, external_id, "imported")
                 entry.bodies.clear()
+                entry.encoded.clear()
         self.context.logger.info("DRY RUN: would send %d bulk import(s) carrying %d record(s)", requests, records)
         self._write_through_rest(rest)
 
+    # Whether ChartMogul keeps a bulk body's customer attributes --------------------------------
+    def _probe_attributes(self, runner: ImportRunner, rest: dict[str, list[Record]]) -> None:
+        """Where it is not known yet, send one customer that has attributes (with all its records) in an import of
+        its own, wait for it, and read what ChartMogul holds: kept, the others send theirs in the bulk body; not kept,
+        each goes by one REST create with them inline, before the import with its invoices. Remembered, and noted
+        before the probe is sent, so a run that dies meanwhile leaves the next run what it needs to read the answer.
+        """
+        for ds in self.spool.sources_of("customer"):
+            for _ in range(PROBES):
+                if self._attributes_known(ds) is not None or not self._probe(runner, rest, ds):
+                    break
+
+    def _probe(self, runner: ImportRunner, rest: dict[str, list[Record]], ds: str) -> bool:
+        """Send one customer with attributes in an import of its own; False when no customer has any."""
+        found = self.spool.first_of("customer", ds, lambda stream, record: self.writers[stream].bulk_attributes(record))
+        if found is None:
+            return False
+        customer, _ = found
+        rows = self.spool.customer_rows(ds, customer)
+        self._probing.add(ds)
+        try:
+            units, before = self._customer_units(rows, rest)  # while its customer waits: its invoices ride with it
+        finally:
+            self._probing.discard(ds)
+        self.spool.drop_customer(ds, customer)
+        sent = next((body for unit in units for entry in unit for body in entry.bodies.get("customers", [])), None)
+        if sent is not None:
+            self.context.ledger.set_fact(ds, PROBE_FACT, dumps({"customer": customer, "sent": sent["attributes"]}))
+        for request in pack([(ds, customer, units, before)], too_large=lambda unit: self._too_large(unit, rest)):
+            self._send(runner, request)
+            runner.wait_all()
+        self._learn_attributes(ds)
+        return True
+
+    def _learn_attributes(self, ds: str) -> None:
+        """Read what ChartMogul holds of the customer a probe import carried, and remember what it tells."""
+        noted = self.context.ledger.fact(ds, PROBE_FACT)
+        if noted is None:
+            return
+        probe = json.loads(noted, parse_float=decimal.Decimal)
+        self.context.ledger.forget_fact(ds, PROBE_FACT)
+        if self._unknown.get(ds):  # ChartMogul cannot say whether that import was even taken: it tells nothing
+            return
+        held = self.context.refs.held("customer", ds, probe["customer"], fresh=True)
+        if held is None:  # refused or not stored: not known; this run sends attributes by REST, the next asks again
+            self._attributes[ds] = DROPPED
+            self.context.logger.info("ChartMogul did not create customer %s of the bulk import that carried its custom "
+                                     "attributes and tags: in this run they go through REST", probe["customer"])
+            return
+        learnt = self._attributes[ds] = KEPT if attributes_kept(probe["sent"], held) else DROPPED
+        self.context.ledger.set_fact(ds, ATTRIBUTES_FACT, learnt)
+        self.context.logger.info(
+            "ChartMogul %s the custom attributes and tags of customers in a bulk import (data source %s): %s",
+            learnt, ds, "they ride in the bulk body" if learnt == KEPT
+            else "a customer with them is created through REST, before its invoices")
+
     # Outcomes ---------------------------------------------------------------------------------
     def _finished(self, flight: InFlight, answer: Obj) -> None:
-        """Record one finished import: memory and counts for what landed, rejects for what failed."""
+        """One import finished (or is unknown): its entries wait on disk until a listing shows them."""
         brought = {REFERENCE_KINDS[obj] for entry in flight.entries for obj, _ in entry.objects if obj in REFERENCE_KINDS}
         for kind in brought:  # a listing read before the import lacks what it brought
             self.context.refs.holdings.unlist(kind, flight.data_source_uuid)
-        outcome = read(flight.import_id, answer, flight.entries)
-        for index, (reason, field) in outcome.failed.items():
-            self._reject(flight.entries[index], reason, field)
-        for index in outcome.landed:
-            self._landed(flight.entries[index])
-        self._unsure.extend(flight.entries[index] for index in outcome.unsure)
-        self.context.ledger.flush()
-
-    def _landed(self, entry: Entry) -> None:
-        ledger = self.context.ledger
-        for row in entry.memory:
-            ledger.written(row.obj, row.ds, row.external_id, uuid=None, payload=row.payload_hash, stream=entry.stream,
-                           record=row.record_hash if row.payload_hash else None, tags=row.tags, parent=row.parent)
-        for external_id in entry.payments:
-            self.context.invoice_parts.nested(entry.memory[0].ds, external_id, "imported")
-        if entry.follow_up:  # counted once compared with ChartMogul's copy (kept on disk until then)
-            self.spool.stash_landed(entry.memory[0].ds, entry.customer, entry.as_json())
-        else:
-            self.context.summary.add(entry.stream, "imported")
-
-    def _reject(self, entry: Entry, reason: str, field: str | None, status: int | None = None) -> None:
-        self.context.reject(entry.stream, entry.key, entry.reject_key, entry.record, reason, field=field, status=status)
+        status = status_of(answer)
+        self._unknown[flight.data_source_uuid] = status == UNKNOWN
+        if status not in ("completed", UNKNOWN):
+            self.context.logger.warning("Bulk import %s ended %r (%s): what it carried is verified through ChartMogul's "
+                                        "listings", flight.name, status, describe(answer))
+        elif status == "completed" and (told := describe(answer)) != "no failure reported":
+            self.context.logger.info("Bulk import %s: %s; ChartMogul's listings decide what landed", flight.name, told)
+        self.spool.stash(flight.data_source_uuid, [
+            (entry.objects[0][0] if entry.objects else "", entry.objects[0][1] if entry.objects else "", entry.parent,
+             entry.as_json()) for entry in flight.entries])
 
     def _refused(self, entries: list[Entry], exc: APIError) -> None:
-        """ChartMogul refused the import request itself: every record in it is refused with its answer."""
-        for entry in entries:
-            self._reject(entry, f"ChartMogul refused the bulk import: {exc.message}", None, exc.status)
+        """ChartMogul refused the import request itself: its records go through REST, which says why if it refuses."""
+        self.context.logger.warning("ChartMogul refused a bulk import of %d record(s) (HTTP %s: %s): they go through REST",
+                                    len(entries), exc.status, exc.message)
+        self._refused_rows.extend((entry.stream, entry.record) for entry in entries)
 
-    def _follow_up_customers(self) -> None:
-        """Compare imported customers with ChartMogul's copy and write what bulk cannot carry: one listing of each
-        data source, a page at a time (so memory stays flat), then those no page had.
-        """
-        for ds in self.spool.landed_sources():
-            page: dict[str, Obj] = {}
-            for customer in self.context.client.paginate("customers", "entries", {"data_source_uuid": ds}):
-                page.update({external_id: customer for external_id in external_ids_in(customer, ds)})
-                if len(page) >= PAGE:
-                    self._follow_up_page(ds, page)
-                    page = {}
-            self._follow_up_page(ds, page)
-            missing = [Entry.from_json(entry) for entry in self.spool.rest_landed(ds)]
-            self._follow_up(ds, missing, {})
-            self.context.ledger.flush()
-
-    def _follow_up_page(self, ds: str, held: dict[str, Obj]) -> None:
-        landed = self.spool.take_landed(ds, list(held))
-        self._follow_up(ds, [Entry.from_json(entry) for entry in landed.values()], held)
-
-    def _follow_up(self, ds: str, entries: list[Entry], held: dict[str, Obj]) -> None:
-        by_stream: dict[str, list[Entry]] = collections.defaultdict(list)
-        for entry in entries:
-            by_stream[entry.stream].append(entry)
-        for stream, group in by_stream.items():
-            writer = self.writers.get(stream)
-            if writer is not None:
-                writer.bulk_follow_up(group, held)
-            else:  # polled for an earlier run: the uuid only, so the replayed record is compared
-                self._adopt_customers(ds, stream, group, held)
-
-    def _adopt_customers(self, ds: str, stream: str, entries: list[Entry], held: dict[str, Obj]) -> None:
-        for entry in entries:
-            found = held.get(entry.customer)
-            if found is None:
-                self._reject(entry, "ChartMogul's bulk import reported it imported, but the data source has no "
-                             "customer with this external_id", "external_id")
-                continue
-            self.context.ledger.written("customers", ds, entry.customer, uuid=str(found.get("uuid")), payload=None,
-                                        stream=stream)
-            self.context.summary.add(stream, "imported")
+    def _verify(self, rest: dict[str, list[Record]]) -> None:
+        """What the finished imports carried, matched against ChartMogul's listings; the rest goes through REST."""
+        refused, self._refused_rows = self._refused_rows, []
+        for stream, record in refused:
+            rest[stream].append(record)
+        for entry in Verifier(self.context, self.spool, self.writers).run():
+            rest[entry.stream].append(entry.record)
 
     # A run that died while an import was processing ------------------------------------------
     def resume(self) -> None:
-        """Poll the imports an earlier run sent and never recorded, and record their outcome (once per run)."""
+        """Poll the imports an earlier run sent and never recorded, and record what ChartMogul shows (once per run)."""
         if self._resumed:
             return
         self._resumed = True
@@ -344,26 +411,22 @@ class BulkLane:
         runner = self._runner = self._new_runner()
         for local_id, ds, import_id, entries in in_flight:
             restored = [Entry.from_json(entry) for entry in entries]
-            if not import_id:
-                context.logger.warning(
-                    "A run died while sending a bulk import for data source %s (%d record(s)); ChartMogul's answer was "
-                    "never read, so those records are written again from the input (nothing is duplicated: "
-                    "what is already there is compared)", ds, len(restored))
-                context.ledger.bulk_import_done(local_id)
-                continue
-            context.logger.info("Polling bulk import %s, sent by an earlier run that stopped before it finished "
-                                "(%d record(s))", import_id, len(restored))
             now = time.monotonic()
-            runner.track(InFlight(local_id, ds, import_id, restored, now, now))
+            flight = InFlight(local_id, ds, import_id or "", restored, now, now)
+            context.logger.info("Polling bulk import %s, sent by an earlier run that stopped before it finished "
+                                "(%d record(s))", flight.name, len(restored))
+            runner.track(flight)
         try:
             runner.wait_all()
         finally:
-            runner.close()
-        self._follow_up_customers()
-        if self._unsure:
-            context.logger.info("%d record(s) of those imports are not confirmed by ChartMogul's answer: they are "
-                                "written again when the input brings them", len(self._unsure))
-        self._unsure = []
+            self._close_runner(runner)
+        self._refused_rows = []  # their records come again with the input
+        missing = Verifier(self.context, self.spool, self.writers).run()
+        for ds in {ds for _, ds, _, _ in in_flight}:
+            self._learn_attributes(ds)
+        if missing:
+            context.logger.info("%d record(s) of those imports are not in ChartMogul: they are written when the input "
+                                "brings them again", len(missing))
         self._runner = None
 
     def progress(self) -> str | None:
@@ -372,5 +435,21 @@ class BulkLane:
         return f"bulk imports: {runner.progress()}" if runner is not None else None
 
     def close(self) -> None:
-        """Remove the spool file."""
+        """Remove the spool."""
         self.spool.close()
+
+
+def _by_stream(rows: t.Iterable[tuple[str, Record]]) -> dict[str, list[Record]]:
+    grouped: dict[str, list[Record]] = collections.defaultdict(list)
+    for stream, record in rows:
+        grouped[stream].append(record)
+    return grouped
+
+
+def attributes_kept(sent: Obj, held: Obj) -> bool:
+    """Whether ChartMogul's copy of a customer holds the custom attributes and tags its bulk body carried."""
+    attributes = held.get("attributes") or {}
+    custom: dict[str, t.Any] = attributes.get("custom") or {}
+    tags = {str(tag).casefold() for tag in attributes.get("tags") or []}
+    return all(str(tag).casefold() in tags for tag in sent.get("tags") or []) and all(
+        one["key"] in custom and same_value(one["type"], one["value"], custom[one["key"]]) for one in sent.get("custom") or [])

@@ -298,6 +298,10 @@ class ChartMogulSink(ContextBound, BatchSink):
         """Customers that landed in a bulk import (only the customers sink has them)."""
         raise NotImplementedError
 
+    def bulk_attributes(self, record: Record) -> bool:
+        """Whether the record brings customer attributes to a bulk body (only customers do)."""
+        return False
+
     def bulk_entry(self, record: Record, customer: str) -> BulkEntry:
         """An empty entry for one spooled record (validated again: it was read back from JSON)."""
         return BulkEntry(self.stream_name, customer, record, self.record_key(record), self.reject_key(record))

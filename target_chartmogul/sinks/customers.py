@@ -13,7 +13,6 @@ import typing as t
 from target_chartmogul import attributes as attrs
 from target_chartmogul import compare
 from target_chartmogul.bulk.entries import Entry as BulkEntry
-from target_chartmogul.bulk.entries import MemoryRow
 from target_chartmogul.errors import APIError, RecordRejected, is_already_exists
 from target_chartmogul.ledger import Entry, payload_hash
 from target_chartmogul.mapping.common import data_source, optional_text
@@ -23,9 +22,6 @@ from target_chartmogul.sinks.deletions import DeletesMissing
 from target_chartmogul.values import is_blank
 
 Record = dict[str, t.Any]
-# The customer fields a bulk import body takes (chartmogul-python's json_import test: a mock, not a recording)
-BULK_FIELDS = frozenset({"name", "email", "company", "country", "state", "city", "zip", "lead_created_at",
-                         "free_trial_started_at"})
 
 
 class CustomersSink(DeletesMissing):
@@ -111,27 +107,29 @@ class CustomersSink(DeletesMissing):
         return self.bulk_partition(keyed, "customer")
 
     def bulk_entries(self, records: list[Record]) -> tuple[list[list[BulkEntry]], list[Record]]:
-        """One entry per customer: the bulk body carries the standard fields; custom attributes and tags follow."""
+        """One entry per customer, its body as Create a Customer takes it (ChartMogul's reference maps a bulk body's
+        customers to that endpoint): every field, and its custom attributes and tags where the lane says they ride.
+        The others are returned, for the lane to create through REST before the import with their invoices.
+        """
         units: list[list[BulkEntry]] = []
         rest: list[Record] = []
         for record, payload in self.bulk_mapped(records, self.mapper.map):
-            fields = {k: v for k, v in payload.fields.items() if v is not None}
-            if set(fields) - BULK_FIELDS or not payload.external_id or not payload.data_source_uuid:
-                rest.append(record)  # a field the bulk body is not known to take (primary_contact): REST
+            body = payload.create_body()
+            ds = str(body.pop("data_source_uuid"))
+            if "attributes" in body and not self.context.bulk.attributes_ride(ds):
+                rest.append(record)
                 continue
-            entry = self.bulk_entry(record, payload.external_id)
-            entry.add("customers", {"external_id": payload.external_id, **fields})
-            # Compared with ChartMogul's copy afterwards unless this run's listing of the data source proved it
-            # absent (the import then created it as sent) and nothing needs REST (custom attributes, tags).
-            attributes = bool(payload.tags) or any(a.value is not None for a in payload.custom.values())
-            entry.follow_up = attributes or not self.context.bulk.customers_listed(payload.data_source_uuid)
-            entry.memory.append(MemoryRow(
-                "customers", payload.data_source_uuid, payload.external_id,
-                None if entry.follow_up else payload_hash(self.fingerprint(payload)),
-                None if entry.follow_up else self.record_hash(record), payload.tags,
-            ))
+            entry = self.bulk_entry(record, str(payload.external_id))
+            entry.add("customers", body)
             units.append([entry])
         return units, rest
+
+    def bulk_attributes(self, record: Record) -> bool:
+        """Whether the record's customer has custom attributes or tags to send (False when it cannot be mapped)."""
+        try:
+            return "attributes" in self.mapper.map(record).create_body()
+        except RecordRejected:
+            return False
 
     def bulk_follow_up(self, entries: list[BulkEntry], held: dict[str, Record]) -> None:
         """Customers a bulk import reported imported: compared with ChartMogul's copy, what differs (custom

@@ -56,7 +56,7 @@ def test_sigkill_while_an_import_is_processing_then_the_rerun_polls_it_instead_o
     assert first.states == []  # no STATE covers records whose import was not recorded
     assert len(imports.submitted) == 1
     import_id = next(iter(imports.imports))
-    polls_before = imports.polls[import_id]
+    polls_before = dict(imports.polls)
     with fake.lock:
         assert fake.invoices == {}  # still processing: nothing applied yet
 
@@ -64,9 +64,13 @@ def test_sigkill_while_an_import_is_processing_then_the_rerun_polls_it_instead_o
     second = TargetProcess(config, work, input_file=feed)  # the tap starts over: no STATE was saved
     assert second.wait(timeout=120) == 0, second.stderr[-3000:]
 
-    assert len(imports.submitted) == 1  # polled, not sent again
-    assert imports.polls[import_id] > polls_before
-    assert "Polling bulk import " + import_id in second.stderr
+    # polled, not sent again: the rerun sends the rest, and learns from the first import (one customer with custom
+    # attributes and tags: does ChartMogul keep them?) without asking again
+    sent = [[c["external_id"] for c in body["customers"]] for body in imports.submitted]
+    assert sent == [["c-00000"], [f"c-{n:05d}" for n in range(1, 60)]]
+    external_id = imports.submitted[0]["external_id"]
+    assert imports.polls[external_id] > polls_before.get(external_id, 0)  # polled by its external id, as documented
+    assert f"Polling bulk import {external_id} ({import_id})" in second.stderr
     backfill.assert_landed(fake, ds, data)
     assert not (work / ".target-chartmogul" / "rejects.jsonl").exists()
     assert second.states == [STATE["value"]]
@@ -86,13 +90,14 @@ def test_sigterm_while_an_import_is_processing_stops_at_once_with_exit_1_and_the
     assert first.states == []
     last = first.stderr.strip().splitlines()[-1]
     import_id = next(iter(imports.imports))
-    assert last.endswith(f"target-chartmogul failed: stopped while bulk import {import_id} was processing; the next "
-                         "run polls it again"), last
+    external_id = imports.submitted[0]["external_id"]
+    assert last.endswith(f"target-chartmogul failed: stopped while bulk import {external_id} ({import_id}) was "
+                         "processing; the next run polls it again"), last
 
     imports.paused = False
     second = TargetProcess(config, work, input_file=feed)
     assert second.wait(timeout=120) == 0, second.stderr[-3000:]
-    assert len(imports.submitted) == 1
+    assert len(imports.submitted) == 2  # the first (one customer) polled, not sent again; then the others
     backfill.assert_landed(fake, ds, data)
     assert second.states == [STATE["value"]]
 
@@ -139,7 +144,8 @@ def test_an_import_chartmogul_no_longer_knows_is_settled_and_never_blocks_the_ne
     result = run_target(config, backfill.messages(data))
 
     assert result.rejects == []
-    assert "ChartMogul does not know bulk import 0d6f0000-dead-4000-8000-000000000000 (404)" in caplog.text
+    assert ("ChartMogul does not know bulk import target-chartmogul-local-1 (0d6f0000-dead-4000-8000-000000000000) "
+            "(404 by external id and by id)") in caplog.text
     backfill.assert_landed(fake, ds, data)
     reopened = Ledger(config["ledger_url"])
     assert reopened.bulk_imports_in_flight() == []

@@ -1,0 +1,160 @@
+"""Landed means seen: an imported record counts as written only once ChartMogul's listings show it.
+
+An import's status answer proves nothing (validation runs after the import; an object reported
+imported may never appear). So when a flush's imports are finished, every data source they
+wrote to is listed once per kind they carried (customers, invoices, subscription events; 200
+per page, the kinds read in parallel while the pages already read are matched), and each page
+is matched against the finished imports' entries kept on disk (`Spool.stash`): one read per
+200 objects of the data source, memory flat.
+
+An entry is landed when every object it brought is listed: a customer (then compared with
+ChartMogul's copy by its sink, which writes what differs, such as attributes a bulk body did
+not keep), an invoice with each line item and transaction it carried and its lines from their
+own stream, an event. The sync memory keeps each with the uuid the listing shows. An entry no
+listing shows is returned, to go through REST in the same run: REST validates at once, so a
+truly invalid object is refused with ChartMogul's own reason.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import queue
+import typing as t
+
+from target_chartmogul.bulk.entries import Entry
+from target_chartmogul.holdings import LISTS, external_ids_in, identified
+
+if t.TYPE_CHECKING:
+    from target_chartmogul.bulk.entries import BulkWriter
+    from target_chartmogul.bulk.lane import LaneContext
+    from target_chartmogul.bulk.spool import Spool
+
+Obj = dict[str, t.Any]
+PAGE = 200  # objects matched at a time (ChartMogul's largest page)
+AHEAD = 4  # pages read ahead of the matching, per listing
+LISTED_AS = {"customers": "customer", "invoices": "invoice", "subscription_events": "subscription_event"}
+_END = object()
+
+
+class Verifier:
+    """Matches the listings of the data sources against the imported entries; what no listing shows is returned."""
+
+    def __init__(self, context: LaneContext, spool: Spool, writers: t.Mapping[str, BulkWriter]) -> None:
+        self.context = context
+        self.spool = spool
+        self.writers = writers
+        self.landed = 0
+
+    def run(self) -> list[Entry]:
+        """List, match and record; the entries no listing showed (with those that fail with them)."""
+        listings = [(ds, kind) for ds, kind in self.spool.to_verify() if kind in LISTED_AS]
+        if listings:
+            with concurrent.futures.ThreadPoolExecutor(max_workers=len(listings), thread_name_prefix="bulk-verify") as pool:
+                pages = {listing: self._read_ahead(pool, *listing) for listing in listings}
+                for (ds, kind), ahead in pages.items():  # customers first: they are compared (and fixed) on the way
+                    for page in _drain(ahead):
+                        self._match(ds, kind, page)
+                    self.context.ledger.flush()
+        missing = [Entry.from_json(entry) for entry in self.spool.unverified()]
+        if missing:
+            self.context.logger.warning(
+                "%d imported record(s) are not in ChartMogul's listings although the import finished: they are written "
+                "through REST, which says why if ChartMogul refuses them", sum(1 for entry in missing if entry.parent is None))
+        return missing
+
+    def _read_ahead(self, pool: concurrent.futures.ThreadPoolExecutor, ds: str, kind: str) -> queue.Queue[t.Any]:
+        """Pages of the listing, read in a worker thread a few pages ahead of the matching."""
+        ahead: queue.Queue[t.Any] = queue.Queue(maxsize=AHEAD)
+        path, root, _ = LISTS[LISTED_AS[kind]]
+
+        def read() -> None:
+            try:
+                page: list[Obj] = []
+                for obj in self.context.client.paginate(path, root, {"data_source_uuid": ds}):
+                    page.append(identified(obj))
+                    if len(page) == PAGE:
+                        ahead.put(page)
+                        page = []
+                ahead.put(page)
+                ahead.put(_END)
+            except BaseException as exc:  # raised again where the pages are matched
+                ahead.put(exc)
+
+        pool.submit(read)
+        return ahead
+
+    def _match(self, ds: str, kind: str, page: list[Obj]) -> None:
+        held = {external_id: obj for obj in page for external_id in external_ids_in(obj, ds)}
+        found = self.spool.imported(ds, kind, list(held))
+        if kind == "customers":
+            self._customers(ds, found, held)
+            return
+        landed: list[int] = []
+        for seq, external_id, entry, children in found:
+            entries = [Entry.from_json(entry), *(Entry.from_json(child) for child in children)]
+            uuids = _seen(entries, held[external_id]) if kind == "invoices" else {external_id: _uuid(held[external_id])}
+            if uuids is not None:
+                for one in entries:
+                    self._record(one, uuids)
+                landed.append(seq)
+        self.spool.verified(landed)
+
+    def _customers(self, ds: str, found: list[tuple[int, str, t.Any, list[t.Any]]], held: dict[str, Obj]) -> None:
+        """Customers listed: their sink compares each with ChartMogul's copy and writes what differs."""
+        by_stream: dict[str, list[Entry]] = collections.defaultdict(list)
+        for _, _, entry, _ in found:
+            one = Entry.from_json(entry)
+            by_stream[one.stream].append(one)
+        for stream, entries in by_stream.items():
+            writer = self.writers.get(stream)
+            if writer is not None:
+                writer.bulk_follow_up(entries, held)
+            else:  # an import an earlier run sent: its uuid now; the record, replayed, is compared then
+                for entry in entries:
+                    self.context.ledger.written("customers", ds, entry.customer, uuid=_uuid(held[entry.customer]),
+                                                payload=None, stream=stream)
+                    self.context.summary.add(stream, "imported")
+        self.landed += len(found)
+        self.spool.verified(seq for seq, *_ in found)
+
+    def _record(self, entry: Entry, uuids: dict[str, str | None]) -> None:
+        """One landed entry: the sync memory keeps what it brought, with the listed uuids; counted `imported`."""
+        ledger, refs = self.context.ledger, self.context.refs
+        for row in entry.memory:
+            uuid = uuids.get(row.external_id)
+            ledger.written(row.obj, row.ds, row.external_id, uuid=uuid, payload=row.payload_hash, stream=entry.stream,
+                           record=row.record_hash if row.payload_hash else None, tags=row.tags, parent=row.parent)
+            if row.obj in LISTED_AS and uuid:
+                refs.remember(LISTED_AS[row.obj], row.ds, row.external_id, {"uuid": uuid})
+        for external_id in entry.payments:
+            self.context.invoice_parts.nested(entry.memory[0].ds, external_id, "imported", uuids.get(external_id))
+        self.context.summary.add(entry.stream, "imported")
+        self.landed += 1
+
+
+def _drain(ahead: queue.Queue[t.Any]) -> t.Iterator[list[Obj]]:
+    while (page := ahead.get()) is not _END:
+        if isinstance(page, BaseException):
+            raise page
+        yield page
+
+
+def _uuid(obj: Obj) -> str | None:
+    uuid = obj.get("uuid")
+    return str(uuid) if uuid else None
+
+
+def _seen(entries: list[Entry], invoice: Obj) -> dict[str, str | None] | None:
+    """The uuids of an invoice and of every line item and transaction its entries brought, when the listed invoice
+    holds them all (objects sent without an external id: as many as were sent); else None.
+    """
+    held = {"line_items": invoice.get("line_items") or [], "transactions": invoice.get("transactions") or []}
+    uuids: dict[str, str | None] = {str(invoice.get("external_id")): _uuid(invoice)}
+    for kind, listed in held.items():
+        by_id = {str(obj["external_id"]): _uuid(obj) for obj in listed if isinstance(obj, dict) and obj.get("external_id")}
+        sent = [external_id for entry in entries for sent_kind, external_id in entry.objects if sent_kind == kind]
+        if len(sent) > len(listed) or any(external_id and external_id not in by_id for external_id in sent):
+            return None
+        uuids.update(by_id)
+    return uuids
