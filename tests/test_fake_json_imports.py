@@ -1,7 +1,8 @@
 """The fake's bulk JSON import (tests/fake_chartmogul/json_imports.py), through real HTTP.
 
 No recording shows this endpoint. The evidence is ChartMogul's reference [D] (its Track
-Import Status example polls by the import's external id) and hand-written client mocks
+Import Status example, polled by the import's external id, kept as data in
+``tests/contract/fixtures/json_import_status_docs.json``) and hand-written client mocks
 (chartmogul-python ``test/api/test_json_import.py``, kept as data in
 ``tests/contract/fixtures/json_import_mock.json``; chartmogul-ruby ``spec/chartmogul/json_import_spec.rb``).
 Everything else here pins the fake's own documented choices, so the target's bulk mode is
@@ -730,7 +731,40 @@ def test_submitted_bodies_are_copies(fake: FakeChartMogul, api: Client, ds: str)
     assert fake.json_imports.imports[created].body == copy.deepcopy(body)
 
 
-# ---------------------------------------------------------------------- poll_by, forget_imports
+# ---------------------------------------------------------------------- the reference's example; poll_by, forget_imports
+
+DOCS_CUSTOMER = "scus_0001"
+
+
+def docs_body(external_id: str = "ds_import_1") -> dict[str, Any]:
+    """An import with a plan and one customer holding every kind of object, as the reference's example has."""
+    return {"external_id": external_id, "plans": [PLAN], "customers": [customer(DOCS_CUSTOMER)],
+            "invoices": [invoice("inv-1", DOCS_CUSTOMER)], "line_items": [subscription_item("inv-1", "li-1")],
+            "transactions": [payment("inv-1", "tx-1")],
+            "subscription_events": [{**EVENT, "customer_external_id": DOCS_CUSTOMER, "currency": "USD"}]}
+
+
+def test_the_reference_example_polled_by_external_id(fake: FakeChartMogul, api: Client) -> None:
+    """ChartMogul's documented Track Import Status example [D]: the request path as documented (import_id is
+    the import's external_id), and the answer in the documented keys, order, types and status_details.
+    """
+    documented = load("json_import_status_docs")
+    assert documented.evidence == "docs"
+    [exchange] = documented.exchanges
+    ds = exchange.path.split("/")[2]
+    fake.add_data_source("documented", uuid=ds)
+    created = api.submit(ds, docs_body())
+
+    answer = api.call(exchange.method, exchange.path)  # GET /data_sources/ds_1fm3…/json_imports/ds_import_1
+    assert answer.status_code == exchange.status == 200
+    done = answer.json()
+    assert list(done) == list(exchange.response_body)
+    assert differences(exchange.response_body, done) == []
+    assert done["status_details"] == exchange.response_body["status_details"]
+    assert json.dumps(done["status_details"]) == json.dumps(exchange.response_body["status_details"])  # key order too
+    assert (done["status"], done["external_id"], done["id"]) == ("completed", "ds_import_1", created["id"])
+    assert UUID4.match(done["id"]) and done["id"] != done["external_id"]
+    assert fake.json_imports.polls == {"ds_import_1": 1}
 
 
 @pytest.mark.parametrize(("mode", "by_id", "by_external_id"), [

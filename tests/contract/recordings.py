@@ -2,7 +2,8 @@
 
 The fake ChartMogul API is only worth trusting while it answers like the real one; these
 fixtures are the evidence (see README.md here for where each one comes from). Real
-recordings (``evidence == "recording"``) outrank hand-written client mocks (``"mock"``).
+recordings (``evidence == "recording"``) outrank the examples in ChartMogul's reference
+(``"docs"``), which outrank hand-written client mocks (``"mock"``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import re
 import typing as t
 
 FIXTURES = pathlib.Path(__file__).resolve().parent / "fixtures"
-EVIDENCE = ("recording", "mock")
+EVIDENCE = ("recording", "docs", "mock")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -79,6 +79,8 @@ UNSERVED_EXCHANGES: dict[str, dict[int, str]] = {
 # Mocks of endpoints the fake serves, compared with the fake in a test of their own (not replayed here).
 CHECKED_ELSEWHERE = {
     "json_import_mock": "mock; the fake's bulk JSON import answers in its shapes: tests/test_fake_json_imports.py",
+    "json_import_status_docs": "the reference's example; the fake's poll by external id answers in its shape: "
+                              "tests/test_fake_json_imports.py",
 }
 REPLAYED: set[str] = set()  # filled by @replays; checked by test_every_fixture_is_replayed_or_listed
 

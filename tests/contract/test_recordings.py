@@ -12,6 +12,7 @@ from tests.contract import extract_fixtures
 from tests.contract.recordings import FIXTURES, all_recordings, load
 
 SOURCE = re.compile(r"^chartmogul/chartmogul-(ruby|go|python|node):\S+$")
+DOCS_SOURCE = re.compile(r"^https://dev\.chartmogul\.com/reference/\S+$")
 MIRRORS = pathlib.Path("/work/.mirror")
 FIELDS = {"method", "path", "query", "request_body", "status", "response_headers", "response_body"}
 
@@ -22,7 +23,8 @@ def test_every_fixture_is_well_formed() -> None:
     for recording in recordings:
         raw = json.loads((FIXTURES / f"{recording.name}.json").read_text())
         assert set(raw) == {"source", "evidence", "note", "exchanges"}, recording.name
-        assert SOURCE.match(recording.source), recording.source
+        source = DOCS_SOURCE if recording.evidence == "docs" else SOURCE
+        assert source.match(recording.source), recording.source
         assert recording.note and "\n" not in recording.note
         assert recording.exchanges, recording.name
         for exchange in raw["exchanges"]:
@@ -41,6 +43,16 @@ def test_hand_written_mocks_are_marked_as_weaker_evidence() -> None:
         is_unit_test = ":test/api/" in recording.source or recording.source.startswith("chartmogul/chartmogul-node:test/")
         assert (recording.evidence == "mock") == is_unit_test, recording.name
         assert (recording.evidence == "mock") == recording.name.endswith("_mock"), recording.name
+
+
+def test_reference_examples_are_marked_as_docs() -> None:
+    """Examples copied from ChartMogul's reference are ``docs``, named ``*_docs``, sourced by their page."""
+    for recording in all_recordings():
+        is_reference = recording.source.startswith("https://dev.chartmogul.com/")
+        assert (recording.evidence == "docs") == is_reference == recording.name.endswith("_docs"), recording.name
+        if recording.evidence == "docs":
+            assert "[D]" in recording.note, recording.name
+    assert load("json_import_status_docs").exchanges[0].path.endswith("/json_imports/ds_import_1")
 
 
 def test_recording_fixtures_are_exactly_the_extractors_list() -> None:

@@ -12,7 +12,8 @@ https://dev.chartmogul.com/reference/bulk-import/track-status) names ``import_id
 identifier the client chose (its ``external_id``); its example polls ``.../json_imports/ds_import_1``
 (the external id) and answers ``{id: <uuid>, data_source_uuid, status: "completed", external_id,
 status_details: {"plans": {status}, <customer external id>: {status, invoices: {status},
-customers, line_items, transactions, subscription_events}}, created_at, updated_at}``; statuses ``queued``,
+customers, line_items, transactions, subscription_events}}, created_at, updated_at}`` (kept as
+data in ``tests/contract/fixtures/json_import_status_docs.json``); statuses ``queued``,
 ``processing``, ``completed``. The "Bulk Import" overview says validation runs asynchronously
 after the import and invalid objects are imported and marked Failed, so ``completed`` with
 ``imported`` everywhere does not prove an object is in ChartMogul. Weaker: chartmogul-python's
