@@ -22,14 +22,15 @@ import time
 import typing as t
 import uuid as uuidlib
 
+from target_chartmogul.api.errors import APIError
 from target_chartmogul.bulk.entries import Entry
 from target_chartmogul.bulk.outcomes import finished, status_of
 from target_chartmogul.bulk.requests import ImportRequest
-from target_chartmogul.errors import APIError, FatalError, StoppedError
+from target_chartmogul.errors import FatalError, StoppedError
 
 if t.TYPE_CHECKING:
-    from target_chartmogul.client import ChartMogulClient, Response
-    from target_chartmogul.ledger import Ledger
+    from target_chartmogul.api.client import ChartMogulClient, Response
+    from target_chartmogul.memory.ledger import Ledger
 
 Obj = dict[str, t.Any]
 MAX_IN_FLIGHT = 8

@@ -21,29 +21,27 @@ processing polls it (`resume`) before anything else is written.
 from __future__ import annotations
 
 import collections
+import contextlib
+import threading
 import time
 import typing as t
 
+from target_chartmogul.api.answers import external_ids_in
 from target_chartmogul.bulk.entries import BulkWriter, Entry
 from target_chartmogul.bulk.imports import ImportRunner, InFlight
 from target_chartmogul.bulk.outcomes import read
 from target_chartmogul.bulk.requests import ImportRequest, Unit, customers_per_request, pack
 from target_chartmogul.bulk.spool import Spool
-from target_chartmogul.holdings import LISTS, external_ids_in
-from target_chartmogul.ordering import rank
+from target_chartmogul.config.registry import rank_of
+from target_chartmogul.memory.holdings import LISTS
 
 if t.TYPE_CHECKING:
     import logging
 
-    from target_chartmogul.client import ChartMogulClient
-    from target_chartmogul.errors import APIError
-    from target_chartmogul.invoice_parts import InvoiceParts
-    from target_chartmogul.ledger import Ledger
-    from target_chartmogul.ordering import WriteOrder
-    from target_chartmogul.progress import ProgressReporter
-    from target_chartmogul.references import References
-    from target_chartmogul.stopping import StopGuard
-    from target_chartmogul.summary import RunSummary
+    from target_chartmogul.api.client import ChartMogulClient
+    from target_chartmogul.api.errors import APIError
+    from target_chartmogul.memory.ledger import Ledger
+    from target_chartmogul.memory.references import References
 
 Record = dict[str, t.Any]
 Obj = dict[str, t.Any]
@@ -53,17 +51,75 @@ FLUSH_EARLY_AT = 100_000  # spooled records: imported at the next point where ST
 PAGE = 200  # customers compared per listing page
 
 
+# The run's pieces the lane uses, seen only through what it needs of each: they live in `run`,
+# a layer above `bulk` (docs/architecture.md, "What may import what").
+class Counts(t.Protocol):
+    """The run's summary (`run.summary.RunSummary`)."""
+
+    def add(self, stream: str, outcome: str, n: int = 1) -> None:
+        """Count records of a stream with an outcome."""
+
+
+class Order(t.Protocol):
+    """The run's write order (`run.ordering.WriteOrder`)."""
+
+    @property
+    def final_pass(self) -> bool:
+        """True once the input has ended."""
+
+
+class NestedParts(t.Protocol):
+    """The run's invoice parts (`run.invoice_parts.InvoiceParts`)."""
+
+    def nested(self, data_source_uuid: str, external_id: str, outcome: str = "created", uuid: str | None = None) -> None:
+        """A payment went into its invoice's import."""
+
+
+class Progress(t.Protocol):
+    """The run's progress lines (`run.progress.ProgressReporter`)."""
+
+    @property
+    def sources(self) -> list[t.Callable[[], str | None]]:
+        """Other figures, a line each when set."""
+
+
+class Guard(t.Protocol):
+    """The run's stop guard (`run.stopping.StopGuard`)."""
+
+    @property
+    def requested(self) -> threading.Event:
+        """Set on the first signal."""
+
+    def writing(self) -> contextlib.AbstractContextManager[None]:
+        """Mark a batch write in progress."""
+
+
 class LaneContext(t.Protocol):
-    """What the lane needs of the run (target_chartmogul.context.RunContext)."""
+    """What the lane needs of the run (target_chartmogul.run.context.RunContext)."""
 
     logger: logging.Logger
     dry_run: bool
-    summary: RunSummary
     refs: References
-    order: WriteOrder
-    invoice_parts: InvoiceParts
-    progress: ProgressReporter
-    guard: StopGuard
+
+    @property
+    def summary(self) -> Counts:
+        """Outcomes per stream."""
+
+    @property
+    def order(self) -> Order:
+        """The write order."""
+
+    @property
+    def invoice_parts(self) -> NestedParts:
+        """Invoice parts waiting for their invoice."""
+
+    @property
+    def progress(self) -> Progress:
+        """Progress lines."""
+
+    @property
+    def guard(self) -> Guard:
+        """The stop guard."""
 
     @property
     def client(self) -> ChartMogulClient:
@@ -215,7 +271,7 @@ class BulkLane:
             for stream, record in rows:
                 by_stream[stream].append(record)
             units: list[Unit] = []
-            for stream in sorted(by_stream, key=lambda name: rank(self.writers[name])):
+            for stream in sorted(by_stream, key=lambda name: rank_of(self.writers[name].object_name)):
                 got, only_rest = self.writers[stream].bulk_entries(by_stream[stream])
                 units.extend(got)
                 if only_rest:
@@ -230,7 +286,7 @@ class BulkLane:
         """Write records through REST, lower ranks first (customers before their invoices)."""
         self._through_rest = True
         try:
-            for stream in sorted(records, key=lambda name: rank(self.writers[name])):
+            for stream in sorted(records, key=lambda name: rank_of(self.writers[name].object_name)):
                 if records[stream]:
                     self.writers[stream].retry_records(records[stream])
         finally:

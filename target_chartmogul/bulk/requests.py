@@ -13,7 +13,7 @@ import dataclasses
 import typing as t
 
 from target_chartmogul.bulk.entries import KINDS, Entry, Obj
-from target_chartmogul.encoding import dumps
+from target_chartmogul.values.encoding import dumps
 
 MAX_BYTES = 5_000_000  # "up to 5 MB"; below 5 MiB too
 MAX_CUSTOMERS = 1000

@@ -17,7 +17,7 @@ import tempfile
 import threading
 import typing as t
 
-from target_chartmogul.encoding import dumps
+from target_chartmogul.values.encoding import dumps
 
 Record = dict[str, t.Any]
 
