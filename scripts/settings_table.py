@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import typing as t
 
-from target_chartmogul.settings import CONFIG_SCHEMA, STREAM_OPTIONS
+from target_chartmogul.config.settings import CONFIG_SCHEMA, STREAM_OPTIONS
 
 
 def _default(spec: dict[str, t.Any]) -> str:

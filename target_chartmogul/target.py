@@ -2,8 +2,8 @@
 
 The target builds the run's `RunContext` and hands it to every sink it makes (sinks
 never reach back into the target). The order of writes and the records waiting for
-references live in `ordering`; the two private SDK methods it must override live in
-`sdk_overrides`.
+references live in `run.ordering`; the two private SDK methods it must override live in
+`run.sdk_hooks`.
 """
 
 from __future__ import annotations
@@ -20,25 +20,24 @@ from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities
 from singer_sdk.sinks import Sink
 
-from target_chartmogul.config_check import REFUSED, check_settings, check_variables, invalid_values
-from target_chartmogul.config_input import ENV_PREFIX, from_cli_args
-from target_chartmogul.context import RunContext
-from target_chartmogul.encoding import dumps
+from target_chartmogul.config.checks import REFUSED, check_settings, check_variables, invalid_values
+from target_chartmogul.config.input import ENV_PREFIX, from_cli_args
+from target_chartmogul.config.registry import RANKS, REGISTRY
+from target_chartmogul.config.settings import CONFIG_SCHEMA, STREAM_OPTION_NAMES
 from target_chartmogul.errors import FatalError, StoppedError
-from target_chartmogul.objects import REGISTRY
-from target_chartmogul.ordering import RANKS
-from target_chartmogul.reader import StrictSingerReader
-from target_chartmogul.replacements import Replacer
-from target_chartmogul.sdk_overrides import SDKOverrides
-from target_chartmogul.settings import CONFIG_SCHEMA, STREAM_OPTION_NAMES
+from target_chartmogul.run.context import RunContext
+from target_chartmogul.run.reader import StrictSingerReader
+from target_chartmogul.run.sdk_hooks import SDKOverrides
+from target_chartmogul.run.summary import RunSummary
 from target_chartmogul.sinks.base import ChartMogulSink
+from target_chartmogul.sinks.replacements import Replacer
 from target_chartmogul.sinks.skip import SkipSink
-from target_chartmogul.summary import RunSummary
+from target_chartmogul.values.encoding import dumps
 
 if t.TYPE_CHECKING:
     import click  # the SDK's CLI library: only `cb_config`'s annotations name it
 
-# object -> its sink class, imported from the path of its entry in `objects.REGISTRY` (in write order)
+# object -> its sink class, imported from the path of its entry in `registry.REGISTRY` (in write order)
 SINK_CLASSES: dict[str, type[ChartMogulSink] | type[SkipSink]] = {
     entry.name: t.cast("type[ChartMogulSink]", getattr(importlib.import_module(entry.sink_module), entry.sink_class))
     for entry in REGISTRY
@@ -81,14 +80,14 @@ class TargetChartMogul(SDKOverrides, Target):
 
     @classmethod
     def append_builtin_config(cls, config_jsonschema: dict) -> None:
-        """The SDK's settings, less `load_method`: nothing here appends or overwrites (see config_check.REFUSED)."""
+        """The SDK's settings, less `load_method`: nothing here appends or overwrites (see config.checks.REFUSED)."""
         super().append_builtin_config(config_jsonschema)
         for name in REFUSED:
             config_jsonschema["properties"].pop(name, None)
 
     @classmethod
     def cb_config(cls, ctx: click.Context, param: click.Option, value: tuple[str, ...]) -> t.Any:
-        """Read `--config` files and `ENV` here (see config_input): each problem is one line, then exit 1."""
+        """Read `--config` files and `ENV` here (see config.input): each problem is one line, then exit 1."""
         schema = cls.settings_schema()
         try:
             config, unknown = from_cli_args(value, schema)
@@ -220,7 +219,7 @@ class TargetChartMogul(SDKOverrides, Target):
         if self.context.problems:
             raise FatalError(f"{self.context.problems[0]} (on_reject is 'fail')")
 
-    # STATE and signals (called by sdk_overrides) ----------------------------------------------
+    # STATE and signals (called by run.sdk_hooks) ----------------------------------------------
     def emit_state(self, state: dict[str, t.Any]) -> None:
         """Print STATE with an encoder that accepts Decimal (meltano/sdk#3787).
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from target_chartmogul.errors import RecordRejected
-from target_chartmogul.numbers import amount_cents, minor_digits
+from target_chartmogul.values.numbers import amount_cents, minor_digits
 
 
 @pytest.mark.parametrize(("value", "currency", "cents"), [

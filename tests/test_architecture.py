@@ -1,9 +1,10 @@
 """The package's structure stays as docs/architecture.md describes it.
 
-No import cycle, no sink that knows the target, no function that has outgrown one screen
-without a reason written next to it, no module named in the architecture page that
-does not exist, and no per-object table that disagrees with the object's one entry in
-`target_chartmogul/objects.py` ("Adding an object").
+No import cycle, no import that goes up the layers of "What may import what", no sink
+that knows the target, no function that has outgrown one screen without a reason written
+next to it, no module named in the architecture page that does not exist, and no
+per-object table that disagrees with the object's one entry in
+`target_chartmogul/config/registry.py` ("Adding an object").
 """
 
 from __future__ import annotations
@@ -16,12 +17,16 @@ import re
 
 import pytest
 
-from target_chartmogul import holdings, objects, ordering, settings, target
+from target_chartmogul import target
 from target_chartmogul.bulk import lane
+from target_chartmogul.config import registry, settings
+from target_chartmogul.memory import holdings
+from target_chartmogul.run import ordering
 from target_chartmogul.sinks.base import ChartMogulSink
 from tests.conftest import REPO
 
 PACKAGE = REPO / "target_chartmogul"
+ARCHITECTURE = REPO / "docs" / "architecture.md"
 MAX_LINES = 40
 MAX_BRANCHES = 12
 BRANCHES = (ast.If, ast.For, ast.While, ast.ExceptHandler, ast.IfExp, ast.Match)
@@ -89,8 +94,82 @@ def test_the_cycle_finder_finds_a_cycle():
 def test_sinks_and_the_run_context_do_not_know_the_target():
     graph = import_graph()
     for name, imported in graph.items():
-        if name.startswith(("target_chartmogul.sinks", "target_chartmogul.context", "target_chartmogul.ordering")):
+        if name.startswith(("target_chartmogul.sinks", "target_chartmogul.run.context", "target_chartmogul.run.ordering")):
             assert "target_chartmogul.target" not in imported, f"{name} imports the target"
+
+
+# What may import what: the layers of docs/architecture.md, lowest first ---------------------
+def documented_layers() -> list[str]:
+    """The layer list of the page's "What may import what" section, lowest first."""
+    found = re.findall(r"^The packages are layers\. Lowest first: (.+)\.$", ARCHITECTURE.read_text(), re.M)
+    assert len(found) == 1, "docs/architecture.md should state the layers once, on one line"
+    layers = re.findall(r"`(\w+)`", found[0])
+    assert " < ".join(f"`{name}`" for name in layers) == found[0], "write the layers as `a` < `b` < ..."
+    return layers
+
+
+def layer_of(module: str) -> str | None:
+    """A module's layer: its package, or the top-level module itself; `__main__` is the target's.
+
+    None for the root package, which holds only the version, imports nothing and may be read by every layer.
+    """
+    parts = module.split(".")
+    if len(parts) == 1:
+        return None
+    return "target" if parts[1] == "__main__" else parts[1]
+
+
+def upward_imports(graph: dict[str, set[str]], layers: list[str]) -> list[str]:
+    """Every import of a module of a higher layer (the root package counts as below every layer)."""
+    height = {name: index for index, name in enumerate(layers)}
+
+    def level(module: str) -> int:
+        layer = layer_of(module)
+        return -1 if layer is None else height[layer]
+
+    return [
+        f"{module} ({layer_of(module)}) imports {other} ({layer_of(other)})"
+        for module, imported in sorted(graph.items())
+        for other in sorted(imported)
+        if level(other) > level(module)
+    ]
+
+
+def test_every_module_belongs_to_a_documented_layer():
+    layers = documented_layers()
+    assert len(set(layers)) == len(layers), "a layer is listed twice"
+    assert layers[0] == "errors" and layers[-1] == "target"
+    found = {layer_of(name) for name in modules()} - {None}
+    assert sorted(found - set(layers)) == [], "packages or top-level modules missing from the layer list"
+    assert sorted(set(layers) - found) == [], "layers listed that are neither a package nor a top-level module"
+
+
+def test_no_module_imports_a_higher_layer():
+    """TYPE_CHECKING imports included: the rule has no exception."""
+    upward = upward_imports(import_graph(), documented_layers())
+    assert upward == [], "imports that go up the layers of docs/architecture.md:\n" + "\n".join(upward)
+
+
+def test_the_layer_checker_finds_an_upward_import(tmp_path):
+    layers = documented_layers()
+    graph = {
+        "target_chartmogul.values.dates": {"target_chartmogul.errors", "target_chartmogul.api.client"},
+        "target_chartmogul.api.client": {"target_chartmogul", "target_chartmogul.values.dates", "target_chartmogul.api.pacing"},
+        "target_chartmogul.__main__": {"target_chartmogul.target"},
+        "target_chartmogul": {"target_chartmogul.errors"},
+    }
+    assert upward_imports(graph, layers) == [
+        "target_chartmogul (None) imports target_chartmogul.errors (errors)",
+        "target_chartmogul.values.dates (values) imports target_chartmogul.api.client (api)",
+    ]
+    # an import only for annotations is still a dependency
+    crafted = tmp_path / "crafted.py"
+    crafted.write_text("import typing as t\nif t.TYPE_CHECKING:\n    from target_chartmogul.run.context import RunContext\n")
+    imported = imports_of(crafted, set(modules()))
+    assert imported == {"target_chartmogul.run.context"}
+    assert upward_imports({"target_chartmogul.bulk.lane": imported}, layers) == [
+        "target_chartmogul.bulk.lane (bulk) imports target_chartmogul.run.context (run)",
+    ]
 
 
 def oversized_functions() -> list[str]:
@@ -126,19 +205,19 @@ def test_every_module_the_architecture_page_names_exists():
 
 # The object registry: one entry per object, every per-object table derived from it ---------
 def test_every_registry_sink_is_a_chartmogul_sink_of_that_object():
-    for entry in objects.REGISTRY:
+    for entry in registry.REGISTRY:
         sink = getattr(importlib.import_module(entry.sink_module), entry.sink_class)
         assert inspect.isclass(sink) and issubclass(sink, ChartMogulSink), entry.sink
         assert sink.object_name == entry.name, entry.sink
     assert {
-        entry.name: getattr(importlib.import_module(entry.sink_module), entry.sink_class) for entry in objects.REGISTRY
+        entry.name: getattr(importlib.import_module(entry.sink_module), entry.sink_class) for entry in registry.REGISTRY
     } == target.SINK_CLASSES
     assert list(target.SINK_CLASSES) == list(settings.OBJECTS)
 
 
 def test_every_sink_that_writes_an_object_is_registered():
     """A sink added without its registry entry would never be routed to: a newcomer learns it here."""
-    registered = {(entry.sink_module, entry.sink_class) for entry in objects.REGISTRY}
+    registered = {(entry.sink_module, entry.sink_class) for entry in registry.REGISTRY}
     for path in sorted((PACKAGE / "sinks").glob("*.py")):
         module = importlib.import_module(module_name(path))
         for name, cls in inspect.getmembers(module, inspect.isclass):
@@ -147,23 +226,30 @@ def test_every_sink_that_writes_an_object_is_registered():
 
 
 def test_the_settings_tables_are_the_registry():
-    names = tuple(entry.name for entry in objects.REGISTRY)
+    names = tuple(entry.name for entry in registry.REGISTRY)
     assert len(set(names)) == len(names)
     assert names == settings.OBJECTS
-    assert {entry.name: dict(entry.modes) for entry in objects.REGISTRY} == settings.MODES
-    assert {entry.name: entry.default_mode for entry in objects.REGISTRY} == settings.DEFAULT_MODE
-    assert {entry.name for entry in objects.REGISTRY if entry.deletable} == settings.DELETABLE
+    assert {entry.name: dict(entry.modes) for entry in registry.REGISTRY} == settings.MODES
+    assert {entry.name: entry.default_mode for entry in registry.REGISTRY} == settings.DEFAULT_MODE
+    assert {entry.name for entry in registry.REGISTRY if entry.deletable} == settings.DELETABLE
     assert all(modes and all(modes.values()) for modes in settings.MODES.values()), "every mode allows a match_by"
 
 
 def test_the_write_order_is_the_order_of_the_registry():
-    assert sorted(settings.OBJECTS, key=ordering.RANKS.__getitem__) == list(settings.OBJECTS)
-    assert {entry.name: rank for rank, entry in enumerate(objects.REGISTRY)} == ordering.RANKS
-    assert ordering.RANKS["plans"] < ordering.RANKS["customers"] < ordering.RANKS["invoices"] < ordering.RANKS["transactions"]
+    ranks = registry.RANKS
+    assert sorted(settings.OBJECTS, key=ranks.__getitem__) == list(settings.OBJECTS)
+    assert {entry.name: rank for rank, entry in enumerate(registry.REGISTRY)} == ranks
+    assert ranks["plans"] < ranks["customers"] < ranks["invoices"] < ranks["transactions"]
+
+    class Sink:
+        object_name = "invoices"
+
+    assert ordering.rank(Sink()) == registry.rank_of("invoices") == ranks["invoices"]
+    assert registry.rank_of("not_an_object") == len(ranks)
 
 
 def test_the_listings_are_the_registry():
-    listed = [entry for entry in objects.REGISTRY if entry.listing]
+    listed = [entry for entry in registry.REGISTRY if entry.listing]
     assert {e.listing.kind: (e.listing.path, e.listing.root, e.name) for e in listed if e.listing} == holdings.LISTS
     assert len(holdings.LISTS) == len(listed), "two objects share a reference kind"
     assert {e.name: e.listing.kind for e in listed if e.listing} == lane.REFERENCE_KINDS
@@ -176,4 +262,4 @@ def test_the_listings_are_the_registry():
 def test_a_malformed_entry_fails_at_import(change, message):
     fields = {"name": "plans", "modes": {"upsert": ("external_id",)}, "default_mode": "upsert", "sink": "plans:PlansSink"}
     with pytest.raises(ValueError, match=message):
-        objects.ObjectEntry(**{**fields, **change})
+        registry.ObjectEntry(**{**fields, **change})

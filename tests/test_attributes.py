@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from target_chartmogul.attributes import coerce, same_value
 from target_chartmogul.errors import RecordRejected
+from target_chartmogul.values.attributes import coerce, same_value
 
 
 @pytest.mark.parametrize(

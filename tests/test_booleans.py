@@ -6,8 +6,8 @@ import decimal
 
 import pytest
 
-from target_chartmogul.booleans import boolean
 from target_chartmogul.errors import RecordRejected
+from target_chartmogul.values.booleans import boolean
 
 D = decimal.Decimal
 

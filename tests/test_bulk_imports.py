@@ -11,11 +11,12 @@ import typing as t
 
 import pytest
 
+from target_chartmogul.api.client import Response
+from target_chartmogul.api.errors import APIError
 from target_chartmogul.bulk.entries import Entry
 from target_chartmogul.bulk.imports import ImportRunner, InFlight
 from target_chartmogul.bulk.requests import ImportRequest
-from target_chartmogul.client import Response
-from target_chartmogul.errors import APIError, StoppedError, UncertainWrite
+from target_chartmogul.errors import StoppedError, UncertainWrite
 
 WAIT = 10.0  # seconds a test waits for something that must happen long before
 

@@ -8,8 +8,9 @@ import time
 
 import pytest
 
-from target_chartmogul.client import ChartMogulClient, _wait_gen
-from target_chartmogul.errors import APIError, AuthenticationError, FatalError, RetriesExhaustedError, StoppedError
+from target_chartmogul.api.client import ChartMogulClient, _wait_gen
+from target_chartmogul.api.errors import APIError
+from target_chartmogul.errors import AuthenticationError, FatalError, RetriesExhaustedError, StoppedError
 from tests.fake_chartmogul import FakeChartMogul, Fault
 from tests.running import API_KEY
 

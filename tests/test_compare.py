@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from target_chartmogul import compare
+from target_chartmogul.values import compare
 
 
 @pytest.mark.parametrize(

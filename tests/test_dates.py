@@ -6,12 +6,12 @@ import datetime as dt
 
 import pytest
 
-from target_chartmogul import dates
-from target_chartmogul.attributes import TIMESTAMP, coerce
-from target_chartmogul.encoding import dumps
 from target_chartmogul.errors import RecordRejected
 from target_chartmogul.mapping.transactions import map_transaction
-from target_chartmogul.validation import INVALID, Invalid, RecordChecker
+from target_chartmogul.values import dates
+from target_chartmogul.values.attributes import TIMESTAMP, coerce
+from target_chartmogul.values.encoding import dumps
+from target_chartmogul.values.validation import INVALID, Invalid, RecordChecker
 
 PLUS_5 = dt.timezone(dt.timedelta(hours=5))
 MINUS_5 = dt.timezone(dt.timedelta(hours=-5))

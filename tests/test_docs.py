@@ -11,7 +11,7 @@ import sys
 import yaml
 
 from scripts.settings_table import settings_markdown
-from target_chartmogul.settings import MODES
+from target_chartmogul.config.settings import MODES
 from target_chartmogul.target import TargetChartMogul
 from tests.fake_chartmogul import FakeChartMogul
 from tests.running import API_KEY, REPO, run_cli, run_command

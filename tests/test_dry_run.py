@@ -13,10 +13,10 @@ import typing as t
 
 import pytest
 
-from target_chartmogul.client import Attempt, ChartMogulClient, Response
-from target_chartmogul.dry_run import DryRunClient
-from target_chartmogul.errors import APIError
-from target_chartmogul.request_log import RequestLog
+from target_chartmogul.api.client import Attempt, ChartMogulClient, Response
+from target_chartmogul.api.dry_run import DryRunClient
+from target_chartmogul.api.errors import APIError
+from target_chartmogul.api.request_log import RequestLog
 from tests.fake_chartmogul import FakeChartMogul
 from tests.running import API_KEY
 
@@ -361,7 +361,7 @@ def test_observers_and_the_request_log_see_each_write_as_a_dry_run(fake, twins, 
 
 
 def test_the_write_is_logged_as_before(twins, caplog):
-    caplog.set_level("INFO", logger="target_chartmogul.dry_run")
+    caplog.set_level("INFO", logger="target_chartmogul.api.dry_run")
     twins.dry.post("plans", {**PLAN, "data_source_uuid": twins.ds["dry"]})
     line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("DRY RUN: would POST plans "))
     assert json.loads(line.removeprefix("DRY RUN: would POST plans ")) == {**PLAN, "data_source_uuid": twins.ds["dry"]}

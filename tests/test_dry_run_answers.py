@@ -10,9 +10,9 @@ import typing as t
 
 import pytest
 
-from target_chartmogul.client import ChartMogulClient, Response
-from target_chartmogul.dry_run import DryRunClient
-from target_chartmogul.errors import APIError
+from target_chartmogul.api.client import ChartMogulClient, Response
+from target_chartmogul.api.dry_run import DryRunClient
+from target_chartmogul.api.errors import APIError
 from tests.fake_chartmogul import FakeChartMogul
 from tests.running import API_KEY
 

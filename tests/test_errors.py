@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from target_chartmogul.errors import APIError, is_already_exists, parse_error_body
+from target_chartmogul.api.errors import APIError, is_already_exists, parse_error_body
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from target_chartmogul.rejects import dry_run_path
+from target_chartmogul.run.rejects_file import dry_run_path
 from tests.fake_chartmogul import Fault
 from tests.helpers import error_lines
 from tests.running import API_KEY, last_line, run_cli, run_command

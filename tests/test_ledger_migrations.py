@@ -17,9 +17,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from target_chartmogul import ledger as ledger_module
 from target_chartmogul.errors import FatalError
-from target_chartmogul.ledger import Entry, Ledger, RememberedReject, _engine_url
+from target_chartmogul.memory import ledger as ledger_module
+from target_chartmogul.memory.ledger import Entry, Ledger, RememberedReject, _engine_url
 from tests.customer_rows import STREAM, rows, stream
 from tests.running import run_target
 
@@ -203,7 +203,7 @@ class Statements:
 
 
 def migration_logs(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "target_chartmogul.ledger"]
+    return [r.getMessage() for r in caplog.records if r.name == "target_chartmogul.memory.ledger"]
 
 
 # Migrations ---------------------------------------------------------------------------------
@@ -225,7 +225,7 @@ def test_an_older_memory_is_migrated_on_open_and_keeps_everything(ledger_url, ve
     assert before["version"] is None
     assert before["columns"] == set(V1_COLUMNS) | ({"record_hash"} if version == 2 else set())
 
-    caplog.set_level(logging.INFO, logger="target_chartmogul.ledger")
+    caplog.set_level(logging.INFO, logger="target_chartmogul.memory.ledger")
     memory = Ledger(ledger_url)
     after = dump(ledger_url)
     assert after == {**before, "version": [(CURRENT,)], "columns": CURRENT_COLUMNS}
@@ -274,7 +274,7 @@ def test_upgrading_the_loader_over_a_0_1_0_memory_costs_no_call(fake, ds, base_c
     engine.dispose()
     assert len(kept) == 20
 
-    caplog.set_level(logging.INFO, logger="target_chartmogul.ledger")
+    caplog.set_level(logging.INFO, logger="target_chartmogul.memory.ledger")
     fake.clear_requests()
     result = run_target(config, stream(rows(20)))
     assert fake.count() == 0
@@ -344,7 +344,7 @@ def test_a_failed_migration_changes_nothing(ledger_url, monkeypatch):
 def test_two_processes_opening_an_old_memory_at_once_migrate_it_once(ledger_url, caplog):
     write_old_memory(ledger_url, 1)
     before = dump(ledger_url)
-    caplog.set_level(logging.INFO, logger="target_chartmogul.ledger")
+    caplog.set_level(logging.INFO, logger="target_chartmogul.memory.ledger")
     start = threading.Barrier(2)
     errors: list[BaseException] = []
 
@@ -373,7 +373,7 @@ def test_a_lost_version_stamp_is_inferred_from_the_columns(ledger_url, caplog):
     with engine.begin() as conn:
         conn.exec_driver_sql("DROP TABLE tcm_schema")
     engine.dispose()
-    caplog.set_level(logging.INFO, logger="target_chartmogul.ledger")
+    caplog.set_level(logging.INFO, logger="target_chartmogul.memory.ledger")
     reopened = Ledger(ledger_url)  # record_hash present: schema 2, so step 3 runs and finds tags there
     assert migration_logs(caplog) == [
         f"Sync memory at {ledger_url} migrated from schema 2 to {CURRENT} (tables or columns added; every remembered row kept)"
@@ -389,7 +389,7 @@ def test_dropped_tables_under_a_current_stamp_are_created_again(ledger_url, capl
     with engine.begin() as conn:
         conn.exec_driver_sql("DROP TABLE tcm_synced_objects")
     engine.dispose()
-    caplog.set_level(logging.INFO, logger="target_chartmogul.ledger")
+    caplog.set_level(logging.INFO, logger="target_chartmogul.memory.ledger")
     memory = Ledger(ledger_url)
     assert memory.holds_any("customers", DS) is False
     memory.close()
@@ -398,7 +398,7 @@ def test_dropped_tables_under_a_current_stamp_are_created_again(ledger_url, capl
 
 
 def test_a_new_memory_is_stamped_current(ledger_url, caplog):
-    caplog.set_level(logging.INFO, logger="target_chartmogul.ledger")
+    caplog.set_level(logging.INFO, logger="target_chartmogul.memory.ledger")
     Ledger(ledger_url).close()
     created = dump(ledger_url)
     assert (created["version"], created["columns"], created["synced"]) == ([(CURRENT,)], CURRENT_COLUMNS, [])
@@ -598,7 +598,7 @@ def test_a_version_4_memory_gains_the_bulk_import_table_and_keeps_its_rows(ledge
         conn.exec_driver_sql("UPDATE tcm_schema SET version = 4")
     engine.dispose()
     before = dump(ledger_url)
-    caplog.set_level(logging.INFO, logger="target_chartmogul.ledger")
+    caplog.set_level(logging.INFO, logger="target_chartmogul.memory.ledger")
 
     memory = Ledger(ledger_url)
     memory.bulk_import_sending("local-1", DS, [{"stream": "public-customers"}])
@@ -634,7 +634,7 @@ def test_a_version_5_memory_gains_the_replacement_status_and_keeps_its_marks(led
     engine.dispose()
     before = dump(ledger_url)
     assert "status" not in before["columns"]
-    caplog.set_level(logging.INFO, logger="target_chartmogul.ledger")
+    caplog.set_level(logging.INFO, logger="target_chartmogul.memory.ledger")
 
     memory = Ledger(ledger_url)
     kept = memory.pending_replacements()

@@ -6,9 +6,9 @@ import logging
 
 import pytest
 
+from target_chartmogul.config.settings import stream_settings
 from target_chartmogul.errors import RecordRejected
 from target_chartmogul.mapping.contacts import ContactMapper, ContactPayload, could_be, is_copy, pair
-from target_chartmogul.settings import stream_settings
 from tests.singer_messages import BOOLEAN, DATE, INTEGER, NUMBER, STRING
 
 DS = "ds_1"

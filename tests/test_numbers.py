@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from target_chartmogul import numbers
-from target_chartmogul.attributes import DECIMAL, INTEGER, coerce, same_value
 from target_chartmogul.errors import RecordRejected
+from target_chartmogul.values import numbers
+from target_chartmogul.values.attributes import DECIMAL, INTEGER, coerce, same_value
 
 D = decimal.Decimal
 

@@ -6,8 +6,8 @@ import json
 import logging
 import re
 
-from target_chartmogul.progress import ProgressReporter
-from target_chartmogul.summary import RunSummary
+from target_chartmogul.run.progress import ProgressReporter
+from target_chartmogul.run.summary import RunSummary
 from tests.fake_chartmogul import Fault
 from tests.helpers import request_log
 from tests.running import API_KEY, run_cli, run_target

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from target_chartmogul.pacing import API_MAX_CONNECTIONS, WINDOW_MARGIN_SECONDS, Pacer
+from target_chartmogul.api.pacing import API_MAX_CONNECTIONS, WINDOW_MARGIN_SECONDS, Pacer
 
 
 class FakeClock:

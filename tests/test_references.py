@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from target_chartmogul.holdings import external_ids_in
-from target_chartmogul.references import matches
+from target_chartmogul.api.answers import external_ids_in
+from target_chartmogul.memory.references import matches
 from tests.billing import (
     CUSTOMERS,
     INVOICES_STREAM,

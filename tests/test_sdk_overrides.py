@@ -16,7 +16,7 @@ from singer_sdk.plugin_base import PluginBase
 from singer_sdk.sinks import BatchSink
 from singer_sdk.sinks.core import Sink
 
-from target_chartmogul.sdk_overrides import OVERRIDDEN, SDKOverrides
+from target_chartmogul.run.sdk_hooks import OVERRIDDEN, SDKOverrides
 from target_chartmogul.target import SINK_CLASSES, TargetChartMogul
 
 
@@ -26,7 +26,7 @@ def sdk_method(name: str) -> object:
             continue
         if name in cls.__dict__:
             return cls.__dict__[name]
-    pytest.fail(f"singer-sdk no longer defines {name}: target_chartmogul/sdk_overrides.py overrides nothing")
+    pytest.fail(f"singer-sdk no longer defines {name}: target_chartmogul/run/sdk_hooks.py overrides nothing")
 
 
 def test_every_private_override_is_listed_and_lives_in_one_module():
@@ -35,9 +35,9 @@ def test_every_private_override_is_listed_and_lives_in_one_module():
         for name in cls.__dict__ if name.startswith("_") and not name.startswith("__") and hasattr(Target, name)
         and callable(cls.__dict__[name])
     )
-    assert private == sorted(OVERRIDDEN), "a private singer-sdk method is overridden outside sdk_overrides.py"
+    assert private == sorted(OVERRIDDEN), "a private singer-sdk method is overridden outside run/sdk_hooks.py"
     for name in OVERRIDDEN:
-        assert TargetChartMogul.__dict__.get(name) is None, f"{name} must be overridden in sdk_overrides.py only"
+        assert TargetChartMogul.__dict__.get(name) is None, f"{name} must be overridden in run/sdk_hooks.py only"
 
 
 @pytest.mark.parametrize("sink_class", sorted(set(SINK_CLASSES.values()), key=lambda cls: cls.__name__))
@@ -64,18 +64,18 @@ def test_write_state_message_is_still_how_drain_all_prints_state():
     method = sdk_method("_write_state_message")
     assert list(inspect.signature(method).parameters) == ["self", "state"], (
         "singer-sdk changed Target._write_state_message(state): STATE withholding and the Decimal-safe "
-        "encoder (sdk_overrides.py) would no longer apply"
+        "encoder (run/sdk_hooks.py) would no longer apply"
     )
     assert "self._write_state_message(" in inspect.getsource(Target.drain_all), (
         "singer-sdk's drain_all no longer prints STATE through _write_state_message: STATE withholding and "
-        "the Decimal-safe encoder (sdk_overrides.py) would be skipped"
+        "the Decimal-safe encoder (run/sdk_hooks.py) would be skipped"
     )
 
 
 def test_handle_termination_is_still_the_signal_handler(base_config):
     method = sdk_method("_handle_termination")
     assert list(inspect.signature(method).parameters) == ["self", "signum", "frame"], (
-        "singer-sdk changed _handle_termination(signum, frame): the SIGTERM handling of sdk_overrides.py "
+        "singer-sdk changed _handle_termination(signum, frame): the SIGTERM handling of run/sdk_hooks.py "
         "(finish the batch in flight, exit 1 on a failed drain) would no longer apply"
     )
     before = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -84,7 +84,7 @@ def test_handle_termination_is_still_the_signal_handler(base_config):
         for sig in (signal.SIGTERM, signal.SIGINT):
             assert signal.getsignal(sig) == target._handle_termination, (
                 f"singer-sdk no longer registers _handle_termination for {sig.name}: the SIGTERM handling of "
-                "sdk_overrides.py would be skipped"
+                "run/sdk_hooks.py would be skipped"
             )
     finally:
         for sig, handler in before.items():

@@ -9,7 +9,7 @@ import fastjsonschema
 import jsonschema
 import pytest
 
-from target_chartmogul.validation import INVALID, RecordChecker, quick_check
+from target_chartmogul.values.validation import INVALID, RecordChecker, quick_check
 
 PLAIN = {
     "type": "object",

@@ -7,8 +7,8 @@ import decimal
 
 import pytest
 
-from target_chartmogul import values
 from target_chartmogul.errors import RecordRejected
+from target_chartmogul.values import text as values
 
 D = decimal.Decimal
 

@@ -30,15 +30,16 @@ import time
 import typing as t
 import uuid as uuidlib
 
+from target_chartmogul.api.client import Response
+from target_chartmogul.api.errors import APIError, is_already_exists
 from target_chartmogul.bulk.entries import Entry
 from target_chartmogul.bulk.outcomes import finished, status_of
 from target_chartmogul.bulk.requests import EXTERNAL_ID_PREFIX, MAX_BYTES, ImportRequest
-from target_chartmogul.client import Response
-from target_chartmogul.errors import APIError, FatalError, StoppedError, UncertainWrite, is_already_exists
+from target_chartmogul.errors import FatalError, StoppedError, UncertainWrite
 
 if t.TYPE_CHECKING:
-    from target_chartmogul.client import ChartMogulClient
-    from target_chartmogul.ledger import Ledger
+    from target_chartmogul.api.client import ChartMogulClient
+    from target_chartmogul.memory.ledger import Ledger
 
 Obj = dict[str, t.Any]
 MAX_IN_FLIGHT = 8

@@ -26,34 +26,23 @@ from __future__ import annotations
 import collections
 import decimal
 import json
-import pathlib
 import time
 import typing as t
 
-from target_chartmogul.attributes import same_value
+from target_chartmogul.bulk.context import LaneContext
 from target_chartmogul.bulk.entries import BulkWriter, Entry
 from target_chartmogul.bulk.imports import UNKNOWN, ImportRunner, InFlight
 from target_chartmogul.bulk.outcomes import describe, status_of
 from target_chartmogul.bulk.requests import ImportRequest, Unit, customers_per_request, pack
 from target_chartmogul.bulk.spool import Spool, remove_stale
 from target_chartmogul.bulk.verify import Verifier
-from target_chartmogul.encoding import dumps
-from target_chartmogul.holdings import LISTS
-from target_chartmogul.ordering import rank
+from target_chartmogul.config.registry import rank_of
+from target_chartmogul.memory.holdings import LISTS
+from target_chartmogul.values.attributes import same_value
+from target_chartmogul.values.encoding import dumps
 
 if t.TYPE_CHECKING:
-    import logging
-
-    from target_chartmogul.client import ChartMogulClient
-    from target_chartmogul.errors import APIError
-    from target_chartmogul.invoice_parts import InvoiceParts
-    from target_chartmogul.ledger import Ledger
-    from target_chartmogul.ordering import WriteOrder
-    from target_chartmogul.progress import ProgressReporter
-    from target_chartmogul.references import References
-    from target_chartmogul.stopping import StopGuard
-    from target_chartmogul.summary import RunSummary
-
+    from target_chartmogul.api.errors import APIError
 Record = dict[str, t.Any]
 Obj = dict[str, t.Any]
 # object -> the kind references and listings name it by ("customers" -> "customer")
@@ -64,35 +53,6 @@ PROBE_FACT = "bulk_customer_attributes_probe"  # the customer (and its attribute
 KEPT, DROPPED = "kept", "dropped"
 PROBES = 3  # imports of one customer sent to find out, at most (one ChartMogul cannot say it took tells nothing)
 POLL_FACT = "bulk_import_polled_by"  # "external_id" or "id": what ChartMogul answered polls by (data source "")
-
-
-class LaneContext(t.Protocol):
-    """What the lane needs of the run (target_chartmogul.context.RunContext)."""
-
-    logger: logging.Logger
-    dry_run: bool
-    summary: RunSummary
-    refs: References
-    order: WriteOrder
-    invoice_parts: InvoiceParts
-    progress: ProgressReporter
-    guard: StopGuard
-    state_dir: pathlib.Path
-
-    @property
-    def client(self) -> ChartMogulClient:
-        """The run's HTTP client."""
-
-    @property
-    def ledger(self) -> Ledger:
-        """The sync memory."""
-
-    def setting(self, name: str) -> t.Any:
-        """A top-level setting."""
-
-    def reject(self, stream: str, key: dict[str, t.Any], reject_key: str, record: Record, reason: str, *,
-               field: str | None = None, status: int | None = None) -> None:
-        """Refuse one record."""
 
 
 class BulkLane:
@@ -265,7 +225,7 @@ class BulkLane:
             by_stream[stream].append(record)
         units: list[Unit] = []
         before: list[tuple[str, Record]] = []
-        for stream in sorted(by_stream, key=lambda name: rank(self.writers[name])):
+        for stream in sorted(by_stream, key=lambda name: rank_of(self.writers[name].object_name)):
             writer = self.writers[stream]
             got, only_rest = writer.bulk_entries(by_stream[stream])
             units.extend(got)
@@ -283,7 +243,7 @@ class BulkLane:
         """Write records through REST, lower ranks first (customers before their invoices)."""
         self._through_rest = True
         try:
-            for stream in sorted(records, key=lambda name: rank(self.writers[name])):
+            for stream in sorted(records, key=lambda name: rank_of(self.writers[name].object_name)):
                 if records[stream]:
                     self.writers[stream].retry_records(records[stream])
         finally:

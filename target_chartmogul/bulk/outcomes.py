@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import typing as t
 
-from target_chartmogul.encoding import dumps
+from target_chartmogul.values.encoding import dumps
 
 Obj = dict[str, t.Any]
 IN_PROGRESS = frozenset({"queued", "pending", "processing", "in_progress", "running", "importing", "started"})

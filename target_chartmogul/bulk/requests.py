@@ -15,7 +15,7 @@ import dataclasses
 import typing as t
 
 from target_chartmogul.bulk.entries import KINDS, Entry
-from target_chartmogul.encoding import dumps
+from target_chartmogul.values.encoding import dumps
 
 MAX_BYTES = 5_000_000  # "should not exceed 5MB": bytes of the body as sent
 MAX_CUSTOMERS = 1000

@@ -22,7 +22,7 @@ import threading
 import typing as t
 import uuid as uuidlib
 
-from target_chartmogul.encoding import dumps
+from target_chartmogul.values.encoding import dumps
 
 try:  # POSIX: a lock the kernel drops when the run dies, however it dies
     import fcntl

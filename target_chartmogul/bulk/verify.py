@@ -22,12 +22,13 @@ import concurrent.futures
 import queue
 import typing as t
 
+from target_chartmogul.api.answers import external_ids_in
 from target_chartmogul.bulk.entries import Entry
-from target_chartmogul.holdings import LISTS, external_ids_in, identified
+from target_chartmogul.memory.holdings import LISTS, identified
 
 if t.TYPE_CHECKING:
+    from target_chartmogul.bulk.context import LaneContext
     from target_chartmogul.bulk.entries import BulkWriter
-    from target_chartmogul.bulk.lane import LaneContext
     from target_chartmogul.bulk.spool import Spool
 
 Obj = dict[str, t.Any]

@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 import typing as t
 
-from target_chartmogul.attributes import check_key, coerce, type_from_schema, type_from_value
+from target_chartmogul.config.settings import StreamSettings
 from target_chartmogul.mapping.common import OnceLogger
-from target_chartmogul.settings import StreamSettings
+from target_chartmogul.values.attributes import check_key, coerce, type_from_schema, type_from_value
 
 
 class ColumnMapper:

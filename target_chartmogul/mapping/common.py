@@ -8,7 +8,7 @@ import threading
 import typing as t
 
 from target_chartmogul.errors import RecordRejected
-from target_chartmogul.values import is_blank, text
+from target_chartmogul.values.text import is_blank, text
 
 
 def required_text(record: t.Mapping[str, t.Any], field: str, why: str = "") -> str:

@@ -14,8 +14,8 @@ import typing as t
 from target_chartmogul.errors import RecordRejected
 from target_chartmogul.mapping.columns import ColumnMapper
 from target_chartmogul.mapping.common import optional_text, required_data_source
-from target_chartmogul.numbers import integer
-from target_chartmogul.values import is_blank
+from target_chartmogul.values.numbers import integer
+from target_chartmogul.values.text import is_blank
 
 TEXT_FIELDS = ("first_name", "last_name", "title", "email", "phone", "linked_in", "twitter", "notes")
 STANDARD_FIELDS = frozenset(

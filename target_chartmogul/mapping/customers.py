@@ -11,13 +11,13 @@ import dataclasses
 import logging
 import typing as t
 
-from target_chartmogul.attributes import CustomAttribute
-from target_chartmogul.dates import timestamp_text
+from target_chartmogul.config.settings import StreamSettings
 from target_chartmogul.errors import RecordRejected
 from target_chartmogul.mapping.columns import ColumnMapper
 from target_chartmogul.mapping.common import data_source, json_value, optional_text
-from target_chartmogul.settings import StreamSettings
-from target_chartmogul.values import country, is_blank, text
+from target_chartmogul.values.attributes import CustomAttribute
+from target_chartmogul.values.dates import timestamp_text
+from target_chartmogul.values.text import country, is_blank, text
 
 TEXT_FIELDS = ("name", "email", "company", "state", "city", "zip", "website_url", "owner")
 DATE_FIELDS = ("lead_created_at", "free_trial_started_at")

@@ -12,8 +12,6 @@ from __future__ import annotations
 import dataclasses
 import typing as t
 
-from target_chartmogul.booleans import boolean
-from target_chartmogul.dates import timestamp_text
 from target_chartmogul.errors import RecordRejected
 from target_chartmogul.mapping.common import (
     amount_column,
@@ -23,8 +21,10 @@ from target_chartmogul.mapping.common import (
     required_text,
 )
 from target_chartmogul.mapping.transactions import map_transaction
-from target_chartmogul.numbers import amount_cents, integer, parse
-from target_chartmogul.values import choice, currency, is_blank, text
+from target_chartmogul.values.booleans import boolean
+from target_chartmogul.values.dates import timestamp_text
+from target_chartmogul.values.numbers import amount_cents, integer, parse
+from target_chartmogul.values.text import choice, currency, is_blank, text
 
 LINE_ITEM_TYPES = ("subscription", "one_time", "trial")
 PRORATION_TYPES = ("differential", "differential_mrr", "full")

@@ -7,8 +7,8 @@ import typing as t
 
 from target_chartmogul.errors import RecordRejected
 from target_chartmogul.mapping.common import required_data_source, required_text
-from target_chartmogul.numbers import integer
-from target_chartmogul.values import choice
+from target_chartmogul.values.numbers import integer
+from target_chartmogul.values.text import choice
 
 INTERVAL_UNITS = ("day", "month", "year")
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 import dataclasses
 import typing as t
 
-from target_chartmogul.dates import timestamp_text
 from target_chartmogul.errors import RecordRejected
 from target_chartmogul.mapping.common import amount_column, optional_text, required_data_source, required_text
-from target_chartmogul.numbers import amount_cents, integer
-from target_chartmogul.values import choice, currency, is_blank
+from target_chartmogul.values.dates import timestamp_text
+from target_chartmogul.values.numbers import amount_cents, integer
+from target_chartmogul.values.text import choice, currency, is_blank
 
 EVENT_TYPES = (
     "subscription_start",

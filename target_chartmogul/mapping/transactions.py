@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import typing as t
 
-from target_chartmogul.dates import timestamp_text
 from target_chartmogul.errors import RecordRejected
 from target_chartmogul.mapping.common import amount_column
-from target_chartmogul.numbers import amount_cents
-from target_chartmogul.values import choice, currency, is_blank, text
+from target_chartmogul.values.dates import timestamp_text
+from target_chartmogul.values.numbers import amount_cents
+from target_chartmogul.values.text import choice, currency, is_blank, text
 
 TYPES = ("payment", "refund")
 RESULTS = ("successful", "failed")

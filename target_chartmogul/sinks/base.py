@@ -14,22 +14,23 @@ import typing as t
 
 from singer_sdk.sinks import BatchSink
 
+from target_chartmogul.api.errors import APIError
 from target_chartmogul.bulk.entries import Entry as BulkEntry
-from target_chartmogul.encoding import dumps
-from target_chartmogul.errors import APIError, FatalError, RecordRejected
-from target_chartmogul.ledger import Entry, payload_hash
+from target_chartmogul.config.registry import BY_NAME
+from target_chartmogul.errors import FatalError, RecordRejected
 from target_chartmogul.mapping.common import data_source, optional_text
-from target_chartmogul.objects import BY_NAME
-from target_chartmogul.references import Unresolved
-from target_chartmogul.validation import INVALID, Invalid, RecordChecker, SDKValidator
-from target_chartmogul.values import is_blank
+from target_chartmogul.memory.ledger import Entry, payload_hash
+from target_chartmogul.memory.references import Unresolved
+from target_chartmogul.values.encoding import dumps
+from target_chartmogul.values.text import is_blank
+from target_chartmogul.values.validation import INVALID, Invalid, RecordChecker, SDKValidator
 
 if t.TYPE_CHECKING:
     from singer_sdk.target_base import Target
 
-    from target_chartmogul.client import ChartMogulClient
-    from target_chartmogul.context import RunContext
-    from target_chartmogul.settings import StreamSettings
+    from target_chartmogul.api.client import ChartMogulClient
+    from target_chartmogul.config.settings import StreamSettings
+    from target_chartmogul.run.context import RunContext
 
 T = t.TypeVar("T")
 P = t.TypeVar("P")
@@ -145,7 +146,7 @@ class ChartMogulSink(ContextBound, BatchSink):
             self.context.order.before_write(self)
             self.write_records(rest)
 
-    # Ordering hooks (see target_chartmogul.ordering) ------------------------------------
+    # Ordering hooks (see target_chartmogul.run.ordering) ------------------------------------
     def retry(self, records: list[Record]) -> None:
         """Write records that waited for a reference (the final pass)."""
         self.context.logger.info("Retrying %d %s record(s) that waited for a reference", len(records), self.stream_name)

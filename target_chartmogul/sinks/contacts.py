@@ -21,9 +21,8 @@ from __future__ import annotations
 import threading
 import typing as t
 
-from target_chartmogul import compare
-from target_chartmogul.errors import APIError, RecordRejected
-from target_chartmogul.ledger import Entry
+from target_chartmogul.api.errors import APIError
+from target_chartmogul.errors import RecordRejected
 from target_chartmogul.mapping.common import data_source, optional_text
 from target_chartmogul.mapping.contacts import (
     ContactMapper,
@@ -34,8 +33,10 @@ from target_chartmogul.mapping.contacts import (
     is_copy,
     pair,
 )
+from target_chartmogul.memory.ledger import Entry
 from target_chartmogul.sinks.base import Unnamed
 from target_chartmogul.sinks.deletions import DeletesMissing
+from target_chartmogul.values import compare
 
 Record = dict[str, t.Any]
 Contact = dict[str, t.Any]

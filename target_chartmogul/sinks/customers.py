@@ -10,16 +10,17 @@ from __future__ import annotations
 import dataclasses
 import typing as t
 
-from target_chartmogul import attributes as attrs
-from target_chartmogul import compare
+from target_chartmogul.api.errors import APIError, is_already_exists
 from target_chartmogul.bulk.entries import Entry as BulkEntry
-from target_chartmogul.errors import APIError, RecordRejected, is_already_exists
-from target_chartmogul.ledger import Entry, payload_hash
+from target_chartmogul.errors import RecordRejected
 from target_chartmogul.mapping.common import data_source, optional_text
 from target_chartmogul.mapping.customers import DATE_FIELDS, CustomerMapper, CustomerPayload
+from target_chartmogul.memory.ledger import Entry, payload_hash
 from target_chartmogul.sinks.base import Unnamed
 from target_chartmogul.sinks.deletions import DeletesMissing
-from target_chartmogul.values import is_blank
+from target_chartmogul.values import attributes as attrs
+from target_chartmogul.values import compare
+from target_chartmogul.values.text import is_blank
 
 Record = dict[str, t.Any]
 

@@ -23,17 +23,18 @@ from __future__ import annotations
 import threading
 import typing as t
 
-from target_chartmogul import compare
-from target_chartmogul.errors import APIError, RecordRejected, is_already_exists
-from target_chartmogul.ledger import Digest, Entry, payload_hash
+from target_chartmogul.api.errors import APIError, is_already_exists
+from target_chartmogul.errors import RecordRejected
 from target_chartmogul.mapping.invoices import STATUSES, InvoicePayload, map_line_item
 from target_chartmogul.mapping.transactions import map_transaction
-from target_chartmogul.references import Unresolved
-from target_chartmogul.replacements import Replacer, keeping_transactions
+from target_chartmogul.memory.ledger import Digest, Entry, payload_hash
+from target_chartmogul.memory.references import Unresolved
 from target_chartmogul.sinks.deletions import DeletesMissing
+from target_chartmogul.sinks.replacements import Replacer, keeping_transactions
+from target_chartmogul.values import compare
 
 if t.TYPE_CHECKING:
-    from target_chartmogul.context import RunContext
+    from target_chartmogul.run.context import RunContext
 
 Record = dict[str, t.Any]
 Obj = dict[str, t.Any]

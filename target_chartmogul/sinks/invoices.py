@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import typing as t
 
+from target_chartmogul.api.errors import APIError
 from target_chartmogul.bulk.entries import Entry as BulkEntry
 from target_chartmogul.bulk.entries import MemoryRow
-from target_chartmogul.errors import APIError, RecordRejected
-from target_chartmogul.invoice_parts import LinePart
-from target_chartmogul.ledger import payload_hash
+from target_chartmogul.errors import RecordRejected
 from target_chartmogul.mapping.invoices import InvoicePayload, map_invoice, requested_status
-from target_chartmogul.references import Unresolved
-from target_chartmogul.replacements import held_as_body
+from target_chartmogul.memory.ledger import payload_hash
+from target_chartmogul.memory.references import Unresolved
+from target_chartmogul.run.invoice_parts import LinePart
 from target_chartmogul.sinks.invoice_writing import LinesAssembly, Pair, Record, RecordWaiting
 from target_chartmogul.sinks.line_items import remembered_lines
+from target_chartmogul.sinks.replacements import held_as_body
 
 if t.TYPE_CHECKING:
     from target_chartmogul.sinks.base import ChartMogulSink

@@ -25,18 +25,19 @@ from __future__ import annotations
 import json
 import typing as t
 
-from target_chartmogul.errors import APIError, RecordRejected
-from target_chartmogul.invoice_parts import LinePart
-from target_chartmogul.invoice_parts import Record as PartRecord
-from target_chartmogul.ledger import payload_hash
+from target_chartmogul.api.errors import APIError
+from target_chartmogul.errors import RecordRejected
 from target_chartmogul.mapping.common import data_source, required_data_source, required_text
 from target_chartmogul.mapping.invoices import InvoicePayload, check_line_item
-from target_chartmogul.replacements import held_as_body
+from target_chartmogul.memory.ledger import payload_hash
+from target_chartmogul.run.invoice_parts import LinePart
+from target_chartmogul.run.invoice_parts import Record as PartRecord
 from target_chartmogul.sinks.invoice_writing import InvoiceFinder, LinesAssembly, Record
-from target_chartmogul.values import is_blank
+from target_chartmogul.sinks.replacements import held_as_body
+from target_chartmogul.values.text import is_blank
 
 if t.TYPE_CHECKING:
-    from target_chartmogul.context import RunContext
+    from target_chartmogul.run.context import RunContext
 
 Obj = dict[str, t.Any]
 

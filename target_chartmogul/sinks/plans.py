@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import typing as t
 
-from target_chartmogul import compare
-from target_chartmogul.errors import APIError, RecordRejected, is_already_exists
-from target_chartmogul.ledger import Entry
+from target_chartmogul.api.errors import APIError, is_already_exists
+from target_chartmogul.errors import RecordRejected
 from target_chartmogul.mapping.plans import PlanPayload, map_plan
+from target_chartmogul.memory.ledger import Entry
 from target_chartmogul.sinks.base import ChartMogulSink
+from target_chartmogul.values import compare
 
 Record = dict[str, t.Any]
 

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import typing as t
 
-from target_chartmogul import compare
+from target_chartmogul.api.errors import APIError
 from target_chartmogul.bulk.entries import Entry as BulkEntry
 from target_chartmogul.bulk.entries import MemoryRow
-from target_chartmogul.errors import APIError, RecordRejected
-from target_chartmogul.ledger import Entry, payload_hash
+from target_chartmogul.errors import RecordRejected
 from target_chartmogul.mapping.subscription_events import EventPayload, delete_query, known_event_id, map_event
+from target_chartmogul.memory.ledger import Entry, payload_hash
 from target_chartmogul.sinks.deletions import DeletesMissing
+from target_chartmogul.values import compare
 
 Record = dict[str, t.Any]
 KIND = "subscription_event"

@@ -23,17 +23,18 @@ from __future__ import annotations
 
 import typing as t
 
-from target_chartmogul import compare
-from target_chartmogul.errors import APIError, RecordRejected, is_already_exists
-from target_chartmogul.invoice_parts import Payment
-from target_chartmogul.ledger import Entry, payload_hash
+from target_chartmogul.api.errors import APIError, is_already_exists
+from target_chartmogul.errors import RecordRejected
 from target_chartmogul.mapping.common import amount_column, data_source, optional_text, required_data_source
 from target_chartmogul.mapping.transactions import map_transaction
-from target_chartmogul.numbers import parse
-from target_chartmogul.references import Unresolved
-from target_chartmogul.replacements import Replacer, held_as_body
+from target_chartmogul.memory.ledger import Entry, payload_hash
+from target_chartmogul.memory.references import Unresolved
+from target_chartmogul.run.invoice_parts import Payment
 from target_chartmogul.sinks.deletions import DeletesMissing
 from target_chartmogul.sinks.invoice_writing import InvoiceFinder, carried
+from target_chartmogul.sinks.replacements import Replacer, held_as_body
+from target_chartmogul.values import compare
+from target_chartmogul.values.numbers import parse
 
 Record = dict[str, t.Any]
 Obj = dict[str, t.Any]

@@ -14,14 +14,15 @@ import typing as t
 
 import pytest
 
-from target_chartmogul import compare
-from target_chartmogul.client import ChartMogulClient, Response
-from target_chartmogul.errors import APIError, is_already_exists, parse_error_body
-from target_chartmogul.holdings import external_ids_in, identified, slim
+from target_chartmogul.api.answers import external_ids_in
+from target_chartmogul.api.client import ChartMogulClient, Response
+from target_chartmogul.api.errors import APIError, is_already_exists, parse_error_body
 from target_chartmogul.mapping.contacts import ContactPayload, best_matches, pair
 from target_chartmogul.mapping.customers import DATE_FIELDS
 from target_chartmogul.mapping.subscription_events import delete_query, known_event_id, map_event
-from target_chartmogul.references import matches
+from target_chartmogul.memory.holdings import identified, slim
+from target_chartmogul.memory.references import matches
+from target_chartmogul.values import compare
 from tests.contract.recordings import Exchange, load
 
 

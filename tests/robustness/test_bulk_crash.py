@@ -11,7 +11,7 @@ import pathlib
 import signal
 import typing as t
 
-from target_chartmogul.ledger import Ledger
+from target_chartmogul.memory.ledger import Ledger
 from tests import backfill
 from tests.fake_chartmogul import FakeChartMogul
 from tests.robustness.load import TargetProcess, wait_for

@@ -13,7 +13,7 @@ import pathlib
 import threading
 import typing as t
 
-from target_chartmogul.encoding import dumps
+from target_chartmogul.values.encoding import dumps
 
 
 def dry_run_path(path: str | pathlib.Path) -> pathlib.Path:

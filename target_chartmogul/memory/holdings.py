@@ -21,11 +21,12 @@ import concurrent.futures
 import threading
 import typing as t
 
-from target_chartmogul.objects import REGISTRY
+from target_chartmogul.api.answers import external_ids_in
+from target_chartmogul.config.registry import REGISTRY
 
 if t.TYPE_CHECKING:
-    from target_chartmogul.client import ChartMogulClient
-    from target_chartmogul.ledger import Ledger
+    from target_chartmogul.api.client import ChartMogulClient
+    from target_chartmogul.memory.ledger import Ledger
 
 Obj = dict[str, t.Any]
 
@@ -37,27 +38,6 @@ LISTS: dict[str, tuple[str, str, str]] = {
 NOISE = frozenset(
     {"address", "chartmogul-url", "billing-system-url", "billing-system-type", "currency-sign", "mrr", "arr", "id"}
 )
-
-
-def external_ids_in(obj: Obj, data_source_uuid: str) -> list[str]:
-    """The external ids an object has in one data source.
-
-    A merged customer carries parallel `external_ids` and `data_source_uuids` lists
-    (recorded); objects without them (plans, invoices) have one `external_id`, and an
-    invoice's data source is what the listing was filtered by.
-    """
-    ids = obj.get("external_ids")
-    sources = obj.get("data_source_uuids")
-    if isinstance(ids, list) and isinstance(sources, list) and len(ids) == len(sources):
-        return [str(ext) for ext, ds in zip(ids, sources, strict=True) if ds == data_source_uuid and ext]
-    source = obj.get("data_source_uuid")
-    if isinstance(sources, list) and data_source_uuid not in sources:
-        return []
-    if source is not None and not isinstance(sources, list) and source != data_source_uuid:
-        return []
-    if isinstance(ids, list):
-        return [str(ext) for ext in ids if ext]
-    return [str(obj["external_id"])] if obj.get("external_id") else []
 
 
 def identified(obj: Obj) -> Obj:

@@ -12,9 +12,9 @@ import typing as t
 
 import pycountry
 
-from target_chartmogul.dates import iso_utc
 from target_chartmogul.errors import RecordRejected
-from target_chartmogul.numbers import plain_number
+from target_chartmogul.values.dates import iso_utc
+from target_chartmogul.values.numbers import plain_number
 
 SHOWN_LENGTH = 40
 

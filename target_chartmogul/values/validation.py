@@ -15,8 +15,8 @@ import fastjsonschema
 import jsonschema
 from singer_sdk.sinks.core import BaseJSONSchemaValidator
 
-from target_chartmogul import dates
 from target_chartmogul.errors import FatalError, RecordRejected
+from target_chartmogul.values import dates
 
 INVALID = "__target_chartmogul_invalid__"
 

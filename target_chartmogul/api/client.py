@@ -22,21 +22,20 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from target_chartmogul import __version__
-from target_chartmogul.connection import unreachable, unreachable_message
-from target_chartmogul.encoding import dumps
+from target_chartmogul.api.connection import unreachable, unreachable_message
+from target_chartmogul.api.errors import APIError, parse_error_body
+from target_chartmogul.api.pacing import Pacer
 from target_chartmogul.errors import (
-    APIError,
     AuthenticationError,
     FatalError,
     RetriesExhaustedError,
     StoppedError,
     TargetChartMogulError,
     UncertainWrite,
-    parse_error_body,
 )
-from target_chartmogul.pacing import Pacer
+from target_chartmogul.values.encoding import dumps
 
-LOGGER = logging.getLogger("target_chartmogul.client")
+LOGGER = logging.getLogger("target_chartmogul.api.client")
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 520, 524})
 # Refusals before any work: the rate limit (429) and too many parallel connections (503). Any other transient
@@ -147,7 +146,7 @@ def _wait_gen(base: float, cap: float) -> t.Generator[float, t.Any, None]:
 class ChartMogulClient:
     """Thread-safe ChartMogul REST client shared by all sinks of a run.
 
-    Every request is sent (dry runs use `target_chartmogul.dry_run.DryRunClient`, which
+    Every request is sent (dry runs use `target_chartmogul.api.dry_run.DryRunClient`, which
     answers writes itself).
     """
 

@@ -20,11 +20,11 @@ from __future__ import annotations
 import logging
 import typing as t
 
-from target_chartmogul import compare
-from target_chartmogul.errors import APIError
+from target_chartmogul.api.errors import APIError
+from target_chartmogul.values import compare
 
 if t.TYPE_CHECKING:
-    from target_chartmogul.context import RunContext
+    from target_chartmogul.run.context import RunContext
 
 Obj = dict[str, t.Any]
 LOGGER = logging.getLogger("target-chartmogul")

@@ -18,14 +18,14 @@ import re
 import threading
 import typing as t
 
-from target_chartmogul import dates
-from target_chartmogul.client import Attempt, ChartMogulClient, Response
-from target_chartmogul.dry_run_answers import EventsAndContacts, Refusal
-from target_chartmogul.encoding import dumps
-from target_chartmogul.errors import APIError
-from target_chartmogul.holdings import external_ids_in
+from target_chartmogul.api.answers import external_ids_in
+from target_chartmogul.api.client import Attempt, ChartMogulClient, Response
+from target_chartmogul.api.dry_run_answers import EventsAndContacts, Refusal
+from target_chartmogul.api.errors import APIError
+from target_chartmogul.values import dates
+from target_chartmogul.values.encoding import dumps
 
-LOGGER = logging.getLogger("target_chartmogul.dry_run")
+LOGGER = logging.getLogger("target_chartmogul.api.dry_run")
 
 JSON = dict[str, t.Any]
 
@@ -391,7 +391,7 @@ class DryRunClient(ChartMogulClient):
     - custom attributes POST/PUT (200 `{"custom"}`), DELETE (204); tags POST/DELETE (200 `{"tags"}`).
     - DELETE customers/{uuid}, invoices/{uuid}: 204 (404 when there is no such object).
     - subscription events (POST 201, PATCH 200, DELETE 204) and contacts (POST 201, PATCH 200,
-      DELETE 200 `{}`): answered by `target_chartmogul/dry_run_answers.py`.
+      DELETE 200 `{}`): answered by `target_chartmogul/api/dry_run_answers.py`.
     - Any other write: 200 with the body echoed (no sink sends one today).
 
     GETs of objects this dry run created or changed are answered from its memory, never

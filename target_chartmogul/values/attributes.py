@@ -15,11 +15,11 @@ import math
 import re
 import typing as t
 
-from target_chartmogul import dates, numbers
-from target_chartmogul.booleans import boolean
-from target_chartmogul.encoding import dumps
 from target_chartmogul.errors import RecordRejected
-from target_chartmogul.values import text
+from target_chartmogul.values import dates, numbers
+from target_chartmogul.values.booleans import boolean
+from target_chartmogul.values.encoding import dumps
+from target_chartmogul.values.text import text
 
 STRING, INTEGER, DECIMAL, TIMESTAMP, BOOLEAN = "String", "Integer", "Decimal", "Timestamp", "Boolean"
 MAX_STRING_LENGTH = 255

@@ -12,10 +12,10 @@ import typing as t
 
 from singer_sdk import typing as th
 
+from target_chartmogul.config.registry import REGISTRY
 from target_chartmogul.errors import FatalError
-from target_chartmogul.objects import REGISTRY
 
-# Derived from the one entry per object in `target_chartmogul/objects.py`; in write order.
+# Derived from the one entry per object in `target_chartmogul/config/registry.py`; in write order.
 OBJECTS = tuple(entry.name for entry in REGISTRY)
 DEFAULT_API_URL = "https://api.chartmogul.com/v1"
 DEFAULT_REJECTS_PATH = ".target-chartmogul/rejects.jsonl"

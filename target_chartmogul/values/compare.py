@@ -20,9 +20,9 @@ import datetime as dt
 import decimal
 import typing as t
 
-from target_chartmogul import attributes, dates
 from target_chartmogul.errors import RecordRejected
-from target_chartmogul.values import is_blank
+from target_chartmogul.values import attributes, dates
+from target_chartmogul.values.text import is_blank
 
 Obj = t.Mapping[str, t.Any]
 

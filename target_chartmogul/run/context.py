@@ -14,22 +14,23 @@ import pathlib
 import threading
 import typing as t
 
+from target_chartmogul.api.client import ChartMogulClient
+from target_chartmogul.api.dry_run import DryRunClient
+from target_chartmogul.api.errors import APIError
+from target_chartmogul.api.request_log import RequestLog
+from target_chartmogul.api.request_stats import RequestStats
 from target_chartmogul.bulk.lane import BulkLane
-from target_chartmogul.client import ChartMogulClient
-from target_chartmogul.dry_run import DryRunClient
-from target_chartmogul.errors import APIError, FatalError
-from target_chartmogul.invoice_parts import InvoiceParts
-from target_chartmogul.ledger import Ledger, state_dir
-from target_chartmogul.ordering import WriteOrder
-from target_chartmogul.progress import ProgressReporter
-from target_chartmogul.references import References
-from target_chartmogul.rejects import RejectsFile, dry_run_path
-from target_chartmogul.request_log import RequestLog
-from target_chartmogul.request_stats import RequestStats
-from target_chartmogul.run_report import RunReport
-from target_chartmogul.settings import StreamSettings, setting, stream_settings
-from target_chartmogul.stopping import StopGuard
-from target_chartmogul.summary import RunSummary
+from target_chartmogul.config.settings import StreamSettings, setting, stream_settings
+from target_chartmogul.errors import FatalError
+from target_chartmogul.memory.ledger import Ledger, state_dir
+from target_chartmogul.memory.references import References
+from target_chartmogul.run.invoice_parts import InvoiceParts
+from target_chartmogul.run.ordering import WriteOrder
+from target_chartmogul.run.progress import ProgressReporter
+from target_chartmogul.run.rejects_file import RejectsFile, dry_run_path
+from target_chartmogul.run.report import RunReport
+from target_chartmogul.run.stopping import StopGuard
+from target_chartmogul.run.summary import RunSummary
 
 
 class RunContext:

@@ -12,8 +12,8 @@ import datetime as dt
 import pathlib
 import threading
 
-from target_chartmogul.client import Attempt
-from target_chartmogul.encoding import dumps
+from target_chartmogul.api.client import Attempt
+from target_chartmogul.values.encoding import dumps
 
 BODY_LIMIT = 4000
 

@@ -2,10 +2,11 @@
 
 Every per-object table is derived from `REGISTRY`, so an object cannot be half added: the
 stream options of `settings` (`OBJECTS`, `MODES`, `DEFAULT_MODE`, `DELETABLE`), the write
-order of `ordering` (an entry's place in `REGISTRY` is its rank), the listings of
-`holdings` (`LISTS`, and the bulk lane's reference kinds built from them) and the target's
-`SINK_CLASSES`. Sinks are named by path, not imported, so `settings` and `holdings` can read
-this module without importing a sink (and the sinks can import them without a cycle).
+order (`RANKS` here: an entry's place in `REGISTRY` is its rank, used by `run.ordering` and the
+bulk lane), the listings of `memory.holdings` (`LISTS`, and the bulk lane's reference kinds
+built from them) and the target's `SINK_CLASSES`. Sinks are named by path, not imported, so
+`settings` and `holdings` can read this module without importing a sink (and the sinks can
+import them without a cycle).
 """
 
 from __future__ import annotations
@@ -117,3 +118,10 @@ REGISTRY: tuple[ObjectEntry, ...] = (
 )
 
 BY_NAME: dict[str, ObjectEntry] = {entry.name: entry for entry in REGISTRY}
+# An object's rank in the write order is its place in REGISTRY (`run.ordering`, the bulk lane's REST order).
+RANKS: dict[str, int] = {entry.name: rank for rank, entry in enumerate(REGISTRY)}
+
+
+def rank_of(object_name: str) -> int:
+    """Plans first, then customers, invoices, transactions; anything else last."""
+    return RANKS.get(object_name, len(RANKS))

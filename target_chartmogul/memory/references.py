@@ -19,12 +19,13 @@ import typing as t
 
 import cachetools
 
+from target_chartmogul.api.answers import external_ids_in
 from target_chartmogul.errors import RecordRejected
-from target_chartmogul.holdings import LISTS, Holdings, external_ids_in
+from target_chartmogul.memory.holdings import LISTS, Holdings
 
 if t.TYPE_CHECKING:
-    from target_chartmogul.client import ChartMogulClient
-    from target_chartmogul.ledger import Ledger
+    from target_chartmogul.api.client import ChartMogulClient
+    from target_chartmogul.memory.ledger import Ledger
 
 Obj = dict[str, t.Any]
 

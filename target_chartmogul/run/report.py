@@ -12,13 +12,13 @@ import threading
 import time
 import typing as t
 
-from target_chartmogul.summary import UNCHANGED, WRITTEN
+from target_chartmogul.run.summary import UNCHANGED, WRITTEN
 
 if t.TYPE_CHECKING:
     import pathlib
 
-    from target_chartmogul.request_stats import RequestStats
-    from target_chartmogul.summary import RunSummary
+    from target_chartmogul.api.request_stats import RequestStats
+    from target_chartmogul.run.summary import RunSummary
 
 PREFIX = "target-chartmogul"
 

@@ -11,7 +11,7 @@ import threading
 import time
 import typing as t
 
-from target_chartmogul.summary import RunSummary
+from target_chartmogul.run.summary import RunSummary
 
 DONE_OUTCOMES = ("created", "imported", "updated", "corrected", "status_changed", "status_unconfirmed", "unchanged",
                  "already_present", "changed_not_applied", "deleted", "superseded", "rejected", "skipped")

@@ -18,10 +18,9 @@ from __future__ import annotations
 import threading
 import typing as t
 
-from target_chartmogul.settings import OBJECTS
+from target_chartmogul.config.registry import rank_of
 
 Record = dict[str, t.Any]
-RANKS: dict[str, int] = {name: rank for rank, name in enumerate(OBJECTS)}
 
 
 class Ranked(t.Protocol):
@@ -51,7 +50,7 @@ class Sequenced(Ranked, t.Protocol):
 
 def rank(sink: Ranked) -> int:
     """Plans first, then customers, invoices, transactions; anything else last."""
-    return RANKS.get(sink.object_name, len(RANKS))
+    return rank_of(sink.object_name)
 
 
 class WriteOrder:

@@ -23,7 +23,7 @@ OUTCOMES = (
     "retried",
     "retry_refused",
 )
-# The closing line's three figures (target_chartmogul/run_report.py): what landed, what needed nothing.
+# The closing line's three figures (target_chartmogul/run/report.py): what landed, what needed nothing.
 WRITTEN = ("created", "imported", "updated", "corrected", "status_changed", "deleted")
 UNCHANGED = ("unchanged", "already_present")
 

@@ -16,8 +16,8 @@ import decimal
 import json
 import typing as t
 
-from target_chartmogul.dates import iso_utc
-from target_chartmogul.numbers import plain_number
+from target_chartmogul.values.dates import iso_utc
+from target_chartmogul.values.numbers import plain_number
 
 
 def _default(value: t.Any) -> t.Any:

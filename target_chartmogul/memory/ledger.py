@@ -29,11 +29,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
-from target_chartmogul.encoding import dumps
+from target_chartmogul.config.settings import DEFAULT_LEDGER_URL
 from target_chartmogul.errors import FatalError
-from target_chartmogul.settings import DEFAULT_LEDGER_URL
+from target_chartmogul.values.encoding import dumps
 
-LOGGER = logging.getLogger("target_chartmogul.ledger")
+LOGGER = logging.getLogger("target_chartmogul.memory.ledger")
 
 metadata = sa.MetaData()
 synced = sa.Table(

@@ -10,7 +10,7 @@ import threading
 import typing as t
 
 if t.TYPE_CHECKING:
-    from target_chartmogul.client import Attempt
+    from target_chartmogul.api.client import Attempt
 
 
 class RequestStats:

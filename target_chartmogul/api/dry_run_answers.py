@@ -1,6 +1,6 @@
 """What a dry run answers for subscription events and contacts, as ChartMogul would.
 
-`DryRunClient` (target_chartmogul/dry_run.py) sends no write; for these two objects it
+`DryRunClient` (target_chartmogul/api/dry_run.py) sends no write; for these two objects it
 asks this module, which reads what ChartMogul holds through the dry run's own reads and
 answers in the recorded shapes: POST /subscription_events 201 with the event (an `id`),
 PATCH 200, DELETE 204, an unknown event 404, a used external id 422; POST /contacts 201,
@@ -15,8 +15,8 @@ import itertools
 import threading
 import typing as t
 
-from target_chartmogul import dates
-from target_chartmogul.errors import APIError
+from target_chartmogul.api.errors import APIError
+from target_chartmogul.values import dates
 
 JSON = dict[str, t.Any]
 EventKey = tuple[str, str]  # (data source, external id)
