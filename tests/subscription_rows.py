@@ -72,11 +72,14 @@ LIFECYCLE = (
 PRICED = {"subscription_start", "subscription_start_scheduled", "subscription_updated", "subscription_update_scheduled"}
 
 
-def event_rows(subscriptions: int, start: dt.datetime = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)) -> list[t.Any]:
-    """Ten events (every type once) per subscription, spread over the standard customers and plans."""
+def event_rows(subscriptions: int, start: dt.datetime = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc), *,
+               customers: t.Sequence[str] | None = None, plans: t.Sequence[str] | None = None) -> list[t.Any]:
+    """Ten events (every type once) per subscription, spread over the standard customers and plans (or those given)."""
+    accounts = list(customers) if customers is not None else [c["external_id"] for c in CUSTOMERS]
+    plan_ids = list(plans) if plans is not None else [p["external_id"] for p in PLANS]
     rows = []
     for n in range(subscriptions):
-        account = CUSTOMERS[n % len(CUSTOMERS)]["external_id"]
+        account = accounts[n % len(accounts)]
         for step, kind in enumerate(LIFECYCLE):
             day = start + dt.timedelta(days=n, hours=step)
             row: dict[str, t.Any] = {
@@ -96,7 +99,7 @@ def event_rows(subscriptions: int, start: dt.datetime = dt.datetime(2024, 1, 1, 
                 "event_order": step if n % 3 == 0 else None,
             }
             if kind in PRICED:
-                row.update(plan_external_id=PLANS[(n + step) % len(PLANS)]["external_id"], currency="EUR",
+                row.update(plan_external_id=plan_ids[(n + step) % len(plan_ids)], currency="EUR",
                            amount_in_cents=Decimal(f"{1000 + n * 10 + step}.00"), quantity=1 + step % 3,
                            tax_amount_in_cents=Decimal(190 + n) if step % 2 else None)
             if kind == "subscription_event_retracted":
@@ -151,26 +154,27 @@ def assert_events_are(fake: FakeChartMogul, ds: str, rows: t.Sequence[dict[str, 
 # ---------------------------------------------------------------------------------- contacts
 
 
-def people_rows() -> list[dict[str, t.Any]]:
-    """Two or three people at each standard customer; custom attributes of three types."""
+def people_rows(customers: t.Sequence[str] | None = None) -> list[dict[str, t.Any]]:
+    """Two or three people at each standard customer (or each of those given); custom attributes of three types."""
+    accounts = list(customers) if customers is not None else [c["external_id"] for c in CUSTOMERS]
     rows = []
-    for index, customer in enumerate(CUSTOMERS):
+    for index, customer in enumerate(accounts):
         for n in range(2 + index % 2):
             rows.append({
                 "external_id": f"person-{index}-{n}",
-                "customer_external_id": customer["external_id"],
+                "customer_external_id": customer,
                 "first_name": f"First{index}{n}",
                 "last_name": f"Last{index}{n}",
                 "title": "CFO" if n == 0 else "Engineer",
                 "position": n + 1,
-                "email": f"p{index}{n}@{customer['external_id']}.test",
+                "email": f"p{index}{n}@{customer}.test",
                 "phone": f"+49 30 {index}{n}",
                 "linked_in": None,
                 "twitter": f"https://twitter.com/p{index}{n}" if n else None,
                 "notes": "Billing contact" if n == 0 else None,
                 "champion": n == 0,
                 "seats_owned": 10 * (n + 1),
-                "birthday": f"1980-0{n + 1}-1{index}",
+                "birthday": f"1980-0{n + 1}-{10 + index % 19}",
             })
     return rows
 

@@ -2,7 +2,9 @@
 
 Shaped like tap-postgres output of `invoices`, `invoice_lines` and `payments` tables with
 `numeric(12,2)` amounts (currency units: `99.90`), and checks that ChartMogul holds them
-exactly, cents included.
+exactly, cents included. `Tables(every_field=True)` fills every standard field of a header, a line
+and a payment (discounts, taxes, fees, proration, account codes, event order, non-ASCII text), for
+any customers (`customers=`) and under other stream names (`messages(names=...)`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from decimal import Decimal
 
 from tests.billing import CUSTOMERS, PLANS, encode, instant, one_customer_uuid
 from tests.fake_chartmogul import FakeChartMogul
-from tests.singer_messages import DATETIME, INTEGER, NUMBER, STRING, schema
+from tests.singer_messages import BOOLEAN, DATETIME, INTEGER, NUMBER, STRING, schema
 
 HEADERS_STREAM = "billing-invoices"
 LINES_STREAM = "billing-invoice_lines"
@@ -25,29 +27,41 @@ LINE_PROPS = {"external_id": STRING, "invoice_external_id": STRING, "type": STRI
               "quantity": INTEGER, "amount": NUMBER, "description": STRING}
 PAYMENT_PROPS = {"external_id": STRING, "invoice_external_id": STRING, "type": STRING, "result": STRING,
                  "date": DATETIME, "amount": NUMBER}
+# every_field: what a billing database also keeps for each header, line and payment
+FULL_HEADER_PROPS = {**HEADER_PROPS, "collection_method": STRING}
+FULL_LINE_PROPS = {**LINE_PROPS, "subscription_set_external_id": STRING, "prorated": BOOLEAN,
+                   "proration_type": STRING, "cancelled_at": DATETIME, "discount_code": STRING,
+                   "discount_amount": NUMBER, "discount_description": STRING, "tax_amount": NUMBER,
+                   "transaction_fees": NUMBER, "transaction_fees_currency": STRING, "account_code": STRING,
+                   "event_order": INTEGER}
+FULL_PAYMENT_PROPS = {**PAYMENT_PROPS, "transaction_fees": NUMBER, "transaction_fees_currency": STRING}
 
 
-def streams_config() -> dict[str, t.Any]:
-    """The `streams` setting of the three tables: amounts in currency units."""
+def streams_config(names: t.Mapping[str, str] | None = None) -> dict[str, t.Any]:
+    """The `streams` setting of the three tables: amounts in currency units (`names` as in `Tables.messages`)."""
+    streams = {"headers": HEADERS_STREAM, "lines": LINES_STREAM, "payments": PAYMENTS_STREAM, **(names or {})}
     return {
-        HEADERS_STREAM: {"object": "invoices", "amount_unit": "units"},
-        LINES_STREAM: {"object": "line_items", "amount_unit": "units"},
-        PAYMENTS_STREAM: {"object": "transactions", "amount_unit": "units"},
+        streams["headers"]: {"object": "invoices", "amount_unit": "units"},
+        streams["lines"]: {"object": "line_items", "amount_unit": "units"},
+        streams["payments"]: {"object": "transactions", "amount_unit": "units"},
     }
 
 
 class Tables:
     """Rows of the three tables (deterministic), and their messages."""
 
-    def __init__(self, invoices: int = 12) -> None:
+    def __init__(self, invoices: int = 12, *, customers: t.Sequence[str] | None = None, every_field: bool = False,
+                 prefix: str = "inv") -> None:
+        self.every_field = every_field
         self.headers: list[dict[str, t.Any]] = []
         self.lines: list[dict[str, t.Any]] = []
         self.payments: list[dict[str, t.Any]] = []
+        accounts = list(customers) if customers is not None else [c["external_id"] for c in CUSTOMERS]
         for n in range(1, invoices + 1):
-            customer = CUSTOMERS[n % len(CUSTOMERS)]["external_id"]
+            customer = accounts[n % len(accounts)]
             plan = PLANS[n % len(PLANS)]["external_id"]
             currency = "JPY" if n % 6 == 0 else "EUR"
-            ext = f"inv-{n:03d}"
+            ext = f"{prefix}-{n:03d}"
             date = f"2024-{1 + n % 12:02d}-0{1 + n % 9}T00:00:00+00:00"
             self.headers.append({"external_id": ext, "customer_external_id": customer, "date": date, "due_date": None,
                                  "currency": currency, "status": "paid"})
@@ -62,18 +76,49 @@ class Tables:
                                "service_period_start": None, "service_period_end": None, "quantity": 2,
                                "amount": setup, "description": "Setup"})
             if n % 4 != 0:
-                self.payments.append({"external_id": f"pay-{n:03d}", "invoice_external_id": ext, "type": "payment",
+                pay = "pay" if prefix == "inv" else f"{prefix}-pay"
+                self.payments.append({"external_id": f"{pay}-{n:03d}", "invoice_external_id": ext, "type": "payment",
                                       "result": "successful", "date": date, "amount": price + setup * 2})
+            if every_field:
+                self._fill(n, currency)
+
+    def _fill(self, n: int, currency: str) -> None:
+        """Every other standard field of invoice `n`'s header, lines and payment (nulls and blanks among them)."""
+        header, lines = self.headers[-1], self.lines[-2:]
+        header.update(collection_method=("automatic", "manual", None)[n % 3], due_date=None if n % 2 else header["date"])
+        subscription, one_time = lines
+        small = Decimal("100") if currency == "JPY" else Decimal("1.50")
+        subscription.update(
+            subscription_set_external_id=f"set-{subscription['subscription_external_id']}" if n % 2 else None,
+            prorated=n % 3 == 0, proration_type="differential" if n % 3 == 0 else None,
+            cancelled_at=header["date"].replace("2024-", "2025-") if n % 5 == 0 else None,
+            discount_code="WILLKOMMEN" if n % 2 else "", discount_amount=small if n % 2 else None,
+            discount_description="Willkommensrabatt für Neukunden" if n % 2 else None, tax_amount=small * 2,
+            transaction_fees=small, transaction_fees_currency=currency, account_code=f"4{n:03d}", event_order=n,
+            description=("Abonnement Größe M", "月額プラン", "Subscription")[n % 3])
+        one_time.update(
+            subscription_set_external_id=None, prorated=None, proration_type=None, cancelled_at=None,
+            discount_code=None, discount_amount=None, discount_description=None, tax_amount=small if n % 2 else None,
+            transaction_fees=None, transaction_fees_currency=None, account_code="" if n % 2 else "8400",
+            event_order=None, description="Einrichtung / 初期設定")
+        if self.payments and self.payments[-1]["invoice_external_id"] == header["external_id"]:
+            self.payments[-1].update(transaction_fees=small if n % 2 else None,
+                                     transaction_fees_currency=currency if n % 2 else None)
 
     def copy(self) -> Tables:
         return copy.deepcopy(self)
 
-    def messages(self, order: t.Sequence[str] = ("lines", "headers", "payments")) -> list[t.Any]:
-        """SCHEMA and RECORD messages, stream after stream in `order` (tap-postgres: alphabetical)."""
+    def messages(self, order: t.Sequence[str] = ("lines", "headers", "payments"),
+                 names: t.Mapping[str, str] | None = None) -> list[t.Any]:
+        """SCHEMA and RECORD messages, stream after stream in `order` (tap-postgres: alphabetical); `names` renames
+        the streams (`{"headers": "public-invoices", ...}`).
+        """
+        full = self.every_field
+        streams = {"headers": HEADERS_STREAM, "lines": LINES_STREAM, "payments": PAYMENTS_STREAM, **(names or {})}
         parts = {
-            "headers": (HEADERS_STREAM, HEADER_PROPS, self.headers),
-            "lines": (LINES_STREAM, LINE_PROPS, self.lines),
-            "payments": (PAYMENTS_STREAM, PAYMENT_PROPS, self.payments),
+            "headers": (streams["headers"], FULL_HEADER_PROPS if full else HEADER_PROPS, self.headers),
+            "lines": (streams["lines"], FULL_LINE_PROPS if full else LINE_PROPS, self.lines),
+            "payments": (streams["payments"], FULL_PAYMENT_PROPS if full else PAYMENT_PROPS, self.payments),
         }
         out: list[t.Any] = []
         for name in order:
