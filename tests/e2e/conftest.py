@@ -17,6 +17,7 @@ from tests.e2e.postgres import Database, PostgresUnavailable, Server, connect_or
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 TOOLS = REPO / ".tools"
+ACCOUNTS_SQL = pathlib.Path(__file__).resolve().parent / "sql" / "accounts.sql"
 
 
 def unavailable(reason: str) -> t.NoReturn:
@@ -46,6 +47,17 @@ def billing_db(pg_server: Server) -> t.Iterator[Database]:
     db = pg_server.create_database()
     try:
         db.load()
+        yield db
+    finally:
+        db.drop()
+
+
+@pytest.fixture
+def accounts_db(pg_server: Server) -> t.Iterator[Database]:
+    """A fresh database holding the first-load billing data (tests/e2e/sql/accounts.sql), dropped afterwards."""
+    db = pg_server.create_database("tcm_accounts")
+    try:
+        db.load(ACCOUNTS_SQL)
         yield db
     finally:
         db.drop()
