@@ -685,3 +685,48 @@ def test_an_invoice_status_survives_other_writes_of_its_row_and_goes_with_a_dele
     again = Ledger(ledger_url)
     assert again.get("invoices", DS, "inv-9") is None
     again.close()
+
+
+def test_a_version_6_memory_gains_the_facts_table_and_keeps_everything(ledger_url, caplog):
+    """Version 7 keeps what the loader learnt of ChartMogul per data source (whether a bulk body's customer
+    attributes are kept), so it is found out once, not in every run.
+    """
+    memory = Ledger(ledger_url)
+    memory.written("customers", DS, "c-1", uuid="cus_1", payload=HASH_A, stream="public-customers")
+    memory.bulk_import_sending("local-1", DS, [{"stream": "public-customers"}])
+    memory.close()
+    engine = engine_for(ledger_url)
+    with engine.begin() as conn:  # what release 6 left: no facts table, stamped 6
+        conn.exec_driver_sql("DROP TABLE tcm_facts")
+        conn.exec_driver_sql("UPDATE tcm_schema SET version = 6")
+    engine.dispose()
+    before = dump(ledger_url)
+    caplog.set_level(logging.INFO, logger="target_chartmogul.memory.ledger")
+
+    memory = Ledger(ledger_url)
+    unknown = memory.fact(DS, "bulk_customer_attributes")
+    memory.set_fact(DS, "bulk_customer_attributes", "kept")
+    memory.set_fact(DS, "bulk_customer_attributes", "dropped")  # a fact learnt again replaces the first
+    memory.set_fact("", "bulk_import_polled_by", "external_id")
+    in_flight = memory.bulk_imports_in_flight()
+    memory.close()
+
+    assert migration_logs(caplog) == [f"Sync memory at {ledger_url} migrated from schema 6 to {CURRENT} "
+                                      "(tables or columns added; every remembered row kept)"]
+    assert dump(ledger_url) == {**before, "version": [(CURRENT,)]}
+    assert unknown is None
+    assert in_flight == [("local-1", DS, None, [{"stream": "public-customers"}])]
+    reopened = Ledger(ledger_url)
+    assert (reopened.fact(DS, "bulk_customer_attributes"), reopened.fact("", "bulk_import_polled_by"),
+            reopened.fact("ds_other", "bulk_customer_attributes")) == ("dropped", "external_id", None)
+    reopened.forget_fact(DS, "bulk_customer_attributes")
+    assert reopened.fact(DS, "bulk_customer_attributes") is None
+    reopened.close()
+
+
+def test_a_dry_run_learns_no_fact(ledger_url):
+    Ledger(ledger_url).close()
+    dry = Ledger(ledger_url, read_only=True)
+    dry.set_fact(DS, "bulk_customer_attributes", "kept")
+    assert dry.fact(DS, "bulk_customer_attributes") is None
+    dry.close()

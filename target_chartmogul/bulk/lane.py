@@ -308,14 +308,13 @@ class BulkLane:
             return
         probe = json.loads(noted, parse_float=decimal.Decimal)
         self.context.ledger.forget_fact(ds, PROBE_FACT)
-        if self._unknown.get(ds):  # ChartMogul cannot say whether that import was even taken: it tells nothing
-            return
         held = self.context.refs.held("customer", ds, probe["customer"], fresh=True)
-        if held is None:  # refused or not stored: not known; this run sends attributes by REST, the next asks again
-            self._attributes[ds] = DROPPED
-            self.context.logger.info("ChartMogul did not create customer %s of the bulk import that carried its custom "
-                                     "attributes and tags: in this run they go through REST", probe["customer"])
-            return
+        if held is None:
+            if not self._unknown.get(ds):  # refused or not stored: this run sends attributes by REST, the next asks
+                self._attributes[ds] = DROPPED
+                self.context.logger.info("ChartMogul did not create customer %s of the bulk import that carried its "
+                                         "custom attributes and tags: in this run they go through REST", probe["customer"])
+            return  # an import ChartMogul cannot say it took tells nothing
         learnt = self._attributes[ds] = KEPT if attributes_kept(probe["sent"], held) else DROPPED
         self.context.ledger.set_fact(ds, ATTRIBUTES_FACT, learnt)
         self.context.logger.info(

@@ -11,6 +11,8 @@ import pathlib
 import signal
 import typing as t
 
+import pytest
+
 from target_chartmogul.memory.ledger import Ledger
 from tests import backfill
 from tests.fake_chartmogul import FakeChartMogul
@@ -43,11 +45,13 @@ def kill_once_polled(fake: FakeChartMogul, first: TargetProcess, sig: int, polls
         first.kill(sig)
 
 
+@pytest.mark.parametrize("poll_by", ["external_id", "id"])
 def test_sigkill_while_an_import_is_processing_then_the_rerun_polls_it_instead_of_sending_it_again(
-        fake, ds, base_config, tmp_path):
+        fake, ds, base_config, tmp_path, poll_by):
     data = backfill.backfill(60)
     config, work, feed = prepared(base_config, tmp_path, data)
     imports = fake.json_imports
+    imports.poll_by = poll_by  # as the reference polls (by the external id sent), or as the python mock (by id)
     imports.paused = True  # the import stays "processing" until the first run is dead
 
     first = TargetProcess(config, work, input_file=feed)
@@ -69,7 +73,8 @@ def test_sigkill_while_an_import_is_processing_then_the_rerun_polls_it_instead_o
     sent = [[c["external_id"] for c in body["customers"]] for body in imports.submitted]
     assert sent == [["c-00000"], [f"c-{n:05d}" for n in range(1, 60)]]
     external_id = imports.submitted[0]["external_id"]
-    assert imports.polls[external_id] > polls_before.get(external_id, 0)  # polled by its external id, as documented
+    polled_by = external_id if poll_by == "external_id" else import_id  # the first run learnt which one works
+    assert imports.polls[polled_by] > polls_before.get(polled_by, 0)
     assert f"Polling bulk import {external_id} ({import_id})" in second.stderr
     backfill.assert_landed(fake, ds, data)
     assert not (work / ".target-chartmogul" / "rejects.jsonl").exists()
