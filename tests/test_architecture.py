@@ -20,7 +20,6 @@ import pytest
 from target_chartmogul import target
 from target_chartmogul.bulk import lane
 from target_chartmogul.config import registry, settings
-from target_chartmogul.memory import holdings
 from target_chartmogul.run import ordering
 from target_chartmogul.sinks.base import ChartMogulSink
 from tests.conftest import REPO
@@ -248,16 +247,50 @@ def test_the_write_order_is_the_order_of_the_registry():
     assert registry.rank_of("not_an_object") == len(ranks)
 
 
-def test_the_listings_are_the_registry():
-    listed = [entry for entry in registry.REGISTRY if entry.listing]
-    assert {e.listing.kind: (e.listing.path, e.listing.root, e.name) for e in listed if e.listing} == holdings.LISTS
-    assert len(holdings.LISTS) == len(listed), "two objects share a reference kind"
-    assert {e.name: e.listing.kind for e in listed if e.listing} == lane.REFERENCE_KINDS
+def test_the_resources_are_the_registry():
+    with_resource = [entry for entry in registry.REGISTRY if entry.resource]
+    assert {e.resource.kind: e.resource for e in with_resource if e.resource} == registry.RESOURCES
+    assert len(registry.RESOURCES) == len(with_resource), "two objects share a resource kind"
+    assert {e.resource.kind: e.name for e in with_resource if e.resource} == registry.OBJECT_OF
+    assert {e.name: e.resource.kind for e in with_resource if e.resource and e.resource.root} == lane.REFERENCE_KINDS
+
+
+def test_no_module_keeps_a_table_of_paths_or_root_keys_of_its_own():
+    """The list endpoints and root keys are read from the table (`registry.RESOURCES`): no other module names a
+    list answer's root key, so a new resource is one table line."""
+    roots = {"entries", "plans", "invoices", "subscription_events"}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.name == "registry.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "paginate":
+                literal = [arg.value for arg in node.args[1:2] if isinstance(arg, ast.Constant)]
+                assert not (set(literal) & roots), f"{path.relative_to(REPO)}:{node.lineno} names a root key"
+
+
+def test_register_adds_an_object_to_every_derived_table():
+    toy = registry.ObjectEntry(name="toys", modes={"upsert": ("external_id",)}, default_mode="upsert",
+                               sink="lifecycle:ObjectSink", rules="tests.toy:ToyRules",
+                               resource=registry.Resource("toy", "toys", "entries", noun="Toy"))
+    registry.register(toy)
+    try:
+        assert registry.REGISTRY[-1] is toy and registry.BY_NAME["toys"] is toy
+        assert registry.RANKS["toys"] == len(registry.REGISTRY) - 1
+        assert registry.RESOURCES["toy"] is toy.resource and registry.OBJECT_OF["toy"] == "toys"
+        assert settings.stream_settings("public-toys", None).object == "toys"
+        assert registry.rules_path(toy) == ("tests.toy", "ToyRules")
+        with pytest.raises(ValueError, match="object 'toys' is registered already"):
+            registry.register(toy)
+    finally:
+        registry.unregister("toys")
+    assert "toys" not in registry.BY_NAME and "toy" not in registry.RESOURCES
+    assert settings.stream_settings("public-toys", None).object is None
 
 
 @pytest.mark.parametrize(("change", "message"), [
     ({"default_mode": "insert"}, "default mode 'insert' is not one of its modes"),
     ({"sink": "plans.PlansSink"}, "is not a module:Class path"),
+    ({"rules": "plans"}, "'plans' is not a module:Class path"),
 ])
 def test_a_malformed_entry_fails_at_import(change, message):
     fields = {"name": "plans", "modes": {"upsert": ("external_id",)}, "default_mode": "upsert", "sink": "plans:PlansSink"}

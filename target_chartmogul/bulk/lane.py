@@ -36,8 +36,7 @@ from target_chartmogul.bulk.outcomes import describe, status_of
 from target_chartmogul.bulk.requests import ImportRequest, Unit, customers_per_request, pack
 from target_chartmogul.bulk.spool import Spool, remove_stale
 from target_chartmogul.bulk.verify import Verifier
-from target_chartmogul.config.registry import rank_of
-from target_chartmogul.memory.holdings import LISTS
+from target_chartmogul.config.registry import OBJECT_OF, RESOURCES, rank_of
 from target_chartmogul.values.attributes import same_value
 from target_chartmogul.values.encoding import dumps
 
@@ -46,7 +45,7 @@ if t.TYPE_CHECKING:
 Record = dict[str, t.Any]
 Obj = dict[str, t.Any]
 # object -> the kind references and listings name it by ("customers" -> "customer")
-REFERENCE_KINDS = {memory_name: kind for kind, (_, _, memory_name) in LISTS.items()}
+REFERENCE_KINDS = {OBJECT_OF[kind]: kind for kind, resource in RESOURCES.items() if resource.root is not None}
 FLUSH_EARLY_AT = 100_000  # spooled records: imported at the next point where STATE may go out
 ATTRIBUTES_FACT = "bulk_customer_attributes"  # "kept" or "dropped": what a bulk body's customer attributes became
 PROBE_FACT = "bulk_customer_attributes_probe"  # the customer (and its attributes) of the import that tells, in flight

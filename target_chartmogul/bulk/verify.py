@@ -23,8 +23,9 @@ import queue
 import typing as t
 
 from target_chartmogul.api.answers import external_ids_in
+from target_chartmogul.api.resources import listing
 from target_chartmogul.bulk.entries import Entry
-from target_chartmogul.memory.holdings import LISTS, identified
+from target_chartmogul.memory.holdings import identified
 
 if t.TYPE_CHECKING:
     from target_chartmogul.bulk.context import LaneContext
@@ -67,12 +68,11 @@ class Verifier:
     def _read_ahead(self, pool: concurrent.futures.ThreadPoolExecutor, ds: str, kind: str) -> queue.Queue[t.Any]:
         """Pages of the listing, read in a worker thread a few pages ahead of the matching."""
         ahead: queue.Queue[t.Any] = queue.Queue(maxsize=AHEAD)
-        path, root, _ = LISTS[LISTED_AS[kind]]
 
         def read() -> None:
             try:
                 page: list[Obj] = []
-                for obj in self.context.client.paginate(path, root, {"data_source_uuid": ds}):
+                for obj in listing(self.context.client, LISTED_AS[kind], {"data_source_uuid": ds}):
                     page.append(identified(obj))
                     if len(page) == PAGE:
                         ahead.put(page)

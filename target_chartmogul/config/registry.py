@@ -1,12 +1,14 @@
-"""The ChartMogul objects the target writes: one entry each, the one place a new object is registered.
+"""The ChartMogul objects the target writes, one line each: the one table of objects and their resources.
 
-Every per-object table is derived from `REGISTRY`, so an object cannot be half added: the
-stream options of `settings` (`OBJECTS`, `MODES`, `DEFAULT_MODE`, `DELETABLE`), the write
-order (`RANKS` here: an entry's place in `REGISTRY` is its rank, used by `run.ordering` and the
-bulk lane), the listings of `memory.holdings` (`LISTS`, and the bulk lane's reference kinds
-built from them) and the target's `SINK_CLASSES`. Sinks are named by path, not imported, so
-`settings` and `holdings` can read this module without importing a sink (and the sinks can
-import them without a cycle).
+Each line (`ObjectEntry`) says how a stream writes the object (modes, deletes, its sink and
+rules) and how ChartMogul's API serves it (`Resource`: path, list endpoint and root key, id
+field, duplicate-refusal message, 404 body noun). Every per-object table is derived from
+`REGISTRY`, so an object cannot be half added: the stream options of `settings`, the write
+order (`RANKS`: an entry's place in `REGISTRY` is its rank), `RESOURCES` (read by the client
+helpers of `api.resources`, by `memory.holdings`, by the lifecycle of `sinks` and by the dry
+run) and the target's sinks. Sinks and rules are named by path, not imported, so `settings`
+and `holdings` can read this module without importing a sink. `register` adds an object at
+run time (what a plug-in, or a test's toy object, does).
 """
 
 from __future__ import annotations
@@ -17,25 +19,56 @@ import typing as t
 SINKS_PACKAGE = "target_chartmogul.sinks"
 
 
-@dataclasses.dataclass(frozen=True)
-class Listing:
-    """How a whole data source of this object is listed when the sync memory holds none of it (`holdings`)."""
+# ChartMogul's refusals of a used external id (chartmogul-api.md §9).
+DUPLICATE_CUSTOMER = "The external ID for this customer already exists in our system."
+DUPLICATE_PLAN = "A plan with this identifier already exists in our system."
+DUPLICATE_INVOICE = "The external ID for this invoice already exists in our system."
+DUPLICATE_LINE_ITEM = "The external ID for this line item already exists in our system."
+DUPLICATE_TRANSACTION = "has already been taken"
 
-    kind: str  # the reference kind of `references` and `holdings` ("customer"), one object, singular
-    path: str  # the list endpoint
-    root: str  # the key of the list answer that holds the objects
+
+@dataclasses.dataclass(frozen=True)
+class Resource:
+    """One kind of ChartMogul object as its API serves it (chartmogul-api.md; the fake answers the same)."""
+
+    kind: str  # singular, how references, holdings and the dry run name it ("customer")
+    path: str | None  # GET/PATCH/DELETE `{path}/{id}`, POST `{path}`; None: no endpoint of its own (line items)
+    root: str | None = None  # the key of a list answer that holds the objects; None: it cannot be listed
+    id_field: str = "uuid"  # how answers name one ("id": subscription events)
+    duplicate: str | None = None  # the refusal of a used external id; None: unrecorded, found by looking up
+    noun: str = ""  # of 404 bodies: `{"error": "<noun> not found"}`
+    create_path: str | None = None  # where a new one is POSTed, when not `path` (`{parent}`: what it belongs to)
+    search_path: str | None = None  # a second list endpoint with the same root (customers by email)
+
+    @property
+    def list_path(self) -> str | None:
+        """The list endpoint (filtered by `data_source_uuid`, `external_id`), or None."""
+        return self.path if self.root is not None else None
+
+    def created_at(self, parent: str | None = None) -> str:
+        """The path a new one is POSTed to."""
+        return (self.create_path or str(self.path)).format(parent=parent)
+
+    def one(self, object_id: t.Any) -> str:
+        """The path of one object."""
+        return f"{self.path}/{object_id}"
+
+    def not_found(self) -> dict[str, str]:
+        """ChartMogul's 404 body for one that does not exist (recorded shape `{"error": "X not found"}`)."""
+        return {"error": f"{self.noun} not found"}
 
 
 @dataclasses.dataclass(frozen=True)
 class ObjectEntry:
-    """One object: its stream options, its sink and, if the loader can list it after a lost memory, how."""
+    """One object: its stream options, its sink (and the rules its lifecycle follows), its ChartMogul resource."""
 
     name: str  # the `object` setting, the sink's `object_name` and the sync memory's object name
     modes: t.Mapping[str, tuple[str, ...]]  # mode -> the match_by it allows, the first being the default
     default_mode: str
-    sink: str  # "module:Class" under target_chartmogul.sinks
+    sink: str  # "module:Class" under target_chartmogul.sinks (or a dotted module path outside it)
+    resource: Resource | None = None
+    rules: str | None = None  # "module:Class" of its lifecycle rules, for the sink `lifecycle:ObjectSink`
     deletable: bool = True  # whether `delete_missing` applies
-    listing: Listing | None = None
     # listing kinds of what its records name (plans its lines need): with a lost memory, read as soon as a batch
     # holds a new object (`ChartMogulSink.bulk_partition`), not after the input when the stream that brings them
     # comes last (tap-postgres: accounts, invoices, price_plans)
@@ -46,31 +79,48 @@ class ObjectEntry:
         if self.default_mode not in self.modes:
             msg = f"{self.name}: default mode {self.default_mode!r} is not one of its modes"
             raise ValueError(msg)
-        if self.sink.count(":") != 1:
-            msg = f"{self.name}: sink {self.sink!r} is not a module:Class path"
-            raise ValueError(msg)
+        for path in (self.sink, self.rules):
+            if path is not None and path.count(":") != 1:
+                msg = f"{self.name}: {path!r} is not a module:Class path"
+                raise ValueError(msg)
 
     @property
     def sink_module(self) -> str:
         """The module that defines the sink class (imported by the target only)."""
-        return f"{SINKS_PACKAGE}.{self.sink.partition(':')[0]}"
+        return _module(self.sink)
 
     @property
     def sink_class(self) -> str:
         """The name of the sink class in `sink_module`."""
         return self.sink.partition(":")[2]
 
+    @property
+    def listing(self) -> Resource | None:
+        """Its resource, when a whole data source of it can be listed (`holdings`, after a lost memory)."""
+        return self.resource if self.resource is not None and self.resource.root is not None else None
+
+
+def _module(path: str) -> str:
+    """`plans:X` is under target_chartmogul.sinks; `tests.toy:X` is where it says."""
+    module = path.partition(":")[0]
+    return module if "." in module else f"{SINKS_PACKAGE}.{module}"
+
+
+def rules_path(entry: ObjectEntry) -> tuple[str, str] | None:
+    """(module, class) of the entry's lifecycle rules, or None."""
+    return (_module(entry.rules), entry.rules.partition(":")[2]) if entry.rules is not None else None
+
 
 # In write order: what an object refers to ranks before it (plans and customers before
 # invoices, invoices before their lines and transactions).
-REGISTRY: tuple[ObjectEntry, ...] = (
+REGISTRY: list[ObjectEntry] = [
     ObjectEntry(
         name="plans",
         modes={"upsert": ("external_id",), "insert": ("external_id",)},
         default_mode="upsert",
         sink="plans:PlansSink",
         deletable=False,
-        listing=Listing(kind="plan", path="plans", root="plans"),
+        resource=Resource("plan", "plans", "plans", duplicate=DUPLICATE_PLAN, noun="Plan"),
     ),
     ObjectEntry(
         name="customers",
@@ -81,17 +131,20 @@ REGISTRY: tuple[ObjectEntry, ...] = (
         },
         default_mode="upsert",
         sink="customers:CustomersSink",
-        listing=Listing(kind="customer", path="customers", root="entries"),
+        resource=Resource("customer", "customers", "entries", duplicate=DUPLICATE_CUSTOMER, noun="Customer",
+                          search_path="customers/search"),
     ),
     ObjectEntry(
         name="line_items", modes={"insert": ("external_id",)}, default_mode="insert", sink="line_items:LineItemsSink",
+        resource=Resource("line_item", None, duplicate=DUPLICATE_LINE_ITEM, noun="Line item"),
     ),
     ObjectEntry(
         name="invoices",
         modes={"insert": ("external_id",)},
         default_mode="insert",
         sink="invoices:InvoicesSink",
-        listing=Listing(kind="invoice", path="invoices", root="invoices"),
+        resource=Resource("invoice", "invoices", "invoices", duplicate=DUPLICATE_INVOICE, noun="Invoice",
+                          create_path="import/customers/{parent}/invoices"),
         names=("plan",),
     ),
     ObjectEntry(
@@ -99,13 +152,16 @@ REGISTRY: tuple[ObjectEntry, ...] = (
         modes={"insert": ("external_id",)},
         default_mode="insert",
         sink="transactions:TransactionsSink",
+        resource=Resource("transaction", "transactions", duplicate=DUPLICATE_TRANSACTION, noun="Transaction",
+                          create_path="import/invoices/{parent}/transactions"),
     ),
     ObjectEntry(
         name="subscription_events",
         modes={"upsert": ("external_id",)},
         default_mode="upsert",
         sink="subscription_events:SubscriptionEventsSink",
-        listing=Listing(kind="subscription_event", path="subscription_events", root="subscription_events"),
+        resource=Resource("subscription_event", "subscription_events", "subscription_events", id_field="id",
+                          noun="Subscription event"),
         names=("plan",),
     ),
     ObjectEntry(
@@ -113,13 +169,54 @@ REGISTRY: tuple[ObjectEntry, ...] = (
         modes={"upsert": ("external_id", "email")},
         default_mode="upsert",
         sink="contacts:ContactsSink",
-        listing=Listing(kind="contact", path="contacts", root="entries"),
+        resource=Resource("contact", "contacts", "entries", noun="Contact"),
     ),
-)
+]
 
-BY_NAME: dict[str, ObjectEntry] = {entry.name: entry for entry in REGISTRY}
+BY_NAME: dict[str, ObjectEntry] = {}
 # An object's rank in the write order is its place in REGISTRY (`run.ordering`, the bulk lane's REST order).
-RANKS: dict[str, int] = {entry.name: rank for rank, entry in enumerate(REGISTRY)}
+RANKS: dict[str, int] = {}
+# kind -> its resource; kind -> the object (sync-memory name) it is
+RESOURCES: dict[str, Resource] = {}
+OBJECT_OF: dict[str, str] = {}
+
+
+def _derive() -> None:
+    """Every table derived from REGISTRY, kept in place (modules hold references to these dicts)."""
+    for table in (BY_NAME, RANKS, RESOURCES, OBJECT_OF):
+        table.clear()
+    for rank, entry in enumerate(REGISTRY):
+        BY_NAME[entry.name] = entry
+        RANKS[entry.name] = rank
+        if entry.resource is not None:
+            if entry.resource.kind in RESOURCES:
+                msg = f"{entry.name}: resource kind {entry.resource.kind!r} is already {OBJECT_OF[entry.resource.kind]}'s"
+                raise ValueError(msg)
+            RESOURCES[entry.resource.kind] = entry.resource
+            OBJECT_OF[entry.resource.kind] = entry.name
+
+
+def register(entry: ObjectEntry) -> None:
+    """Add an object (last in the write order); every derived table follows."""
+    if entry.name in BY_NAME:
+        msg = f"object {entry.name!r} is registered already"
+        raise ValueError(msg)
+    REGISTRY.append(entry)
+    try:
+        _derive()
+    except ValueError:
+        REGISTRY.remove(entry)
+        _derive()
+        raise
+
+
+def unregister(name: str) -> None:
+    """Remove an object `register` added."""
+    REGISTRY[:] = [entry for entry in REGISTRY if entry.name != name]
+    _derive()
+
+
+_derive()
 
 
 def rank_of(object_name: str) -> int:

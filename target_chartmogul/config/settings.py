@@ -12,7 +12,7 @@ import typing as t
 
 from singer_sdk import typing as th
 
-from target_chartmogul.config.registry import REGISTRY
+from target_chartmogul.config.registry import BY_NAME, REGISTRY
 from target_chartmogul.errors import FatalError
 
 # Derived from the one entry per object in `target_chartmogul/config/registry.py`; in write order.
@@ -246,10 +246,10 @@ def skipped(stream_name: str, entry: t.Mapping[str, t.Any]) -> StreamSettings:
 def object_for_name(stream_name: str) -> str | None:
     """Customers for `customers`, `public-customers` or `billing.customers`; else None."""
     lowered = stream_name.lower()
-    if lowered in OBJECTS:
+    if lowered in BY_NAME:  # the registry as it is now (an object registered at run time too)
         return lowered
     last = re.split(r"[-.]", lowered)[-1]
-    return last if last in OBJECTS else None
+    return last if last in BY_NAME else None
 
 
 class _Options:
@@ -277,9 +277,9 @@ class _Options:
     def object(self) -> str | None:
         obj = self.entry.get("object") or object_for_name(self.stream_name)
         if obj is None and self.listed:
-            self.fail("object", f"missing; expected one of {', '.join(OBJECTS)}")
-        if obj is not None and obj not in OBJECTS:
-            self.fail("object", f"unknown object {obj!r}; expected one of {', '.join(OBJECTS)}")
+            self.fail("object", f"missing; expected one of {', '.join(BY_NAME)}")
+        if obj is not None and obj not in BY_NAME:
+            self.fail("object", f"unknown object {obj!r}; expected one of {', '.join(BY_NAME)}")
         return obj
 
     def custom_attributes(self) -> tuple[str, ...] | t.Literal["*"]:
@@ -310,12 +310,13 @@ def stream_settings(stream_name: str, streams_config: t.Mapping[str, t.Any] | No
     obj = options.object()
     if obj is None:
         return skipped(stream_name, entry)
-    modes = MODES[obj]
-    mode = options.one_of("mode", list(modes), DEFAULT_MODE[obj], f"is not a mode of {obj}")
+    registered = BY_NAME[obj]
+    modes = registered.modes
+    mode = options.one_of("mode", list(modes), registered.default_mode, f"is not a mode of {obj}")
     match_by = options.one_of("match_by", modes[mode], modes[mode][0], f"does not go with mode {mode}")
     delete_missing = bool(options.get("delete_missing"))
-    if delete_missing and (obj not in DELETABLE or match_by != "external_id"):
-        deletable = ", ".join(sorted(DELETABLE))
+    if delete_missing and (not registered.deletable or match_by != "external_id"):
+        deletable = ", ".join(sorted(name for name, one in BY_NAME.items() if one.deletable))
         options.fail("delete_missing", f"only {deletable} matched by external_id can be deleted")
     return StreamSettings(
         stream_name=stream_name,

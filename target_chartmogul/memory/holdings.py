@@ -22,7 +22,8 @@ import threading
 import typing as t
 
 from target_chartmogul.api.answers import external_ids_in
-from target_chartmogul.config.registry import REGISTRY
+from target_chartmogul.api.resources import listing
+from target_chartmogul.config.registry import OBJECT_OF
 
 if t.TYPE_CHECKING:
     from target_chartmogul.api.client import ChartMogulClient
@@ -30,10 +31,6 @@ if t.TYPE_CHECKING:
 
 Obj = dict[str, t.Any]
 
-# kind -> (list path, root key of the list answer, memory object name), for every object with a listing
-LISTS: dict[str, tuple[str, str, str]] = {
-    entry.listing.kind: (entry.listing.path, entry.listing.root, entry.name) for entry in REGISTRY if entry.listing
-}
 # Keys of a listed object that no comparison reads: dropped so a large account stays small in memory.
 NOISE = frozenset(
     {"address", "chartmogul-url", "billing-system-url", "billing-system-type", "currency-sign", "mrr", "arr", "id"}
@@ -119,7 +116,7 @@ class Holdings:
                 with self._lock:
                     self._ahead.pop(key, None)  # a failed read is not kept: the next use reads again
                 raise
-            self._ledger().adopt(LISTS[kind][2], data_source_uuid, found)
+            self._ledger().adopt(OBJECT_OF[kind], data_source_uuid, found)
             with self._lock:
                 self._held.update(held)
                 self._every[key] = every
@@ -133,7 +130,7 @@ class Holdings:
         with self._lock:
             if key in self._checked:
                 return True
-        if not self._ledger().holds_any(LISTS[key[0]][2], key[1]):
+        if not self._ledger().holds_any(OBJECT_OF[key[0]], key[1]):
             return False
         with self._lock:
             self._checked.add(key)
@@ -141,11 +138,10 @@ class Holdings:
 
     def _read(self, kind: str, data_source_uuid: str) -> Listing:
         """Page through the listing: (external id -> uuid, copies by key, every copy, with or without an external id)."""
-        path, root, _ = LISTS[kind]
         found: dict[str, str] = {}
         held: dict[tuple[str, str, str], Obj] = {}
         every: list[Obj] = []
-        for answered in self._client().paginate(path, root, {"data_source_uuid": data_source_uuid}):
+        for answered in listing(self._client(), kind, {"data_source_uuid": data_source_uuid}):
             obj = identified(answered)
             kept = slim(obj)
             every.append(kept)

@@ -20,8 +20,10 @@ import typing as t
 import cachetools
 
 from target_chartmogul.api.answers import external_ids_in
+from target_chartmogul.api.resources import find
+from target_chartmogul.config.registry import OBJECT_OF
 from target_chartmogul.errors import RecordRejected
-from target_chartmogul.memory.holdings import LISTS, Holdings
+from target_chartmogul.memory.holdings import Holdings
 
 if t.TYPE_CHECKING:
     from target_chartmogul.api.client import ChartMogulClient
@@ -77,7 +79,7 @@ class References:
         with self._lock:
             self._known.pop((kind, data_source_uuid, external_id), None)
         if gone:
-            self._ledger().deleted(f"{kind}s", data_source_uuid, external_id)
+            self._ledger().deleted(OBJECT_OF[kind], data_source_uuid, external_id)
             self.holdings.drop(kind, data_source_uuid, external_id)
 
     def cached(self, kind: str, data_source_uuid: str, external_id: str) -> Obj | None:
@@ -105,7 +107,7 @@ class References:
             return cached
         if self.pending(kind, data_source_uuid, external_id):
             return None
-        entry = self._ledger().get(LISTS[kind][2], data_source_uuid, external_id)  # local, and sees this run's writes
+        entry = self._ledger().get(OBJECT_OF[kind], data_source_uuid, external_id)  # local, and sees this run's writes
         if entry is not None and entry.uuid:
             known = {"uuid": entry.uuid, "external_id": external_id, "data_source_uuid": data_source_uuid}
             self._keep(key, known)
@@ -118,7 +120,7 @@ class References:
             return None
         self.remember(kind, data_source_uuid, external_id, found)
         if entry is not None and found.get("uuid"):  # written without its uuid (a bulk import): found once, kept
-            self._ledger().written(LISTS[kind][2], data_source_uuid, external_id, uuid=str(found["uuid"]),
+            self._ledger().written(OBJECT_OF[kind], data_source_uuid, external_id, uuid=str(found["uuid"]),
                                    payload=entry.payload_hash, stream=entry.stream or "", record=entry.record_hash,
                                    tags=entry.tags, parent=entry.parent)
         return found
@@ -131,14 +133,9 @@ class References:
         """
         if not fresh and self.holdings.ensure(kind, data_source_uuid):
             return self.holdings.get(kind, data_source_uuid, external_id)
-        path, root, _ = LISTS[kind]
-        params = {"data_source_uuid": data_source_uuid, "external_id": external_id}
         with self._lock:
             self.lookups += 1
-        for obj in self._client().paginate(path, root, params):
-            if matches(obj, data_source_uuid, external_id):
-                return t.cast("Obj", obj)
-        return None
+        return find(self._client(), kind, data_source_uuid, external_id)
 
     def require(self, kind: str, data_source_uuid: str, external_id: str, field: str) -> Obj:
         """The object, or `Unresolved` with the reason users see in the rejects file."""

@@ -22,6 +22,7 @@ import threading
 import typing as t
 
 from target_chartmogul.api.errors import APIError
+from target_chartmogul.api.resources import listing
 from target_chartmogul.errors import RecordRejected
 from target_chartmogul.mapping.common import data_source, optional_text
 from target_chartmogul.mapping.contacts import (
@@ -344,7 +345,7 @@ class ContactsSink(DeletesMissing):
                 if not fresh and key in self._customer_contacts:
                     return self._customer_contacts[key]
             params = {"customer_uuid": customer_uuid, "data_source_uuid": data_source_uuid}
-            found = [dict(c) for c in self.client.paginate("contacts", "entries", params)]
+            found = [dict(c) for c in listing(self.client, KIND, params)]
             with self._lock:
                 self._customer_contacts[key] = found
             return found

@@ -11,6 +11,7 @@ import dataclasses
 import typing as t
 
 from target_chartmogul.api.errors import APIError, is_already_exists
+from target_chartmogul.api.resources import search
 from target_chartmogul.bulk.entries import Entry as BulkEntry
 from target_chartmogul.errors import RecordRejected
 from target_chartmogul.mapping.common import data_source, optional_text
@@ -396,12 +397,7 @@ class CustomersSink(DeletesMissing):
 
     def find_by_email(self, payload: CustomerPayload) -> list[Record]:
         """Every customer of the payload's data source with this email (emails are not unique)."""
-        try:
-            found = list(self.client.paginate("customers/search", "entries", {"email": payload.email}))
-        except APIError as exc:
-            if exc.status == 404:
-                return []
-            raise
+        found = search(self.client, "customer", {"email": payload.email})
         ds = payload.data_source_uuid
         return [c for c in found if ds in (c.get("data_source_uuids") or [c.get("data_source_uuid")])]
 

@@ -24,6 +24,7 @@ import threading
 import typing as t
 
 from target_chartmogul.api.errors import APIError, is_already_exists
+from target_chartmogul.api.resources import listing
 from target_chartmogul.errors import RecordRejected
 from target_chartmogul.mapping.invoices import STATUSES, InvoicePayload, map_line_item
 from target_chartmogul.mapping.transactions import map_transaction
@@ -526,7 +527,7 @@ class InvoiceFinder:
         with self._lock:
             if data_source_uuid not in self._index:
                 index: dict[tuple[str, str], str] = {}
-                for listed in self.context.client.paginate("invoices", "invoices", {"data_source_uuid": data_source_uuid}):
+                for listed in listing(self.context.client, "invoice", {"data_source_uuid": data_source_uuid}):
                     for name in ("line_items", "transactions"):
                         for item in listed.get(name) or []:
                             if isinstance(item, dict) and item.get("external_id"):

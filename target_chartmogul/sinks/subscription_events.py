@@ -18,6 +18,7 @@ from __future__ import annotations
 import typing as t
 
 from target_chartmogul.api.errors import APIError
+from target_chartmogul.api.resources import listing
 from target_chartmogul.bulk.entries import Entry as BulkEntry
 from target_chartmogul.bulk.entries import MemoryRow
 from target_chartmogul.errors import RecordRejected
@@ -192,7 +193,7 @@ class SubscriptionEventsSink(DeletesMissing):
     def copies(self, event: EventPayload) -> list[dict[str, t.Any]]:
         """Every event ChartMogul holds with this external id in the data source (one, unless saved twice)."""
         params = {"data_source_uuid": event.data_source_uuid, "external_id": event.external_id}
-        found = self.client.paginate(PATH, PATH, params)
+        found = listing(self.client, KIND, params)
         return [e for e in found if e.get("external_id") == event.external_id
                 and e.get("data_source_uuid") in (None, event.data_source_uuid)]
 
