@@ -10,6 +10,7 @@ and an API that cannot be reached at all fails at once (`connection.unreachable`
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import logging
 import os
@@ -34,6 +35,9 @@ from target_chartmogul.errors import (
     UncertainWrite,
 )
 from target_chartmogul.values.encoding import dumps
+
+if t.TYPE_CHECKING:
+    from target_chartmogul.api.changes import Change
 
 LOGGER = logging.getLogger("target_chartmogul.api.client")
 
@@ -236,6 +240,10 @@ class ChartMogulClient:
     def close(self) -> None:
         """Release pooled connections."""
         self.session.close()
+
+    def change(self, change: Change) -> contextlib.AbstractContextManager[None]:
+        """The writes inside make `change` (a lifecycle decision): a dry run shows it; here they are just sent."""
+        return contextlib.nullcontext()
 
     # Verb helpers -----------------------------------------------------------------
     def get(self, path: str, params: dict[str, t.Any] | None = None) -> Response:

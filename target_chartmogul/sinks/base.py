@@ -21,6 +21,7 @@ from target_chartmogul.errors import FatalError, RecordRejected
 from target_chartmogul.mapping.common import data_source, optional_text
 from target_chartmogul.memory.ledger import Entry, payload_hash
 from target_chartmogul.memory.references import Unresolved
+from target_chartmogul.sinks.deletions import Deletions
 from target_chartmogul.values.encoding import dumps
 from target_chartmogul.values.text import is_blank
 from target_chartmogul.values.validation import INVALID, Invalid, RecordChecker, SDKValidator
@@ -84,6 +85,7 @@ class ChartMogulSink(ContextBound, BatchSink):
         self.context.progress.start()
         self.context.bulk.resume()  # imports an earlier run left processing are recorded before any write
         self.listing_ahead = False
+        self.deletions = Deletions(self)
 
     def list_ahead(self) -> None:
         """With a lost memory, start reading what the data source holds of this object while records arrive
@@ -106,8 +108,18 @@ class ChartMogulSink(ContextBound, BatchSink):
         self.checker.mark_missing_keys(record, self.key_properties)
         return record
 
+    @property
+    def include_sdc_metadata_properties(self) -> bool:
+        """Deletes need `_sdc_deleted_at` and `_sdc_table_version`, which the SDK strips otherwise."""
+        return bool(self.settings.delete_missing) or super().include_sdc_metadata_properties
+
+    def activate_version(self, new_version: int) -> None:
+        """ACTIVATE_VERSION: a full-table version starts, or the one that arrived is whole (`Deletions`)."""
+        self.deletions.activate_version(new_version)
+
     def process_record(self, record: Record, context: dict[str, t.Any]) -> None:
-        """Stage the record; every write happens in `process_batch`."""
+        """Stage the record (noting the full-table version it belongs to); every write happens in `process_batch`."""
+        self.deletions.note(record)
         if not self.listing_ahead and INVALID not in record and self.names_its_object(record):
             self.list_ahead()
         self.summary.add(self.stream_name, "received")
@@ -159,7 +171,8 @@ class ChartMogulSink(ContextBound, BatchSink):
         self.process_batch({"records": records})
 
     def other_stream_started(self) -> None:
-        """A message of another stream arrived; only sinks that track full-table versions care."""
+        """A message of another stream arrived: a full-table version of this stream arrived whole."""
+        self.deletions.stream_ended()
 
     def finish_input(self) -> None:
         """The input was written or refused; a sink with a last step (line items) overrides this."""
@@ -234,6 +247,20 @@ class ChartMogulSink(ContextBound, BatchSink):
 
     def write_records(self, records: list[Record]) -> None:
         """Write one de-duplicated batch; must not return before every call is done."""
+        raise NotImplementedError
+
+    def split_deletions(self, records: list[Record]) -> list[Record]:
+        """Delete the objects of rows carrying `_sdc_deleted_at` (with `delete_missing`); return the others."""
+        return self.deletions.split(records)
+
+    def delete_rows(self, keys: list[tuple[str, str]], records: list[Record]) -> None:
+        """Delete concurrently; a refusal lands on its row as a reject."""
+        self.known = self.memory_lookup(keys)
+        self.run_each(list(zip(records, keys, strict=True)), lambda item: self.delete_one(*item[1]),
+                      records_of=lambda item: [item[0]])
+
+    def delete_one(self, data_source_uuid: str, external_id: str) -> str | None:
+        """Delete one object; the outcome to count ("deleted", "unchanged" if already gone, None if counted later)."""
         raise NotImplementedError
 
     # Bulk import (see target_chartmogul.bulk) -----------------------------------------

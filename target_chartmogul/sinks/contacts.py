@@ -35,8 +35,7 @@ from target_chartmogul.mapping.contacts import (
     pair,
 )
 from target_chartmogul.memory.ledger import Entry
-from target_chartmogul.sinks.base import Unnamed
-from target_chartmogul.sinks.deletions import DeletesMissing
+from target_chartmogul.sinks.base import ChartMogulSink, Unnamed
 from target_chartmogul.values import compare
 
 Record = dict[str, t.Any]
@@ -48,7 +47,7 @@ def _same_email(contact: t.Mapping[str, t.Any], email: str | None) -> bool:
     return email is not None and str(contact.get("email") or "").casefold() == email.casefold()
 
 
-class ContactsSink(DeletesMissing):
+class ContactsSink(ChartMogulSink):
     """Writes a stream into ChartMogul contacts."""
 
     object_name = "contacts"
@@ -351,10 +350,10 @@ class ContactsSink(DeletesMissing):
             return found
 
     # Deleting ---------------------------------------------------------------------------
-    def delete_keys(self, keys: list[tuple[str, str]], records: list[Record]) -> None:
+    def delete_rows(self, keys: list[tuple[str, str]], records: list[Record]) -> None:
         """Keep each deleted row by key: without a remembered uuid, its email or name is what finds its contact."""
         self._deleting = dict(zip(keys, records, strict=True))
-        super().delete_keys(keys, records)
+        super().delete_rows(keys, records)
 
     def delete_one(self, data_source_uuid: str, external_id: str) -> str:
         """Delete one contact (a 404 means it is already gone); one that cannot be found is warned about and skipped."""

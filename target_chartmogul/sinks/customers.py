@@ -17,8 +17,7 @@ from target_chartmogul.errors import RecordRejected
 from target_chartmogul.mapping.common import data_source, optional_text
 from target_chartmogul.mapping.customers import DATE_FIELDS, CustomerMapper, CustomerPayload
 from target_chartmogul.memory.ledger import Entry, payload_hash
-from target_chartmogul.sinks.base import Unnamed
-from target_chartmogul.sinks.deletions import DeletesMissing
+from target_chartmogul.sinks.base import ChartMogulSink, Unnamed
 from target_chartmogul.values import attributes as attrs
 from target_chartmogul.values import compare
 from target_chartmogul.values.text import is_blank
@@ -26,7 +25,7 @@ from target_chartmogul.values.text import is_blank
 Record = dict[str, t.Any]
 
 
-class CustomersSink(DeletesMissing):
+class CustomersSink(ChartMogulSink):
     """Writes a stream into ChartMogul customers (fields, typed custom attributes, tags)."""
 
     object_name = "customers"

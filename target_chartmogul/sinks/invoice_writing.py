@@ -30,7 +30,7 @@ from target_chartmogul.mapping.invoices import STATUSES, InvoicePayload, map_lin
 from target_chartmogul.mapping.transactions import map_transaction
 from target_chartmogul.memory.ledger import Digest, Entry, payload_hash
 from target_chartmogul.memory.references import Unresolved
-from target_chartmogul.sinks.deletions import DeletesMissing
+from target_chartmogul.sinks.base import ChartMogulSink
 from target_chartmogul.sinks.replacements import Replacer, keeping_transactions
 from target_chartmogul.values import compare
 
@@ -69,7 +69,7 @@ def _describe(errors: t.Mapping[str, t.Any]) -> str:
     return "; ".join(f"{k}: {'; '.join(v) if isinstance(v, list) else v}" for k, v in errors.items())
 
 
-class InvoiceWriting(DeletesMissing):
+class InvoiceWriting(ChartMogulSink):
     """Imports, corrections, status changes and deletes of invoices (see the module docstring)."""
 
     def setup(self) -> None:

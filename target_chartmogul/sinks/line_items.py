@@ -125,12 +125,12 @@ class LineItemsSink(LinesAssembly):
             stream=self.stream_name, parent=part.invoice_external_id,
         )
 
-    def delete_keys(self, keys: list[tuple[str, str]], records: list[Record]) -> None:
+    def delete_rows(self, keys: list[tuple[str, str]], records: list[Record]) -> None:
         """Note which invoice each deleted row names (log-based rows may carry it), then delete."""
         for key, record in zip(keys, records, strict=True):
             invoice = record.get("invoice_external_id")
             self.deleted_rows[key] = str(invoice).strip() if isinstance(invoice, str) and invoice.strip() else None
-        super().delete_keys(keys, records)
+        super().delete_rows(keys, records)
 
     def delete_one(self, data_source_uuid: str, external_id: str) -> str | None:
         """A line deleted in the source: its invoice is corrected without it at the end of the input.

@@ -24,7 +24,7 @@ from target_chartmogul.bulk.entries import MemoryRow
 from target_chartmogul.errors import RecordRejected
 from target_chartmogul.mapping.subscription_events import EventPayload, delete_query, known_event_id, map_event
 from target_chartmogul.memory.ledger import Entry, payload_hash
-from target_chartmogul.sinks.deletions import DeletesMissing
+from target_chartmogul.sinks.base import ChartMogulSink
 from target_chartmogul.values import compare
 
 Record = dict[str, t.Any]
@@ -33,7 +33,7 @@ PATH = "subscription_events"
 UNECHOED = ("event_order",)  # sent, never answered: cannot be compared, so it rides along with any PATCH
 
 
-class SubscriptionEventsSink(DeletesMissing):
+class SubscriptionEventsSink(ChartMogulSink):
     """Writes a stream into ChartMogul subscription events (the Import API's event path)."""
 
     object_name = "subscription_events"

@@ -30,7 +30,7 @@ from target_chartmogul.mapping.transactions import map_transaction
 from target_chartmogul.memory.ledger import Entry, payload_hash
 from target_chartmogul.memory.references import Unresolved
 from target_chartmogul.run.invoice_parts import Payment
-from target_chartmogul.sinks.deletions import DeletesMissing
+from target_chartmogul.sinks.base import ChartMogulSink
 from target_chartmogul.sinks.invoice_writing import InvoiceFinder, carried
 from target_chartmogul.sinks.replacements import Replacer, held_as_body
 from target_chartmogul.values import compare
@@ -42,7 +42,7 @@ FINAL_STATUSES = ("voided", "written_off")  # the statuses an invoice can be set
 AMOUNT_FIELDS = ("amount_in_cents", "transaction_fees_in_cents")
 
 
-class TransactionsSink(DeletesMissing):
+class TransactionsSink(ChartMogulSink):
     """Writes a stream into ChartMogul transactions, found by their invoice."""
 
     object_name = "transactions"
@@ -255,12 +255,12 @@ class TransactionsSink(DeletesMissing):
                 raise
             return {}
 
-    def delete_keys(self, keys: list[tuple[str, str]], records: list[Record]) -> None:
+    def delete_rows(self, keys: list[tuple[str, str]], records: list[Record]) -> None:
         """Note which invoice each deleted row names (log-based rows may carry it), then delete."""
         for key, record in zip(keys, records, strict=True):
             invoice = record.get("invoice_external_id")
             self.deleted_rows[key] = str(invoice).strip() if isinstance(invoice, str) and invoice.strip() else None
-        super().delete_keys(keys, records)
+        super().delete_rows(keys, records)
 
     def delete_one(self, data_source_uuid: str, external_id: str) -> str:
         """Delete a transaction deleted in the source (404 means already gone).
