@@ -21,6 +21,7 @@ from target_chartmogul import target
 from target_chartmogul.bulk import lane
 from target_chartmogul.config import registry, settings
 from target_chartmogul.run import ordering
+from target_chartmogul.sinks import lifecycle
 from target_chartmogul.sinks.base import ChartMogulSink
 from tests.conftest import REPO
 
@@ -207,7 +208,13 @@ def test_every_registry_sink_is_a_chartmogul_sink_of_that_object():
     for entry in registry.REGISTRY:
         sink = getattr(importlib.import_module(entry.sink_module), entry.sink_class)
         assert inspect.isclass(sink) and issubclass(sink, ChartMogulSink), entry.sink
-        assert sink.object_name == entry.name, entry.sink
+        if entry.rules is None:
+            assert sink.object_name == entry.name, entry.sink
+            continue
+        assert sink is lifecycle.ObjectSink, entry.sink  # the rules are what differs
+        rules = lifecycle.rules_class(entry.name)
+        assert issubclass(rules, lifecycle.Rules), entry.rules
+        assert entry.resource is not None and registry.RESOURCES[rules.kind] is entry.resource, entry.rules
     assert {
         entry.name: getattr(importlib.import_module(entry.sink_module), entry.sink_class) for entry in registry.REGISTRY
     } == target.SINK_CLASSES
@@ -217,11 +224,14 @@ def test_every_registry_sink_is_a_chartmogul_sink_of_that_object():
 def test_every_sink_that_writes_an_object_is_registered():
     """A sink added without its registry entry would never be routed to: a newcomer learns it here."""
     registered = {(entry.sink_module, entry.sink_class) for entry in registry.REGISTRY}
+    ruled = {registry.rules_path(entry) for entry in registry.REGISTRY}
     for path in sorted((PACKAGE / "sinks").glob("*.py")):
         module = importlib.import_module(module_name(path))
         for name, cls in inspect.getmembers(module, inspect.isclass):
             if cls.__module__ == module.__name__ and "object_name" in vars(cls) and cls.object_name:
                 assert (module.__name__, name) in registered, f"{module.__name__}.{name} has no entry in REGISTRY"
+            if cls.__module__ == module.__name__ and issubclass(cls, lifecycle.Rules) and "kind" in vars(cls):
+                assert (module.__name__, name) in ruled, f"{module.__name__}.{name} has no entry in REGISTRY"
 
 
 def test_the_settings_tables_are_the_registry():

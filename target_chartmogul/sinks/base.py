@@ -66,7 +66,7 @@ class Unnamed(t.NamedTuple):
 class ChartMogulSink(ContextBound, BatchSink):
     """Base for the object sinks; subclasses implement `write_records`."""
 
-    object_name: t.ClassVar[str] = ""
+    object_name: str = ""  # set by the sink class, or from the stream's settings (`lifecycle.ObjectSink`)
     MAX_SIZE_DEFAULT = 1000
 
     def __init__(
