@@ -84,9 +84,11 @@ class BulkLane:
         """Whether new records may wait for a bulk import now (never in the final pass: it writes at once)."""
         return self.mode != "never" and not self._through_rest and not self.context.order.final_pass
 
-    def take(self, sink: BulkWriter, records: list[Record]) -> list[Record]:
-        """Spool the records that are new objects a bulk import can carry; return the others."""
-        if not self.accepting or not records:
+    def take(self, sink: BulkWriter | None, records: list[Record]) -> list[Record]:
+        """Spool the records that are new objects a bulk import can carry (`sink`: the lane's adapter of a sink, None
+        for objects that always go through REST); return the others.
+        """
+        if sink is None or not self.accepting or not records:
             return records
         spooled, rest = sink.bulk_split(records)
         if spooled:

@@ -15,10 +15,8 @@ import typing as t
 from singer_sdk.sinks import BatchSink
 
 from target_chartmogul.api.errors import APIError
-from target_chartmogul.bulk.entries import Entry as BulkEntry
 from target_chartmogul.config.registry import BY_NAME
 from target_chartmogul.errors import FatalError, RecordRejected
-from target_chartmogul.mapping.common import data_source, optional_text
 from target_chartmogul.memory.ledger import Entry, payload_hash
 from target_chartmogul.memory.references import Unresolved
 from target_chartmogul.sinks.deletions import Deletions
@@ -30,13 +28,13 @@ if t.TYPE_CHECKING:
     from singer_sdk.target_base import Target
 
     from target_chartmogul.api.client import ChartMogulClient
+    from target_chartmogul.bulk.entries import BulkWriter
+    from target_chartmogul.bulk.lane import BulkLane
     from target_chartmogul.config.settings import StreamSettings
     from target_chartmogul.run.context import RunContext
 
 T = t.TypeVar("T")
-P = t.TypeVar("P")
 Record = dict[str, t.Any]
-BulkKey = tuple[str, str, str]  # (data source, external id, customer external id)
 
 
 S = t.TypeVar("S", bound="ContextBound")
@@ -153,7 +151,7 @@ class ChartMogulSink(ContextBound, BatchSink):
                 self.summary.add(self.stream_name, "superseded")
                 del valid[key]  # re-insert so the batch keeps arrival order of the last copies
             valid[key] = record
-        rest = self.context.bulk.take(self, list(valid.values()))  # new objects may wait for a bulk import
+        rest = self.context.bulk.take(self.bulk_writer, list(valid.values()))  # new objects may wait for a bulk import
         if rest:
             self.context.order.before_write(self)
             self.write_records(rest)
@@ -182,6 +180,16 @@ class ChartMogulSink(ContextBound, BatchSink):
     def client(self) -> ChartMogulClient:
         """The HTTP client shared by every sink of the run."""
         return self.context.client
+
+    @property
+    def bulk(self) -> BulkLane:
+        """The run's bulk lane."""
+        return self.context.bulk
+
+    @property
+    def bulk_writer(self) -> BulkWriter | None:
+        """The lane's adapter of this sink (bulk/writers.py), when its new objects can ride in a bulk import."""
+        return None
 
     def dedupe_key(self, record: Record) -> t.Hashable:
         """Records of one object in one batch: the last wins (one object per data source and external id)."""
@@ -262,107 +270,6 @@ class ChartMogulSink(ContextBound, BatchSink):
     def delete_one(self, data_source_uuid: str, external_id: str) -> str | None:
         """Delete one object; the outcome to count ("deleted", "unchanged" if already gone, None if counted later)."""
         raise NotImplementedError
-
-    # Bulk import (see target_chartmogul.bulk) -----------------------------------------
-    def bulk_split(self, records: list[Record]) -> tuple[list[tuple[str, str, str, Record]], list[Record]]:
-        """(data source, customer, external id, record) of records a bulk import can carry, and the others.
-
-        Sinks whose new objects can ride in a bulk import override this; by default all go through REST.
-        """
-        return [], records
-
-    def bulk_key(self, record: Record, customer_field: str = "customer_external_id") -> BulkKey | None:
-        """(data source, external id, customer external id) read straight off a record, or None."""
-        try:
-            ds = data_source(record, self.config.get("data_source_uuid"))
-            ext = optional_text(record, "external_id")
-            customer = optional_text(record, customer_field)
-        except RecordRejected:
-            return None
-        return (ds, ext, customer) if ds and ext and customer else None
-
-    def bulk_partition(
-        self,
-        keyed: list[tuple[Record, BulkKey | None]],
-        kind: str,
-        held: t.Callable[[str, str], bool] = lambda ds, ext: False,
-    ) -> tuple[list[tuple[str, str, str, Record]], list[Record]]:
-        """New objects (neither the sync memory nor a listing of the data source knows them, nor `held`) and the
-        rest; a deleted row takes its object out of the spool.
-        """
-        for ds in sorted({key[0] for _, key in keyed if key is not None}):
-            self.context.refs.holdings.ensure(kind, ds)
-        known = self.memory_lookup((key[0], key[1]) for _, key in keyed if key is not None)
-        new: list[tuple[str, str, str, Record]] = []
-        rest: list[Record] = []
-        for record, key in keyed:
-            deleted = bool(record.get("_sdc_deleted_at"))
-            if key is not None and deleted and self.settings.delete_missing:
-                self.context.bulk.discard(self.stream_name, key[0], key[1])
-            if key is None or deleted or (key[0], key[1]) in known or held(key[0], key[1]):
-                rest.append(record)
-            else:
-                new.append((key[0], key[2], key[1], record))
-        self.list_what_they_name({ds for ds, *_ in new})
-        return new, rest
-
-    def list_what_they_name(self, data_sources: set[str]) -> None:
-        """New objects of these data sources name other objects (an invoice's lines name plans): with a lost memory,
-        start reading those listings now, not after the input, when the stream that brings them may come last
-        (tap-postgres: accounts, invoices, price_plans). An unchanged rerun has no new object and reads none.
-        """
-        entry = BY_NAME.get(self.object_name)
-        if entry is None:
-            return
-        for ds in sorted(data_sources):
-            for kind in entry.names:
-                self.context.refs.holdings.prefetch(kind, ds)
-
-    def bulk_entries(self, records: list[Record]) -> tuple[list[list[BulkEntry]], list[Record]]:
-        """Units of entries for spooled records (the unmappable rejected), and records only REST can write."""
-        raise NotImplementedError
-
-    def bulk_follow_up(self, entries: list[BulkEntry], held: dict[str, dict[str, t.Any]]) -> None:
-        """Customers that landed in a bulk import (only the customers sink has them)."""
-        raise NotImplementedError
-
-    def bulk_attributes(self, record: Record) -> bool:
-        """Whether the record brings customer attributes to a bulk body (only customers do)."""
-        return False
-
-    def bulk_entry(self, record: Record, customer: str) -> BulkEntry:
-        """An empty entry for one spooled record (validated again: it was read back from JSON)."""
-        return BulkEntry(self.stream_name, customer, record, self.record_key(record), self.reject_key(record))
-
-    def bulk_ready(self, data_source_uuid: str, customer: str, plans: t.Iterable[str]) -> bool:
-        """Whether what a bulk object names is there: its customer (in this import or in ChartMogul) and its plans
-        (in ChartMogul). Else it goes through REST, which waits for them until the end of the input.
-        """
-        bulk, refs = self.context.bulk, self.context.refs
-        if not bulk.pending("customer", data_source_uuid, customer) and refs.find(
-                "customer", data_source_uuid, customer) is None:
-            return False
-        return all(refs.find("plan", data_source_uuid, plan) is not None for plan in plans)
-
-    def bulk_mapped(self, records: list[Record], mapping: t.Callable[[Record], P]) -> t.Iterator[tuple[Record, P]]:
-        """Each spooled record with its payload; one that is invalid or cannot be mapped is rejected instead."""
-        for record in records:
-            if self.revalidated(record) is None:
-                continue
-            try:
-                yield record, mapping(record)
-            except RecordRejected as exc:
-                self.reject(record, exc.reason, field=exc.field)
-
-    def revalidated(self, record: Record) -> Record | None:
-        """A spooled record (validated on arrival, read back from JSON) with its dates read, or None after
-        rejecting it.
-        """
-        invalid = self.checker.read_dates(record)
-        if invalid is not None:
-            self.reject(invalid.record, invalid.reason, field=invalid.field)
-            return None
-        return record
 
     def reject(
         self,

@@ -14,6 +14,7 @@ import typing as t
 from target_chartmogul.api.errors import APIError
 from target_chartmogul.bulk.entries import Entry as BulkEntry
 from target_chartmogul.bulk.entries import MemoryRow
+from target_chartmogul.bulk.writers import Adapter
 from target_chartmogul.errors import RecordRejected
 from target_chartmogul.mapping.invoices import InvoicePayload, map_invoice, requested_status
 from target_chartmogul.memory.ledger import payload_hash
@@ -33,6 +34,11 @@ class InvoicesSink(LinesAssembly):
     """Writes a stream of invoice records into ChartMogul invoices."""
 
     object_name = "invoices"
+
+    def setup(self) -> None:
+        """The lane's adapter of this sink."""
+        super().setup()
+        self._bulk = InvoiceEntries(self)
 
     def write_records(self, records: list[Record]) -> None:
         """Map, skip what the memory says is current, group by customer, write the groups concurrently."""
@@ -63,108 +69,10 @@ class InvoicesSink(LinesAssembly):
         chunks = [group[i : i + size] for group in groups.values() for i in range(0, len(group), size)]
         self.run_each(chunks, self.write_chunk, records_of=lambda chunk: [record for record, _ in chunk])
 
-    # Bulk import -------------------------------------------------------------------------
-    def bulk_split(self, records: list[Record]) -> tuple[list[tuple[str, str, str, Record]], list[Record]]:
-        """Invoices ChartMogul does not hold, of a customer named by external id, can ride in a bulk import;
-        a status (voided, written_off) or a replacement left unfinished needs REST.
-        """
-        keyed = [(record, self.bulk_key(record) if self._plain(record) else None) for record in records]
-        ledger = self.context.ledger
-        return self.bulk_partition(keyed, "invoice", lambda ds, ext: ledger.pending_replacement(ds, ext) is not None)
-
-    @staticmethod
-    def _plain(record: Record) -> bool:
-        """Named by its customer's external id, and no status to set."""
-        try:
-            return not record.get("customer_uuid") and requested_status(record) is None
-        except RecordRejected:
-            return False
-
-    def bulk_entries(self, records: list[Record]) -> tuple[list[list[BulkEntry]], list[Record]]:
-        """One unit per invoice: its header, its lines (from the row or the line_items stream), its payments."""
-        units: list[list[BulkEntry]] = []
-        rest: list[Record] = []
-        ds, amounts = self.config.get("data_source_uuid"), self.settings.amount_unit
-        for record, payload in self.bulk_mapped(records, lambda record: map_invoice(record, ds, unit=amounts)):
-            if any("plan_uuid" in line for line in payload.body.get("line_items") or []) or not self.bulk_ready(
-                    payload.data_source_uuid, str(payload.customer_external_id), self._plans_named(payload)):
-                rest.append(record)  # a bulk line names its plan by external id only; a missing plan waits in REST
-                continue
-            if payload.lines_from_stream and self.lines_wait_in_memory(payload):
-                rest.append(record)  # lines an earlier run kept for it join it through REST
-                continue
-            payload.fingerprint = self.fingerprint(payload)
-            payload.content = self.content_hash(payload)
-            unit = self.bulk_unit(record, payload)
-            if unit:
-                units.append(unit)
-        return units, rest
-
-    def _plans_named(self, payload: InvoicePayload) -> set[str]:
-        """The plans its lines name: from the row, or from the lines of the line_items stream that arrived."""
-        plans = {plan for _, plan in payload.plan_refs}
-        if payload.lines_from_stream:
-            for part in self.parts.peek_lines(payload.data_source_uuid, payload.external_id):
-                plan = part.record.get("plan_external_id")
-                if isinstance(plan, str) and plan.strip():
-                    plans.add(plan.strip())
-        return plans
-
-    def bulk_unit(self, record: Record, payload: InvoicePayload) -> list[BulkEntry]:
-        """The invoice's entry and its stream lines' entries; [] when it was refused (lines with it)."""
-        ds, ext = payload.data_source_uuid, payload.external_id
-        entry = self.bulk_entry(record, str(payload.customer_external_id))
-        skipped = ("line_items", "transactions", "data_source_uuid")
-        entry.add("invoices", {k: v for k, v in payload.body.items() if k not in skipped})
-        entry.memory.append(MemoryRow("invoices", ds, ext, payload_hash(payload.fingerprint), record_hash=payload.content))
-        plans = dict(payload.plan_refs)
-        for index, line in enumerate(payload.body.get("line_items") or []):
-            entry.add("line_items", {**line, "invoice_external_id": ext,
-                                     **({"plan_external_id": plans[index]} if index in plans else {})})
-        children: list[BulkEntry] = []
-        lines = self.parts.take_lines(ds, ext) if payload.lines_from_stream else []
-        try:
-            children = [child for part in lines if (child := self.bulk_line(part, payload)) is not None]
-            if payload.lines_from_stream and not children:
-                raise RecordRejected("no line items arrived for it (line_items stream)", field="line_items")
-        except RecordRejected as exc:
-            self.not_written(record, lines, exc)
-            return []
-        have = {tx.get("external_id") for tx in payload.transactions}
-        for transaction in payload.transactions:
-            entry.add("transactions", {**transaction, "invoice_external_id": ext})
-        for payment in self.parts.take_payments((ds, ext)):
-            if payment.external_id in have:
-                continue
-            try:
-                body = self.map_payment(payment, payload)
-            except RecordRejected:  # its own stream rejects it, naming the field; the invoice goes without it
-                continue
-            entry.add("transactions", {**body, "invoice_external_id": ext})
-            entry.payments.append(payment.external_id)
-        return [entry, *children]
-
-    def bulk_line(self, part: LinePart, payload: InvoicePayload) -> BulkEntry | None:
-        """A line of the line_items stream as a bulk line item (None for a line deleted before it was sent)."""
-        if part.deleted:
-            part.owner.line_written(part, None)
-            part.owner.count("deleted")
-            return None
-        prefix = f"line_items[{part.external_id}]."
-        body, plan_external_id = self.line_body(part, payload.body["currency"])
-        if "plan_uuid" in body:
-            raise RecordRejected("a line naming its plan by uuid cannot go in a bulk import",
-                                 field=prefix + "plan_uuid")
-        body = {**body, "external_id": part.external_id, "invoice_external_id": payload.external_id}
-        if plan_external_id:
-            body["plan_external_id"] = plan_external_id
-        owner = t.cast("ChartMogulSink", part.owner)
-        child = BulkEntry(owner.stream_name, str(payload.customer_external_id), part.record, owner.record_key(part.record),
-                          owner.reject_key(part.record))
-        child.add("line_items", body)
-        child.memory.append(MemoryRow("line_items", part.data_source_uuid, part.external_id,
-                                      payload_hash(part.fingerprint), parent=payload.external_id))
-        return child
+    @property
+    def bulk_writer(self) -> InvoiceEntries:
+        """The lane's adapter: new invoices ride in bulk imports with their lines and payments."""
+        return self._bulk
 
     def delete_one(self, data_source_uuid: str, external_id: str) -> str:
         """Delete an invoice deleted in the source."""
@@ -259,3 +167,116 @@ class InvoicesSink(LinesAssembly):
             part.owner.count(outcome)
             if outcome != "changed_not_applied":  # else the line is checked again next run
                 part.owner.line_written(part, uuid)
+
+
+class InvoiceEntries(Adapter):
+    """The bulk lane's adapter of the invoices sink: an invoice's header, its lines and its payments in one unit."""
+
+    kind = "invoice"
+
+    def __init__(self, invoices: InvoicesSink) -> None:
+        super().__init__(invoices)
+        self.invoices = invoices
+
+    def bulk_split(self, records: list[Record]) -> tuple[list[tuple[str, str, str, Record]], list[Record]]:
+        """Invoices ChartMogul does not hold, of a customer named by external id, can ride in a bulk import;
+        a status (voided, written_off) or a replacement left unfinished needs REST.
+        """
+        keyed = [(record, self.key(record) if self._plain(record) else None) for record in records]
+        ledger = self.invoices.context.ledger
+        return self.partition(keyed, lambda ds, ext: ledger.pending_replacement(ds, ext) is not None)
+
+    @staticmethod
+    def _plain(record: Record) -> bool:
+        """Named by its customer's external id, and no status to set."""
+        try:
+            return not record.get("customer_uuid") and requested_status(record) is None
+        except RecordRejected:
+            return False
+
+    def bulk_entries(self, records: list[Record]) -> tuple[list[list[BulkEntry]], list[Record]]:
+        """One unit per invoice: its header, its lines (from the row or the line_items stream), its payments."""
+        units: list[list[BulkEntry]] = []
+        rest: list[Record] = []
+        ds, amounts = self.invoices.config.get("data_source_uuid"), self.invoices.settings.amount_unit
+        for record, payload in self.mapped(records, lambda record: map_invoice(record, ds, unit=amounts)):
+            if any("plan_uuid" in line for line in payload.body.get("line_items") or []) or not self.ready(
+                    payload.data_source_uuid, str(payload.customer_external_id), self._plans_named(payload)):
+                rest.append(record)  # a bulk line names its plan by external id only; a missing plan waits in REST
+                continue
+            if payload.lines_from_stream and self.invoices.lines_wait_in_memory(payload):
+                rest.append(record)  # lines an earlier run kept for it join it through REST
+                continue
+            payload.fingerprint = self.invoices.fingerprint(payload)
+            payload.content = self.invoices.content_hash(payload)
+            unit = self.bulk_unit(record, payload)
+            if unit:
+                units.append(unit)
+        return units, rest
+
+    def _plans_named(self, payload: InvoicePayload) -> set[str]:
+        """The plans its lines name: from the row, or from the lines of the line_items stream that arrived."""
+        plans = {plan for _, plan in payload.plan_refs}
+        if payload.lines_from_stream:
+            for part in self.invoices.parts.peek_lines(payload.data_source_uuid, payload.external_id):
+                plan = part.record.get("plan_external_id")
+                if isinstance(plan, str) and plan.strip():
+                    plans.add(plan.strip())
+        return plans
+
+    def bulk_unit(self, record: Record, payload: InvoicePayload) -> list[BulkEntry]:
+        """The invoice's entry and its stream lines' entries; [] when it was refused (lines with it)."""
+        ds, ext = payload.data_source_uuid, payload.external_id
+        entry = self.entry(record, str(payload.customer_external_id))
+        skipped = ("line_items", "transactions", "data_source_uuid")
+        entry.add("invoices", {k: v for k, v in payload.body.items() if k not in skipped})
+        entry.memory.append(MemoryRow("invoices", ds, ext, payload_hash(payload.fingerprint), record_hash=payload.content))
+        plans = dict(payload.plan_refs)
+        for index, line in enumerate(payload.body.get("line_items") or []):
+            entry.add("line_items", {**line, "invoice_external_id": ext,
+                                     **({"plan_external_id": plans[index]} if index in plans else {})})
+        children: list[BulkEntry] = []
+        lines = self.invoices.parts.take_lines(ds, ext) if payload.lines_from_stream else []
+        try:
+            children = [child for part in lines if (child := self.bulk_line(part, payload)) is not None]
+            if payload.lines_from_stream and not children:
+                raise RecordRejected("no line items arrived for it (line_items stream)", field="line_items")
+        except RecordRejected as exc:
+            self.invoices.not_written(record, lines, exc)
+            return []
+        have = {tx.get("external_id") for tx in payload.transactions}
+        for transaction in payload.transactions:
+            entry.add("transactions", {**transaction, "invoice_external_id": ext})
+        for payment in self.invoices.parts.take_payments((ds, ext)):
+            if payment.external_id in have:
+                continue
+            try:
+                body = self.invoices.map_payment(payment, payload)
+            except RecordRejected:  # its own stream rejects it, naming the field; the invoice goes without it
+                continue
+            entry.add("transactions", {**body, "invoice_external_id": ext})
+            entry.payments.append(payment.external_id)
+        return [entry, *children]
+
+    def bulk_line(self, part: LinePart, payload: InvoicePayload) -> BulkEntry | None:
+        """A line of the line_items stream as a bulk line item (None for a line deleted before it was sent)."""
+        if part.deleted:
+            part.owner.line_written(part, None)
+            part.owner.count("deleted")
+            return None
+        prefix = f"line_items[{part.external_id}]."
+        body, plan_external_id = self.invoices.line_body(part, payload.body["currency"])
+        if "plan_uuid" in body:
+            raise RecordRejected("a line naming its plan by uuid cannot go in a bulk import",
+                                 field=prefix + "plan_uuid")
+        body = {**body, "external_id": part.external_id, "invoice_external_id": payload.external_id}
+        if plan_external_id:
+            body["plan_external_id"] = plan_external_id
+        owner = t.cast("ChartMogulSink", part.owner)
+        child = BulkEntry(owner.stream_name, str(payload.customer_external_id), part.record, owner.record_key(part.record),
+                          owner.reject_key(part.record))
+        child.add("line_items", body)
+        child.memory.append(MemoryRow("line_items", part.data_source_uuid, part.external_id,
+                                      payload_hash(part.fingerprint), parent=payload.external_id))
+        return child
+

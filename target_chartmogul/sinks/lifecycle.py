@@ -41,6 +41,7 @@ if t.TYPE_CHECKING:
     from singer_sdk.target_base import Target
 
     from target_chartmogul.api.client import ChartMogulClient, Response
+    from target_chartmogul.bulk.entries import BulkWriter
     from target_chartmogul.memory.ledger import Entry
 
 Record = dict[str, t.Any]
@@ -93,6 +94,7 @@ class Rules(t.Generic[P]):
     """
 
     kind: t.ClassVar[str]  # its resource in the table (`config.registry`)
+    bulk: BulkWriter | None = None  # the bulk lane's adapter, when its new objects can ride in a bulk import
     updated: t.ClassVar[str] = UPDATED  # what an update counts as
     blind_updates: t.ClassVar[bool] = True  # a change the memory proves is written without reading first
     ids_lost_creates: t.ClassVar[bool] = True  # a create answered only on a retry is looked up for its id
@@ -148,8 +150,11 @@ class Rules(t.Generic[P]):
         """Records of one object in one batch (None: by data source and external id)."""
         return None
 
+    def arrived(self, record: Record) -> None:
+        """A record was staged (transactions offer a payment to its invoice's import)."""
+
     # Deciding --------------------------------------------------------------------------------
-    def listed(self, data_sources: t.Iterable[str]) -> None:
+    def ensure_listed(self, data_sources: t.Iterable[str]) -> None:
         """A lost memory: list these data sources' objects once (their ids are adopted, their copies compared)."""
         if self.resource.root is not None:
             for ds in sorted(ds for ds in set(data_sources) if ds):
@@ -297,7 +302,7 @@ class Lifecycle(t.Generic[P]):
         """
         rules = self.rules
         raw = [rules.raw_key(record) for record in records]
-        rules.listed(key[0] for key in raw if key is not None)
+        rules.ensure_listed(key[0] for key in raw if key is not None)
         known = self.sink.memory_lookup(key for key in raw if key is not None)
         items: list[Item[P]] = []
         for record, key in zip(records, raw, strict=True):
@@ -312,7 +317,7 @@ class Lifecycle(t.Generic[P]):
                 self.sink.reject(record, exc.reason, field=exc.field)
                 continue
             items.append(Item(record, payload, rules.key(payload), rules.fingerprint(payload), digest))
-        rules.listed(item.key[0] for item in items)
+        rules.ensure_listed(item.key[0] for item in items)
         looked_up = {key for key in raw if key is not None}  # mapping rarely moves a key: look up only those it did
         known.update(self.sink.memory_lookup({item.key for item in items} - looked_up))
         for item in items:
@@ -424,6 +429,25 @@ class Lifecycle(t.Generic[P]):
         rules.created(item, response)
         return CREATED, rules.uuid_of(response.body if isinstance(response.body, dict) else None)
 
+    def landed(self, pairs: list[tuple[Record, Obj | None]]) -> None:
+        """Records a bulk import reported imported, with ChartMogul's listed copy: what differs is written, each is
+        remembered and counted `imported`.
+        """
+        self.sink.run_each(pairs, lambda pair: self.landed_one(*pair), records_of=lambda pair: [pair[0]])
+
+    def landed_one(self, record: Record, held: Obj | None) -> str:
+        """One imported record, brought in line with what ChartMogul holds."""
+        rules = self.rules
+        payload = rules.map(record)
+        item = Item(record, payload, rules.key(payload), rules.fingerprint(payload), rules.record_hash(record))
+        if held is None:
+            msg = (f"ChartMogul's bulk import reported it imported, but the data source has no {self.resource.kind} "
+                   "with this external_id")
+            raise RecordRejected(msg, field="external_id")
+        _, uuid = self.bring_in_line(item, held)
+        rules.remember(item, item.fingerprint, uuid)
+        return "imported"
+
     # Deleting ----------------------------------------------------------------------------------
     def delete(self, keys: list[Key], records: list[Record]) -> None:
         """Delete the objects of these rows concurrently; a refusal lands on its row."""
@@ -472,6 +496,20 @@ class ObjectSink(ChartMogulSink):
         """The rules' key (customers by email), else one object per data source and external id."""
         key = self.rules.dedupe_key(record)
         return key if key is not None else super().dedupe_key(record)
+
+    def process_record(self, record: Record, context: dict[str, t.Any]) -> None:
+        """Stage the record; the rules may note its arrival."""
+        super().process_record(record, context)
+        self.rules.arrived(record)
+
+    @property
+    def bulk_writer(self) -> BulkWriter | None:
+        """The rules' bulk adapter (customers, subscription events)."""
+        return self.rules.bulk
+
+    def landed(self, records: list[tuple[Record, Obj | None]]) -> None:
+        """Records a bulk import reported imported (`bulk.writers.Side`)."""
+        self.lifecycle.landed(records)
 
     def write_records(self, records: list[Record]) -> None:
         """Deleted rows are deleted; the others go through the lifecycle."""

@@ -1,5 +1,8 @@
 """Transactions (payments and refunds) of invoices: added once, kept in step, safe to replay by external_id.
 
+What is the transactions' own (the lifecycle does the rest): ChartMogul holds a transaction on its
+invoice, so its copy is read there, and a changed one it refuses to update replaces the invoice.
+
 The invoice is found by uuid or by external id (cache, sync memory, a listing of the data
 source when the memory holds no invoices, or one lookup). A payment whose invoice is not in
 ChartMogul yet waits for it, and rides in that invoice's import when it is new. A
@@ -21,20 +24,27 @@ invoice's currency (a KWD payment of 1.234 is fine).
 
 from __future__ import annotations
 
+import dataclasses
 import typing as t
 
-from target_chartmogul.api.errors import APIError, is_already_exists
+from target_chartmogul.api.errors import APIError
+from target_chartmogul.api.resources import delete_if_present, get_or_none
 from target_chartmogul.errors import RecordRejected
 from target_chartmogul.mapping.common import amount_column, data_source, optional_text, required_data_source
 from target_chartmogul.mapping.transactions import map_transaction
-from target_chartmogul.memory.ledger import Entry, payload_hash
+from target_chartmogul.memory.ledger import payload_hash
 from target_chartmogul.memory.references import Unresolved
 from target_chartmogul.run.invoice_parts import Payment
-from target_chartmogul.sinks.base import ChartMogulSink
 from target_chartmogul.sinks.invoice_writing import InvoiceFinder, carried
+from target_chartmogul.sinks.lifecycle import Changes, Item, Key, Rules
 from target_chartmogul.sinks.replacements import Replacer, held_as_body
 from target_chartmogul.values import compare
 from target_chartmogul.values.numbers import parse
+
+if t.TYPE_CHECKING:
+    from target_chartmogul.api.client import Response
+    from target_chartmogul.memory.ledger import Entry
+    from target_chartmogul.sinks.lifecycle import ObjectSink
 
 Record = dict[str, t.Any]
 Obj = dict[str, t.Any]
@@ -42,66 +52,85 @@ FINAL_STATUSES = ("voided", "written_off")  # the statuses an invoice can be set
 AMOUNT_FIELDS = ("amount_in_cents", "transaction_fees_in_cents")
 
 
-class TransactionsSink(ChartMogulSink):
-    """Writes a stream into ChartMogul transactions, found by their invoice."""
+@dataclasses.dataclass
+class TransactionRow:
+    """A transaction row: mapped only once its invoice is found (its amounts may be in the invoice's currency)."""
 
-    object_name = "transactions"
+    record: Record
+    data_source_uuid: str
+    external_id: str
+    invoice_external_id: str | None
 
-    def setup(self) -> None:
-        """Invoice currencies read for `amount_unit: units` are kept for the run."""
-        super().setup()
-        self._currencies: dict[str, str] = {}
+
+Row = Item[TransactionRow]
+
+
+class TransactionRules(Rules[TransactionRow]):
+    """Transactions, found by their invoice."""
+
+    kind = "transaction"
+    updated = "corrected"
+    blind_updates = False  # a transaction is always compared with its invoice's copy
+    ids_lost_creates = False  # a create answered only on a retry is ours: no read for its id
+
+    def __init__(self, sink: ObjectSink) -> None:
+        super().__init__(sink)
+        self._currencies: dict[str, str] = {}  # invoice currencies read for `amount_unit: units`
         self.invoices = InvoiceFinder(self.context)
-        self.deleted_rows: dict[tuple[str, str], str | None] = {}  # the invoice a deleted row names
 
-    def process_record(self, record: Record, context: dict[str, t.Any]) -> None:
-        """Stage the record, and offer a payment to its invoice's import (if the invoice turns out new)."""
-        super().process_record(record, context)
+    def arrived(self, record: Record) -> None:
+        """Offer a payment to its invoice's import (if the invoice turns out new)."""
         external_id = optional_text(record, "external_id") if not record.get("_sdc_deleted_at") else None
         invoice = optional_text(record, "invoice_external_id")
-        ds = data_source(record, self.config.get("data_source_uuid"))
+        ds = data_source(record, self.default_data_source)
         if external_id and invoice and ds:
             self.context.invoice_parts.offer_payment((ds, invoice), Payment(external_id, record, self.settings.amount_unit))
 
-    def write_records(self, records: list[Record]) -> None:
-        """Write concurrently; references are resolved per record."""
-        upserts = self.split_deletions(records)
-        self.known = self.memory_lookup(self.memory_key(r) for r in upserts)
-        self.run_each(upserts, self.write_remembered, records_of=lambda record: [record])
+    # Mapping -----------------------------------------------------------------------------------
+    def map(self, record: Record) -> TransactionRow:
+        """The row and its key; from here it is written on its own (or waits, offered again), not in its invoice."""
+        row = TransactionRow(record, data_source(record, self.default_data_source) or "", str(record.get("external_id")),
+                             optional_text(record, "invoice_external_id"))
+        if row.invoice_external_id:
+            self.context.invoice_parts.withdraw_payment((row.data_source_uuid, row.invoice_external_id), row.external_id)
+        return row
 
-    def memory_key(self, record: Record) -> tuple[str, str]:
-        """(data source, external id) under which the memory keeps this transaction."""
-        ds = data_source(record, self.config.get("data_source_uuid")) or ""
-        return (ds, str(record.get("external_id")))
+    def fingerprint(self, payload: TransactionRow) -> t.Any:
+        """The row (its amounts as given) and how its amounts are read."""
+        return {"record": {k: v for k, v in payload.record.items() if not k.startswith("_sdc_")},
+                "unit": self.settings.amount_unit}
 
-    def fingerprint(self, record: Record) -> dict[str, t.Any]:
-        """What the memory hashes: the row (its amounts as given) and how its amounts are read."""
-        return {"record": {k: v for k, v in record.items() if not k.startswith("_sdc_")}, "unit": self.settings.amount_unit}
+    def remember(self, item: Row, written: t.Any, uuid: str | None) -> None:
+        """With its invoice (external id): a later delete finds it there if no uuid is known."""
+        self.context.ledger.written(self.sink.object_name, *item.key, uuid=uuid,
+                                    payload=payload_hash(written) if written is not None else None,
+                                    stream=self.sink.stream_name, parent=item.payload.invoice_external_id)
 
-    def write_remembered(self, record: Record) -> str:
-        """Skip a transaction the memory says is written; else write or compare, and remember it."""
-        fingerprint = self.fingerprint(record)
-        key = self.memory_key(record)
-        invoice = optional_text(record, "invoice_external_id")
-        if invoice:  # from here it is written on its own (or waits, offered again)
-            self.context.invoice_parts.withdraw_payment((key[0], invoice), key[1])
-        if self.is_current(self.known.get(key), fingerprint):
-            return "unchanged"
-        nested = self.context.invoice_parts.nested_as(*key)
-        if nested is not None:  # it went in with its invoice's import
-            self.remember_transaction(key, self.context.invoice_parts.nested_uuid(*key), fingerprint, invoice)
-            return nested
-        self.check(record)
-        entry = self.known.get(key)
-        outcome, uuid = self.write_one(record, written=entry is not None and entry.payload_hash is not None)
-        self.remember_transaction(key, uuid or (entry.uuid if entry else None),
-                                  fingerprint if outcome != "changed_not_applied" else None, invoice)
-        return outcome
+    # Deciding ----------------------------------------------------------------------------------
+    @property
+    def insert_only(self) -> bool:
+        """Its one mode is insert, yet a transaction ChartMogul holds differently is corrected."""
+        return False
+
+    def knows(self, entry: Entry | None) -> bool:
+        """The memory knows it was written (the row changed since): compared with its invoice, never posted blind."""
+        return entry is not None and entry.payload_hash is not None
+
+    def settled(self, item: Row) -> tuple[str, str | None] | None:
+        """It went in with its invoice's import."""
+        parts = self.context.invoice_parts
+        nested = parts.nested_as(*item.key)
+        return (nested, parts.nested_uuid(*item.key)) if nested is not None else None
+
+    def prepare(self, item: Row) -> None:
+        """The checks before any call (RecordRejected naming the field), its invoice, and its body."""
+        self.check(item.payload.record)
+        uuid, external_id = self.invoice_uuid(item.payload.record)
+        item.facts.update(invoice=uuid, invoice_external_id=external_id,
+                          body=self.body_of(item.payload.record, uuid, external_id))
 
     def check(self, record: Record) -> None:
-        """The checks before any call (RecordRejected naming the field); amounts in currency units are only parsed
-        here, as their decimals depend on the invoice's currency (`body_of` converts them).
-        """
+        """Amounts in currency units are only parsed here, as their decimals depend on the invoice's currency."""
         unit, currency_code = self.settings.amount_unit, optional_text(record, "currency")
         if unit != "units" or currency_code:
             map_transaction(record, unit=unit, currency_code=currency_code)
@@ -110,12 +139,6 @@ class TransactionsSink(ChartMogulSink):
         map_transaction({k: v for k, v in record.items() if k not in columns}, unit=unit)
         for column in columns:
             parse(record[column], column, what="an amount")
-
-    def remember_transaction(self, key: tuple[str, str], uuid: str | None, payload: t.Any, invoice: str | None) -> None:
-        """Note a written transaction with its invoice (external id): a later delete finds it there if no uuid is known."""
-        self.context.ledger.written(self.object_name, *key, uuid=uuid,
-                                    payload=payload_hash(payload) if payload is not None else None,
-                                    stream=self.stream_name, parent=invoice)
 
     def invoice_uuid(self, record: Record) -> tuple[str, str | None]:
         """The invoice's uuid, and its external id when it was found by one.
@@ -131,7 +154,7 @@ class TransactionsSink(ChartMogulSink):
             raise RecordRejected(
                 "field 'invoice_uuid' or 'invoice_external_id' is required", field="invoice_external_id"
             )
-        ds = required_data_source(record, self.config.get("data_source_uuid"))
+        ds = required_data_source(record, self.default_data_source)
         try:
             invoice = self.context.refs.require("invoice", ds, external_id, field="invoice_external_id")
         except Unresolved:  # it waits for its invoice: offered again to that invoice's import
@@ -150,84 +173,103 @@ class TransactionsSink(ChartMogulSink):
     def invoice_currency(self, invoice_uuid: str, invoice_external_id: str | None) -> str | None:
         """The currency of the invoice (from this run's listing when there is one, else one read per invoice)."""
         if invoice_uuid not in self._currencies:
-            ds = self.config.get("data_source_uuid") or ""
+            ds = self.default_data_source or ""
             listed = self.context.refs.holdings.get("invoice", ds, invoice_external_id) if invoice_external_id else None
-            held = listed or self.client.get(f"invoices/{invoice_uuid}").body or {}
+            held = listed or get_or_none(self.client, "invoice", invoice_uuid) or {}
             self._currencies[invoice_uuid] = str(held.get("currency") or "") or ""
         return self._currencies[invoice_uuid] or None
 
-    def write_one(self, record: Record, *, written: bool = False) -> tuple[str, str | None]:
-        """POST the transaction unless the invoice is known to hold it; returns (outcome, uuid).
-
-        `written`: the memory knows it was written (the row changed since): compared, not posted again.
-        """
-        uuid, invoice_external_id = self.invoice_uuid(record)
-        body = self.body_of(record, uuid, invoice_external_id)
-        if written:  # compare with what the invoice holds; post only if it is gone from there
-            invoice = self._invoice_or_empty(uuid)
-            held = self._held_transaction(invoice, body["external_id"])
-            if held is not None:
-                return self._compared(body, held, invoice), held.get("uuid")
-        ds = data_source(record, self.config.get("data_source_uuid")) or ""
-        if invoice_external_id is not None:
-            listed = self.context.refs.holdings.get("invoice", ds, invoice_external_id)
-            if listed is not None and listed.get("uuid") == uuid:
-                held = self._held_transaction(listed, body["external_id"])
-                if held is not None:
-                    return self._compared(body, held, listed), held.get("uuid")
-        if self.settings.invoice_changes == "keep" and (
-                invoice_external_id is None or not self.context.invoice_parts.imported_now((ds, invoice_external_id))):
-            self.logger.warning("Transaction %s is new in the source; invoice_changes is 'keep', so invoice %s keeps "
-                                "the transactions it was imported with", body["external_id"],
-                                invoice_external_id or uuid)
-            return "changed_not_applied", None
-        try:
-            response = self.client.post(f"import/invoices/{uuid}/transactions", body)
-        except APIError as exc:
-            if is_already_exists(exc):
-                if exc.attempts > 1:  # our own earlier attempt wrote it; its answer was lost
-                    return "created", None
-                return self._already_taken(record, body, uuid)
-            if exc.status == 404:
-                if invoice_external_id is not None:
-                    self.context.refs.forget("invoice", ds, invoice_external_id, gone=True)
-                field = "invoice_external_id" if invoice_external_id is not None else "invoice_uuid"
-                raise RecordRejected(f"invoice {uuid} does not exist in ChartMogul", field=field, status=404) from None
-            raise
-        return "created", (response.body or {}).get("uuid")
-
-    @staticmethod
-    def _held_transaction(invoice: t.Mapping[str, t.Any], external_id: str) -> dict[str, t.Any] | None:
-        for held in invoice.get("transactions") or []:
-            if isinstance(held, dict) and held.get("external_id") == external_id:
-                return held
+    def copy(self, item: Row) -> Obj | None:
+        """Transactions are never listed on their own."""
         return None
 
-    def _compared(self, body: Obj, held: t.Mapping[str, t.Any], invoice: Obj) -> str:
-        """'unchanged' when ChartMogul holds the transaction as the record says; else update (or report) it."""
-        changes = compare.transaction_changes(body, held)
-        if not changes:
-            return "unchanged"
-        if self.settings.invoice_changes == "keep":
-            self.logger.warning(
-                "Transaction %s changed in the source (%s); invoice_changes is 'keep', so ChartMogul keeps it as "
-                "first written", body["external_id"], ", ".join(changes),
-            )
-            return "changed_not_applied"
-        fields = {name: body.get(name) for name in changes}
+    def read(self, item: Row) -> Obj | None:
+        """The transaction as its invoice holds it (read now); None when the invoice does not hold it (any more)."""
+        return self.on_invoice(item, get_or_none(self.client, "invoice", item.facts["invoice"]) or {})
+
+    def on_invoice(self, item: Row, invoice: Obj) -> Obj | None:
+        """The transaction on this invoice, noted with it (a refused update replaces that invoice)."""
+        held = carried(invoice, "transactions", item.facts["body"]["external_id"])
+        if held is not None:
+            item.facts["held_invoice"] = invoice
+        return held
+
+    def gone(self, item: Row) -> None:
+        """Not on its invoice: it is posted again (the memory keeps it until then)."""
+
+    def matches(self, item: Row) -> list[Obj]:
+        """The listed copy of its invoice (a lost memory) holds it."""
+        external_id = item.facts["invoice_external_id"]
+        if external_id is None:
+            return []
+        listed = self.context.refs.holdings.get("invoice", item.payload.data_source_uuid, external_id)
+        held = self.on_invoice(item, listed) if listed is not None and listed.get("uuid") == item.facts["invoice"] else None
+        return [held] if held is not None else []
+
+    def changes(self, item: Row, held: Obj) -> Changes:
+        """Fields ChartMogul holds differently (amount null means the full amount)."""
+        body = item.facts["body"]
+        return {name: (held.get(name), body.get(name)) for name in compare.transaction_changes(body, held)}
+
+    def kept(self, item: Row, changes: Changes | None) -> bool:
+        """`invoice_changes: keep`: an invoice imported before this run keeps the transactions it has, as they are."""
+        if self.settings.invoice_changes != "keep":
+            return False
+        external_id, invoice = item.facts["body"]["external_id"], item.facts["invoice_external_id"]
+        if changes is not None:
+            self.logger.warning("Transaction %s changed in the source (%s); invoice_changes is 'keep', so ChartMogul "
+                                "keeps it as first written", external_id, ", ".join(changes))
+            return True
+        if invoice is not None and self.context.invoice_parts.imported_now((item.payload.data_source_uuid, invoice)):
+            return False  # its invoice was imported in this run: the payment joins it
+        self.logger.warning("Transaction %s is new in the source; invoice_changes is 'keep', so invoice %s keeps "
+                            "the transactions it was imported with", external_id, invoice or item.facts["invoice"])
+        return True
+
+    def look_up(self, item: Row) -> Obj | None:
+        """The external id is used: its invoice, read now, holds it as sent, or another invoice uses it (a reject)."""
+        held = self.on_invoice(item, get_or_none(self.client, "invoice", item.facts["invoice"]) or {})
+        if held is None:
+            named = item.payload.invoice_external_id or item.facts["invoice"]
+            msg = (f"transaction external_id {item.facts['body']['external_id']!r} is already used in ChartMogul by "
+                   f"another invoice than {named}")
+            raise RecordRejected(msg, field="external_id", status=422)
+        return held
+
+    # Writing -----------------------------------------------------------------------------------
+    def create(self, item: Row) -> Response:
+        """POST it to its invoice."""
+        return self.client.post(self.resource.created_at(item.facts["invoice"]), item.facts["body"])
+
+    def created(self, item: Row, response: Response) -> None:
+        """Nothing to keep: its invoice is not listed anew."""
+
+    def refused(self, item: Row, exc: APIError) -> t.NoReturn:
+        """Its invoice is gone (404): the invoice is forgotten and the row rejected."""
+        if exc.status != 404:
+            raise exc
+        external_id = item.facts["invoice_external_id"]
+        if external_id is not None:
+            self.context.refs.forget("invoice", item.payload.data_source_uuid, external_id, gone=True)
+        field = "invoice_external_id" if external_id is not None else "invoice_uuid"
+        raise RecordRejected(f"invoice {item.facts['invoice']} does not exist in ChartMogul", field=field, status=404) from None
+
+    def update(self, item: Row, held: Obj, changes: Changes) -> Obj | None:
+        """PATCH what differs; when ChartMogul refuses, the invoice is imported again with the record's transaction."""
+        body = item.facts["body"]
         try:
-            self.client.patch(f"transactions/{held['uuid']}", fields)
+            self.client.patch(self.resource.one(held["uuid"]), {name: new for name, (_, new) in changes.items()})
         except APIError as exc:
             if exc.status in (401, 403):
                 raise
             self.logger.info("ChartMogul refused to update transaction %s (%s): replacing its invoice",
                              body["external_id"], exc.message)
-            self._replace_with(invoice, body)
-        return "corrected"
+            self.replace_with(item.facts["held_invoice"], body)
+        return None
 
-    def _replace_with(self, invoice: Obj, body: Obj) -> None:
+    def replace_with(self, invoice: Obj, body: Obj) -> None:
         """Import the invoice again with this transaction as the record has it (the others kept)."""
-        ds = self.config.get("data_source_uuid") or ""
+        ds = self.default_data_source or ""
         new_body = held_as_body(invoice, ds)
         others = [tx for tx in new_body.get("transactions") or [] if tx.get("external_id") != body["external_id"]]
         new_body["transactions"] = [*others, body]
@@ -235,66 +277,32 @@ class TransactionsSink(ChartMogulSink):
         answer = Replacer(self.context).replace(ds, str(invoice["customer_uuid"]), new_body, invoice, status)
         self.context.refs.remember("invoice", ds, str(invoice["external_id"]), answer)
 
-    def _already_taken(self, record: Record, body: Obj, invoice_uuid: str) -> tuple[str, str | None]:
-        """The external id is used: read the invoice to see whether it holds this transaction as sent."""
-        invoice = self._invoice_or_empty(invoice_uuid)
-        held = self._held_transaction(invoice, body["external_id"])
-        if held is None:
-            msg = (
-                f"transaction external_id {body['external_id']!r} is already used in ChartMogul by another "
-                f"invoice than {record.get('invoice_external_id') or invoice_uuid}"
-            )
-            raise RecordRejected(msg, field="external_id", status=422)
-        return self._compared(body, held, invoice), held.get("uuid")
-
-    def _invoice_or_empty(self, invoice_uuid: str) -> Obj:
-        try:
-            return t.cast("Obj", self.client.get(f"invoices/{invoice_uuid}").body or {})
-        except APIError as exc:
-            if exc.status != 404:
-                raise
-            return {}
-
-    def delete_rows(self, keys: list[tuple[str, str]], records: list[Record]) -> None:
-        """Note which invoice each deleted row names (log-based rows may carry it), then delete."""
-        for key, record in zip(keys, records, strict=True):
-            invoice = record.get("invoice_external_id")
-            self.deleted_rows[key] = str(invoice).strip() if isinstance(invoice, str) and invoice.strip() else None
-        super().delete_rows(keys, records)
-
-    def delete_one(self, data_source_uuid: str, external_id: str) -> str:
-        """Delete a transaction deleted in the source (404 means already gone).
-
-        By its remembered uuid, else by the uuid its invoice in ChartMogul shows (`find_uuid`);
-        `unchanged` only when no invoice in ChartMogul holds it.
+    # Deleting ----------------------------------------------------------------------------------
+    def to_delete(self, key: Key, record: Record, entry: Entry | None) -> str | None:
+        """The uuid its invoice in ChartMogul shows (the one the memory or the row names, else found in a listing);
+        remembered before the delete.
         """
-        entry = self.known.get((data_source_uuid, external_id))
-        uuid = entry.uuid if entry is not None and entry.uuid else self.find_uuid(data_source_uuid, external_id, entry)
-        if uuid is None:
-            self.context.ledger.deleted("transactions", data_source_uuid, external_id)
-            self.logger.info("Transaction %s: deleted in the source, and no invoice in ChartMogul holds it",
-                             external_id)
-            return "unchanged"
-        try:
-            self.client.delete(f"transactions/{uuid}")
-        except APIError as exc:
-            if exc.status != 404:
-                raise
-        self.context.ledger.deleted("transactions", data_source_uuid, external_id)
-        return "deleted"
-
-    def find_uuid(self, data_source_uuid: str, external_id: str, entry: Entry | None) -> str | None:
-        """The uuid of a transaction the memory knows no uuid of, from the invoice ChartMogul holds it on
-        (the one the memory or the row names, else found in a listing); remembered before the delete.
-        """
-        named = (entry.parent if entry is not None else None) or self.deleted_rows.get((data_source_uuid, external_id))
-        invoice = self.invoices.holding(data_source_uuid, "transactions", external_id, named)
+        data_source_uuid, external_id = key
+        named = record.get("invoice_external_id")
+        named = str(named).strip() if isinstance(named, str) and named.strip() else None
+        invoice = self.invoices.holding(data_source_uuid, "transactions", external_id,
+                                        (entry.parent if entry is not None else None) or named)
         held = carried(invoice, "transactions", external_id) if invoice is not None else None
         if invoice is None or held is None or not held.get("uuid"):
             return None
-        self.context.ledger.written("transactions", data_source_uuid, external_id, uuid=str(held["uuid"]),
+        self.context.ledger.written(self.sink.object_name, data_source_uuid, external_id, uuid=str(held["uuid"]),
                                     payload=entry.payload_hash if entry is not None else None,
-                                    stream=str(entry.stream) if entry is not None and entry.stream else self.stream_name,
+                                    stream=str(entry.stream) if entry is not None and entry.stream else self.sink.stream_name,
                                     record=entry.record_hash if entry is not None else None,
                                     parent=str(invoice.get("external_id")))
         return str(held["uuid"])
+
+    def nothing_to_delete(self, key: Key, entry: Entry | None) -> str:
+        """No invoice in ChartMogul holds it."""
+        self.context.ledger.deleted(self.sink.object_name, *key)
+        self.logger.info("Transaction %s: deleted in the source, and no invoice in ChartMogul holds it", key[1])
+        return "unchanged"
+
+    def delete(self, key: Key, uuid: str) -> None:
+        """DELETE it (gone already is fine)."""
+        delete_if_present(self.client, self.kind, uuid)
