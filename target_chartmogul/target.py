@@ -22,14 +22,14 @@ from singer_sdk.sinks import Sink
 
 from target_chartmogul.config.checks import REFUSED, check_settings, check_variables, invalid_values
 from target_chartmogul.config.input import ENV_PREFIX, from_cli_args
-from target_chartmogul.config.registry import RANKS, REGISTRY
+from target_chartmogul.config.registry import BY_NAME, RANKS, REGISTRY
 from target_chartmogul.config.settings import CONFIG_SCHEMA, STREAM_OPTION_NAMES
 from target_chartmogul.errors import FatalError, StoppedError
 from target_chartmogul.run.context import RunContext
 from target_chartmogul.run.reader import StrictSingerReader
 from target_chartmogul.run.sdk_hooks import SDKOverrides
 from target_chartmogul.run.summary import RunSummary
-from target_chartmogul.sinks.base import ChartMogulSink
+from target_chartmogul.sinks.base import ChartMogulSink, bind
 from target_chartmogul.sinks.replacements import Replacer
 from target_chartmogul.sinks.skip import SkipSink
 from target_chartmogul.values.encoding import dumps
@@ -37,11 +37,16 @@ from target_chartmogul.values.encoding import dumps
 if t.TYPE_CHECKING:
     import click  # the SDK's CLI library: only `cb_config`'s annotations name it
 
-# object -> its sink class, imported from the path of its entry in `registry.REGISTRY` (in write order)
-SINK_CLASSES: dict[str, type[ChartMogulSink] | type[SkipSink]] = {
-    entry.name: t.cast("type[ChartMogulSink]", getattr(importlib.import_module(entry.sink_module), entry.sink_class))
-    for entry in REGISTRY
-}
+def sink_class(object_name: str | None) -> type[ChartMogulSink] | type[SkipSink]:
+    """The sink class its line in `registry.REGISTRY` names (imported by path), or the skipping sink."""
+    entry = BY_NAME.get(object_name or "")
+    if entry is None:
+        return SkipSink
+    return t.cast("type[ChartMogulSink]", getattr(importlib.import_module(entry.sink_module), entry.sink_class))
+
+
+# object -> its sink class (in write order); an object registered at run time is looked up when a stream needs it
+SINK_CLASSES: dict[str, type[ChartMogulSink] | type[SkipSink]] = {entry.name: sink_class(entry.name) for entry in REGISTRY}
 
 
 class TargetChartMogul(SDKOverrides, Target):
@@ -112,7 +117,7 @@ class TargetChartMogul(SDKOverrides, Target):
         """The sink of the stream's ChartMogul object, bound to this run's context, or the skipping sink."""
         obj = self.context.stream(stream_name).object or "(skipped)"
         if obj not in self._sink_classes:
-            self._sink_classes[obj] = SINK_CLASSES.get(obj, SkipSink).bound_to(self.context)
+            self._sink_classes[obj] = bind(sink_class(obj), self.context)
         return self._sink_classes[obj]
 
     def get_sink(

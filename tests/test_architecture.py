@@ -16,6 +16,7 @@ import pathlib
 import re
 
 import pytest
+from singer_sdk.sinks import Sink
 
 from target_chartmogul import target
 from target_chartmogul.bulk import lane
@@ -208,10 +209,11 @@ def test_every_registry_sink_is_a_chartmogul_sink_of_that_object():
     for entry in registry.REGISTRY:
         sink = getattr(importlib.import_module(entry.sink_module), entry.sink_class)
         assert inspect.isclass(sink) and issubclass(sink, ChartMogulSink), entry.sink
-        if entry.rules is None:
+        if sink is not lifecycle.ObjectSink:
             assert sink.object_name == entry.name, entry.sink
+        if entry.rules is None:
+            assert sink is not lifecycle.ObjectSink and entry.name == "line_items", entry.name  # its writer is the invoices'
             continue
-        assert sink is lifecycle.ObjectSink, entry.sink  # the rules are what differs
         rules = lifecycle.rules_class(entry.name)
         assert issubclass(rules, lifecycle.Rules), entry.rules
         assert entry.resource is not None and registry.RESOURCES[rules.kind] is entry.resource, entry.rules
@@ -306,3 +308,45 @@ def test_a_malformed_entry_fails_at_import(change, message):
     fields = {"name": "plans", "modes": {"upsert": ("external_id",)}, "default_mode": "upsert", "sink": "plans:PlansSink"}
     with pytest.raises(ValueError, match=message):
         registry.ObjectEntry(**{**fields, **change})
+
+
+# The one lifecycle and the one table ------------------------------------------------------------
+RULES_MODULES = ("plans", "customers", "subscription_events", "contacts", "transactions")
+OUTCOMES = {"created", "updated", "unchanged", "deleted", "already_present", "changed_not_applied", "skipped", "imported"}
+
+
+def test_no_sink_hierarchy_is_deeper_than_two_levels():
+    """What sinks share is composed (deletions, the lifecycle and its rules, the invoice writer, the bulk adapters),
+    never inherited: a sink is the base sink's subclass at most."""
+    for path in sorted((PACKAGE / "sinks").glob("*.py")):
+        module = importlib.import_module(module_name(path))
+        for name, cls in inspect.getmembers(module, inspect.isclass):
+            if cls.__module__ == module.__name__ and issubclass(cls, Sink):
+                ours = [base.__qualname__ for base in cls.__mro__ if base.__module__.startswith("target_chartmogul.")]
+                assert len(ours) <= 2, f"{module.__name__}.{name}: {' < '.join(ours)}"
+
+
+def test_the_rules_of_the_five_objects_decide_no_outcome():
+    """Plans, customers, subscription events, contacts and transactions bring rules; every create / update / delete /
+    unchanged of theirs is the lifecycle's (`sinks/lifecycle.py`): their modules name no outcome."""
+    for name in RULES_MODULES:
+        path = PACKAGE / "sinks" / f"{name}.py"
+        named = [(node.lineno, node.value) for node in ast.walk(ast.parse(path.read_text()))
+                 if isinstance(node, ast.Constant) and node.value in OUTCOMES]
+        assert named == [], f"{path.relative_to(REPO)} decides outcomes itself: {named}"
+
+
+def test_only_the_table_helpers_read_a_404():
+    """`api/resources.py` reads "no such object" for every caller; no sink, no memory module compares a status with
+    404 (the bulk lane's polls of an import, which is not an object of the table, aside)."""
+    allowed = {"target_chartmogul/api/resources.py", "target_chartmogul/bulk/imports.py",
+               "target_chartmogul/api/dry_run.py", "target_chartmogul/api/dry_run_answers.py"}
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if str(path.relative_to(REPO)) in allowed:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Compare) and any(isinstance(c, ast.Constant) and c.value == 404
+                                                     for c in [node.left, *node.comparators]):
+                found.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert found == []

@@ -67,7 +67,7 @@ class ObjectEntry:
     default_mode: str
     sink: str  # "module:Class" under target_chartmogul.sinks (or a dotted module path outside it)
     resource: Resource | None = None
-    rules: str | None = None  # "module:Class" of its lifecycle rules, for the sink `lifecycle:ObjectSink`
+    rules: str | None = None  # "module:Class" of its lifecycle rules (`lifecycle:ObjectSink` runs them)
     deletable: bool = True  # whether `delete_missing` applies
     # listing kinds of what its records name (plans its lines need): with a lost memory, read as soon as a batch
     # holds a new object (`ChartMogulSink.bulk_partition`), not after the input when the stream that brings them
@@ -145,6 +145,7 @@ REGISTRY: list[ObjectEntry] = [
         modes={"insert": ("external_id",)},
         default_mode="insert",
         sink="invoices:InvoicesSink",
+        rules="invoice_writing:InvoiceRules",
         resource=Resource("invoice", "invoices", "invoices", duplicate=DUPLICATE_INVOICE, noun="Invoice",
                           create_path="import/customers/{parent}/invoices"),
         names=("plan",),

@@ -37,18 +37,12 @@ T = t.TypeVar("T")
 Record = dict[str, t.Any]
 
 
-S = t.TypeVar("S", bound="ContextBound")
+S = t.TypeVar("S", bound=BatchSink)
 
 
-class ContextBound:
-    """A sink class that carries the run's context, so the SDK can build it from the class alone."""
-
-    context: t.ClassVar[RunContext]
-
-    @classmethod
-    def bound_to(cls: type[S], context: RunContext) -> type[S]:
-        """A subclass carrying the run's context: what the target hands the SDK to build sinks from."""
-        return type(cls.__name__, (cls,), {"context": context, "__module__": cls.__module__})
+def bind(cls: type[S], context: RunContext) -> type[S]:
+    """A sink class carrying the run's context (its `context`), so the SDK can build its sinks from the class alone."""
+    return type(cls.__name__, (cls,), {"context": context, "__module__": cls.__module__})
 
 
 class Unnamed(t.NamedTuple):
@@ -61,8 +55,10 @@ class Unnamed(t.NamedTuple):
         return cls(id(record))
 
 
-class ChartMogulSink(ContextBound, BatchSink):
+class ChartMogulSink(BatchSink):
     """Base for the object sinks; subclasses implement `write_records`."""
+
+    context: t.ClassVar[RunContext]  # set by `bind`
 
     object_name: str = ""  # set by the sink class, or from the stream's settings (`lifecycle.ObjectSink`)
     MAX_SIZE_DEFAULT = 1000

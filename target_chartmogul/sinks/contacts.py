@@ -50,7 +50,6 @@ Record = dict[str, t.Any]
 Contact = dict[str, t.Any]
 Person = Item[ContactPayload]
 KIND = "contact"
-SKIPPED = "skipped"
 
 
 def _same_email(contact: t.Mapping[str, t.Any], email: str | None) -> bool:
@@ -385,15 +384,15 @@ class ContactRules(Rules[ContactPayload]):
         listed = self.listed(row.data_source_uuid).values()
         return [c for c in listed if customer is None or c.get("customer_uuid") == customer]
 
-    def nothing_to_delete(self, key: Key, entry: Entry | None) -> str:
-        """A deleted row whose contact cannot be found: warned about, counted `skipped`."""
+    def not_to_delete(self, key: Key, entry: Entry | None) -> bool:
+        """A deleted row whose contact cannot be found: warned about (the lifecycle counts it skipped)."""
         with self._lock:
             why = self._unfound.pop(key, "")
         self.logger.warning("Stream '%s': contact external_id '%s' (data source %s) deleted in the source was not "
                             "deleted in ChartMogul: %s", self.sink.stream_name, key[1], key[0], why)
         if entry is not None:
             self.context.ledger.deleted(self.sink.object_name, *key)
-        return SKIPPED
+        return True
 
     def delete(self, key: Key, uuid: str) -> None:
         """DELETE the contact (gone already is fine); it is taken for this row."""

@@ -1,7 +1,9 @@
 """Writing invoices: import the new, bring the imported in line with the record.
 
-Shared by the invoices sink (headers, or whole invoices) and the line_items sink (lines
-whose header did not come in this run). An invoice ChartMogul does not hold is imported,
+`InvoiceWriter` is composed into the invoices sink (headers, or whole invoices) and the
+line_items sink (lines whose header did not come in this run); what every object shares (a
+read whose 404 means gone, a lookup by external id, the duplicate refusal, a delete, the
+memory) it asks of the lifecycle (`sinks.lifecycle`). An invoice ChartMogul does not hold is imported,
 with the other new invoices of its customer in one call; one it holds is compared with the
 record (`compare`), and:
 
@@ -23,19 +25,25 @@ from __future__ import annotations
 import threading
 import typing as t
 
-from target_chartmogul.api.errors import APIError, is_already_exists
-from target_chartmogul.api.resources import listing
+from target_chartmogul.api.errors import APIError
+from target_chartmogul.api.resources import get_or_none, is_duplicate, is_missing, listing
 from target_chartmogul.errors import RecordRejected
 from target_chartmogul.mapping.invoices import STATUSES, InvoicePayload, map_line_item
 from target_chartmogul.mapping.transactions import map_transaction
 from target_chartmogul.memory.ledger import Digest, Entry, payload_hash
 from target_chartmogul.memory.references import Unresolved
-from target_chartmogul.sinks.base import ChartMogulSink
+from target_chartmogul.sinks.lifecycle import Lifecycle, Rules, rules_class
 from target_chartmogul.sinks.replacements import Replacer, keeping_transactions
 from target_chartmogul.values import compare
 
 if t.TYPE_CHECKING:
+    import logging
+
+    from target_chartmogul.api.client import ChartMogulClient
+    from target_chartmogul.config.settings import StreamSettings
     from target_chartmogul.run.context import RunContext
+    from target_chartmogul.run.invoice_parts import InvoiceParts
+    from target_chartmogul.sinks.base import ChartMogulSink
 
 Record = dict[str, t.Any]
 Obj = dict[str, t.Any]
@@ -60,24 +68,49 @@ def status_now(held: t.Mapping[str, t.Any], entry: Entry | None) -> str | None:
     return entry.status if entry is not None else None
 
 
-def _invoice_is_duplicate(errors: t.Mapping[str, t.Any]) -> bool:
-    message = str(errors.get("external_id", "")).lower()
-    return "already exists" in message or "already been taken" in message
-
-
 def _describe(errors: t.Mapping[str, t.Any]) -> str:
     return "; ".join(f"{k}: {'; '.join(v) if isinstance(v, list) else v}" for k, v in errors.items())
 
 
-class InvoiceWriting(ChartMogulSink):
-    """Imports, corrections, status changes and deletes of invoices (see the module docstring)."""
+class InvoiceRules(Rules[InvoicePayload]):
+    """What invoices share with every object (their resource in the table); their decisions are the writer's."""
 
-    def setup(self) -> None:
-        """The run's waiting line items and payments, and the replacer."""
-        super().setup()
-        self.parts = self.context.invoice_parts
-        self.replacer = Replacer(self.context)
+    kind = "invoice"
+
+
+class InvoiceWriter:
+    """Imports, corrections, status changes and deletes of invoices (see the module docstring), for one sink."""
+
+    def __init__(self, sink: ChartMogulSink) -> None:
+        self.sink = sink
+        self.replacer = Replacer(sink.context)
         self.known: dict[tuple[str, str], Entry] = {}
+        self.lifecycle: Lifecycle[InvoicePayload] = Lifecycle(sink, rules_class("invoices")(sink))
+
+    @property
+    def context(self) -> RunContext:
+        """The run."""
+        return self.sink.context
+
+    @property
+    def client(self) -> ChartMogulClient:
+        """The run's client."""
+        return self.sink.context.client
+
+    @property
+    def parts(self) -> InvoiceParts:
+        """The run's waiting line items and payments."""
+        return self.sink.context.invoice_parts
+
+    @property
+    def settings(self) -> StreamSettings:
+        """The sink's stream options."""
+        return self.sink.settings
+
+    @property
+    def logger(self) -> logging.Logger:
+        """The sink's logger."""
+        return self.sink.logger
 
     # Memory ------------------------------------------------------------------------------
     @staticmethod
@@ -111,9 +144,9 @@ class InvoiceWriting(ChartMogulSink):
         entry = self.context.ledger.get("invoices", ds, ext) if payload.fingerprint is None or not applied else None
         if payload.fingerprint is None:
             digest, content = (entry.payload_hash, entry.record_hash) if entry is not None else (None, None)
-            stream = str(entry.stream) if entry is not None else self.stream_name
+            stream = str(entry.stream) if entry is not None else self.sink.stream_name
         else:
-            digest, stream = (payload_hash(payload.fingerprint) if current else None), self.stream_name
+            digest, stream = (payload_hash(payload.fingerprint) if current else None), self.sink.stream_name
             content = payload.content if applied else (entry.record_hash if entry is not None else None)
         self.context.ledger.written("invoices", ds, ext, uuid=uuid, payload=digest, stream=stream, record=content)
         if uuid:
@@ -157,15 +190,9 @@ class InvoiceWriting(ChartMogulSink):
             return refs.holdings.get("invoice", ds, ext)
         entry = self.known.get((ds, ext)) or self.context.ledger.get("invoices", ds, ext)
         if entry is not None and entry.uuid:
-            try:
-                return t.cast("Obj", self.client.get(f"invoices/{entry.uuid}").body)
-            except APIError as exc:
-                if exc.status != 404:
-                    raise
-                refs.forget("invoice", ds, ext, gone=True)
-                return None
+            return self.lifecycle.held((ds, ext), entry.uuid)
         if entry is not None:  # remembered without a uuid: its import answer was lost
-            return refs.held("invoice", ds, ext, fresh=True)
+            return self.lifecycle.look_up((ds, ext))
         return None
 
     # An invoice ChartMogul holds -------------------------------------------------------------
@@ -222,7 +249,7 @@ class InvoiceWriting(ChartMogulSink):
             try:
                 self.client.post(f"import/invoices/{held['uuid']}/transactions", transaction)
             except APIError as exc:
-                if not is_already_exists(exc):
+                if not is_duplicate(exc, "transaction"):
                     raise
         if missing:
             held["transactions"] = [*(held.get("transactions") or []), *missing]
@@ -305,7 +332,7 @@ class InvoiceWriting(ChartMogulSink):
         whether the invoice has the asked status cannot be checked, so it is neither changed
         nor unchanged: warned, with ChartMogul's message, and counted `status_unconfirmed`.
         """
-        reread = self._get_or_none(str(held["uuid"]))
+        reread = get_or_none(self.client, "invoice", held["uuid"])
         if reread is None or "status" in reread:
             if reread is not None and reread.get("status") == payload.status:
                 held["status"] = payload.status
@@ -403,7 +430,7 @@ class InvoiceWriting(ChartMogulSink):
 
     def _sort_refusal(self, customer_uuid: str, pending: list[Pair], exc: APIError, *, ours: bool) -> list[Pair]:
         """Handle a refused import call; return the invoices to send again."""
-        if exc.status == 404:
+        if is_missing(exc):
             for record, payload in pending:
                 if payload.customer_external_id:
                     self.context.refs.forget("customer", payload.data_source_uuid, payload.customer_external_id,
@@ -426,7 +453,7 @@ class InvoiceWriting(ChartMogulSink):
                 self.imported(record, payload, answer)
             elif not errors:
                 again.append((record, payload))
-            elif _invoice_is_duplicate(errors):
+            elif self.lifecycle.duplicate(errors.get("external_id")):
                 self.already_there(record, payload, customer_uuid, ours=ours)
             else:
                 self.refuse(record, payload, f"ChartMogul refused it: {_describe(errors)}", field=next(iter(errors), None),
@@ -435,7 +462,7 @@ class InvoiceWriting(ChartMogulSink):
 
     def already_there(self, record: Record, payload: InvoicePayload, customer_uuid: str, *, ours: bool) -> None:
         """'already exists': find the invoice (never trusting an earlier listing) and compare it."""
-        held = self.context.refs.held("invoice", payload.data_source_uuid, payload.external_id, fresh=True)
+        held = self.lifecycle.look_up((payload.data_source_uuid, payload.external_id))
         if held is None:
             msg = f"ChartMogul says invoice {payload.external_id!r} exists but no such invoice was found in the data source"
             self.refuse(record, payload, msg, field="external_id", status=422)
@@ -448,120 +475,44 @@ class InvoiceWriting(ChartMogulSink):
             return
         self.counted(record, payload, outcome, str(held["uuid"]))
 
-    # Outcomes (the line_items sink counts on its lines too) ---------------------------------
+    # Outcomes ---------------------------------------------------------------------------
     def counted(self, record: Record, payload: InvoicePayload, outcome: str, uuid: str | None) -> None:
-        """Count one invoice's outcome."""
-        self.count(outcome)
+        """Count the invoice, and each of its arrived lines with the same outcome (and remember them)."""
+        self.sink.count(outcome)
+        for part in payload.stream_lines:
+            part.owner.count(outcome)
+            if outcome != "changed_not_applied":  # else the line is checked again next run
+                part.owner.line_written(part, uuid)
 
     def refuse(
         self, record: Record, payload: InvoicePayload, reason: str, *, field: str | None = None, status: int | None = None
     ) -> None:
         """Reject one invoice, and the lines that arrived for it."""
-        self.reject(record, reason, field=field, status=status)
+        self.sink.reject(record, reason, field=field, status=status)
         for part in payload.stream_lines:
             if part.refused is None:  # a refused line has its own reject line already
                 part.owner.reject(part.record, f"its invoice {part.invoice_external_id} was refused: {reason}",
                                   field="invoice_external_id", status=status)
 
     # Deletes ------------------------------------------------------------------------------
-    def delete_invoice(self, data_source_uuid: str, external_id: str) -> str:
+    def delete_invoice(self, record: Record, data_source_uuid: str, external_id: str) -> str:
         """Delete one invoice and forget its transactions (ChartMogul deletes them with it)."""
+        key = (data_source_uuid, external_id)
         entry = self.context.ledger.get("invoices", data_source_uuid, external_id)
-        held = None
-        if entry is not None and entry.uuid:
-            held = self._get_or_none(str(entry.uuid))
+        held = get_or_none(self.client, "invoice", entry.uuid) if entry is not None and entry.uuid else None
         if held is None:
-            held = self.context.refs.held("invoice", data_source_uuid, external_id, fresh=True)
-        if held is not None:
-            try:
-                self.client.delete(f"invoices/{held['uuid']}")
-            except APIError as exc:
-                if exc.status != 404:
-                    raise
-            for tx in held.get("transactions") or []:
-                if tx.get("external_id"):
-                    self.context.ledger.deleted("transactions", data_source_uuid, tx["external_id"])
-        self.context.refs.forget("invoice", data_source_uuid, external_id, gone=True)
-        return "deleted" if held is not None else "unchanged"
-
-    def _get_or_none(self, invoice_uuid: str) -> Obj | None:
-        try:
-            return t.cast("Obj", self.client.get(f"invoices/{invoice_uuid}").body)
-        except APIError as exc:
-            if exc.status == 404:
-                return None
-            raise
+            held = self.lifecycle.look_up(key)
+        if held is None:
+            self.context.refs.forget("invoice", data_source_uuid, external_id, gone=True)
+            return "unchanged"
+        for tx in held.get("transactions") or []:
+            if tx.get("external_id"):
+                self.context.ledger.deleted("transactions", data_source_uuid, tx["external_id"])
+        return self.lifecycle.delete_held(record, key, str(held["uuid"]))
 
 
 
-class InvoiceFinder:
-    """Finds the invoice ChartMogul holds that carries a line item or a transaction, by their external ids.
-
-    A row deleted in the source must leave ChartMogul even when the sync memory cannot say where it
-    is (payments nested in their invoice's import have no uuid of their own; a lost memory knows
-    nothing): the invoice the memory or the row names is read, else every invoice of the data source
-    is listed, once per run and only when needed.
-    """
-
-    def __init__(self, context: RunContext) -> None:
-        self.context = context
-        self._lock = threading.Lock()
-        self._index: dict[str, dict[tuple[str, str], str]] = {}  # data source -> (part, external id) -> invoice
-
-    def holding(self, data_source_uuid: str, part: str, external_id: str, invoice: str | None = None) -> Obj | None:
-        """The invoice (as ChartMogul holds it now) whose `part` ("line_items" or "transactions") has this
-        external id; `invoice` is where the memory or the row says it is. None: no invoice holds it.
-        """
-        if invoice is not None:
-            held = self._read(data_source_uuid, invoice)
-            if held is not None and carried(held, part, external_id) is not None:
-                return held
-        listed = self._listed(data_source_uuid).get((part, external_id))
-        if listed is None or listed == invoice:
-            return None
-        held = self._read(data_source_uuid, listed)
-        return held if held is not None and carried(held, part, external_id) is not None else None
-
-    def _listed(self, data_source_uuid: str) -> dict[tuple[str, str], str]:
-        """(part, external id) -> invoice external id, of every invoice of the data source (listed once)."""
-        with self._lock:
-            if data_source_uuid not in self._index:
-                index: dict[tuple[str, str], str] = {}
-                for listed in listing(self.context.client, "invoice", {"data_source_uuid": data_source_uuid}):
-                    for name in ("line_items", "transactions"):
-                        for item in listed.get(name) or []:
-                            if isinstance(item, dict) and item.get("external_id"):
-                                index[(name, str(item["external_id"]))] = str(listed.get("external_id"))
-                self._index[data_source_uuid] = index
-            return self._index[data_source_uuid]
-
-    def _read(self, data_source_uuid: str, invoice: str) -> Obj | None:
-        """One invoice, read now (by the uuid the memory keeps, else by external id)."""
-        entry = self.context.ledger.get("invoices", data_source_uuid, invoice)
-        if entry is not None and entry.uuid:
-            try:
-                return t.cast("Obj", self.context.client.get(f"invoices/{entry.uuid}").body)
-            except APIError as exc:
-                if exc.status != 404:
-                    raise
-        return self.context.refs.held("invoice", data_source_uuid, invoice, fresh=True)
-
-
-def carried(invoice: t.Mapping[str, t.Any], part: str, external_id: str) -> Obj | None:
-    """The line item or transaction (`part`) of an invoice with this external id, or None."""
-    for item in invoice.get(part) or []:
-        if isinstance(item, dict) and item.get("external_id") == external_id:
-            return item
-    return None
-
-
-class RecordWaiting(Unresolved):
-    """A header whose lines may still arrive (a line_items stream is still open): it waits."""
-
-
-class LinesAssembly(InvoiceWriting):
-    """Line items from a line_items stream, mapped and merged into their invoice."""
-
+    # Lines from a line_items stream, mapped and merged into their invoice ---------------------
     def map_stream_lines(self, payload: InvoicePayload, parts: list[t.Any]) -> list[tuple[t.Any, Obj | None]]:
         """(part, body or None when the line was deleted) of each line, plans resolved.
 
@@ -616,3 +567,63 @@ class LinesAssembly(InvoiceWriting):
                  for line in held_lines]
         lines.extend(body for body in changed.values() if body is not None)
         return [line for line in lines if line is not None]
+
+
+class InvoiceFinder:
+    """Finds the invoice ChartMogul holds that carries a line item or a transaction, by their external ids.
+
+    A row deleted in the source must leave ChartMogul even when the sync memory cannot say where it
+    is (payments nested in their invoice's import have no uuid of their own; a lost memory knows
+    nothing): the invoice the memory or the row names is read, else every invoice of the data source
+    is listed, once per run and only when needed.
+    """
+
+    def __init__(self, context: RunContext) -> None:
+        self.context = context
+        self._lock = threading.Lock()
+        self._index: dict[str, dict[tuple[str, str], str]] = {}  # data source -> (part, external id) -> invoice
+
+    def holding(self, data_source_uuid: str, part: str, external_id: str, invoice: str | None = None) -> Obj | None:
+        """The invoice (as ChartMogul holds it now) whose `part` ("line_items" or "transactions") has this
+        external id; `invoice` is where the memory or the row says it is. None: no invoice holds it.
+        """
+        if invoice is not None:
+            held = self._read(data_source_uuid, invoice)
+            if held is not None and carried(held, part, external_id) is not None:
+                return held
+        listed = self._listed(data_source_uuid).get((part, external_id))
+        if listed is None or listed == invoice:
+            return None
+        held = self._read(data_source_uuid, listed)
+        return held if held is not None and carried(held, part, external_id) is not None else None
+
+    def _listed(self, data_source_uuid: str) -> dict[tuple[str, str], str]:
+        """(part, external id) -> invoice external id, of every invoice of the data source (listed once)."""
+        with self._lock:
+            if data_source_uuid not in self._index:
+                index: dict[tuple[str, str], str] = {}
+                for listed in listing(self.context.client, "invoice", {"data_source_uuid": data_source_uuid}):
+                    for name in ("line_items", "transactions"):
+                        for item in listed.get(name) or []:
+                            if isinstance(item, dict) and item.get("external_id"):
+                                index[(name, str(item["external_id"]))] = str(listed.get("external_id"))
+                self._index[data_source_uuid] = index
+            return self._index[data_source_uuid]
+
+    def _read(self, data_source_uuid: str, invoice: str) -> Obj | None:
+        """One invoice, read now (by the uuid the memory keeps, else by external id)."""
+        entry = self.context.ledger.get("invoices", data_source_uuid, invoice)
+        held = get_or_none(self.context.client, "invoice", entry.uuid) if entry is not None and entry.uuid else None
+        return held if held is not None else self.context.refs.held("invoice", data_source_uuid, invoice, fresh=True)
+
+
+def carried(invoice: t.Mapping[str, t.Any], part: str, external_id: str) -> Obj | None:
+    """The line item or transaction (`part`) of an invoice with this external id, or None."""
+    for item in invoice.get(part) or []:
+        if isinstance(item, dict) and item.get("external_id") == external_id:
+            return item
+    return None
+
+
+class RecordWaiting(Unresolved):
+    """A header whose lines may still arrive (a line_items stream is still open): it waits."""

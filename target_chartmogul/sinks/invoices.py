@@ -20,24 +20,24 @@ from target_chartmogul.mapping.invoices import InvoicePayload, map_invoice, requ
 from target_chartmogul.memory.ledger import payload_hash
 from target_chartmogul.memory.references import Unresolved
 from target_chartmogul.run.invoice_parts import LinePart
-from target_chartmogul.sinks.invoice_writing import LinesAssembly, Pair, Record, RecordWaiting
+from target_chartmogul.sinks.base import ChartMogulSink
+from target_chartmogul.sinks.invoice_writing import InvoiceWriter, Pair, Record, RecordWaiting
 from target_chartmogul.sinks.line_items import remembered_lines
 from target_chartmogul.sinks.replacements import held_as_body
-
-if t.TYPE_CHECKING:
-    from target_chartmogul.sinks.base import ChartMogulSink
 
 Obj = dict[str, t.Any]
 
 
-class InvoicesSink(LinesAssembly):
-    """Writes a stream of invoice records into ChartMogul invoices."""
+class InvoicesSink(ChartMogulSink):
+    """Writes a stream of invoice records into ChartMogul invoices (the invoice machinery composed: `writer`)."""
 
     object_name = "invoices"
 
     def setup(self) -> None:
-        """The lane's adapter of this sink."""
+        """The invoice machinery and the lane's adapter of this sink."""
         super().setup()
+        self.writer = InvoiceWriter(self)
+        self.parts = self.context.invoice_parts
         self._bulk = InvoiceEntries(self)
 
     def write_records(self, records: list[Record]) -> None:
@@ -51,12 +51,12 @@ class InvoicesSink(LinesAssembly):
                 self.reject(record, exc.reason, field=exc.field)
         for ds in sorted({payload.data_source_uuid for _, payload in pairs}):
             self.context.refs.holdings.ensure("invoice", ds)  # a lost memory: read the data source's invoices once
-        self.known = self.memory_lookup((p.data_source_uuid, p.external_id) for _, p in pairs)
+        self.writer.known = self.memory_lookup((p.data_source_uuid, p.external_id) for _, p in pairs)
         groups: dict[tuple[str, ...], list[Pair]] = {}
         for record, payload in pairs:
-            payload.fingerprint = self.fingerprint(payload)  # before plan references are filled in
-            payload.content = self.content_hash(payload)
-            if self.is_current(self.known.get((payload.data_source_uuid, payload.external_id)), payload.fingerprint):
+            payload.fingerprint = self.writer.fingerprint(payload)  # before plan references are filled in
+            payload.content = self.writer.content_hash(payload)
+            if self.is_current(self.writer.known.get((payload.data_source_uuid, payload.external_id)), payload.fingerprint):
                 self.count("unchanged")
                 continue
             key = (
@@ -74,14 +74,15 @@ class InvoicesSink(LinesAssembly):
         """The lane's adapter: new invoices ride in bulk imports with their lines and payments."""
         return self._bulk
 
-    def delete_one(self, data_source_uuid: str, external_id: str) -> str:
-        """Delete an invoice deleted in the source."""
-        return self.delete_invoice(data_source_uuid, external_id)
+    def delete_rows(self, keys: list[tuple[str, str]], records: list[Record]) -> None:
+        """Delete the invoices of rows deleted in the source (a 404 means gone already)."""
+        self.run_each(list(zip(records, keys, strict=True)), lambda pair: self.writer.delete_invoice(pair[0], *pair[1]),
+                      records_of=lambda pair: [pair[0]])
 
     # One customer's invoices -----------------------------------------------------------
     def write_chunk(self, chunk: list[Pair]) -> None:
         """Resolve the customer, then compare each invoice ChartMogul holds and import the others together."""
-        customer_uuid = self.customer_uuid(chunk[0][1])
+        customer_uuid = self.writer.customer_uuid(chunk[0][1])
         new: list[Pair] = []
         for record, payload in chunk:
             lines: list[LinePart] = []
@@ -97,7 +98,7 @@ class InvoicesSink(LinesAssembly):
                 continue
             if pair is not None:
                 new.append(pair)
-        self.import_invoices(customer_uuid, new)
+        self.writer.import_invoices(customer_uuid, new)
 
     def lines_of(self, payload: InvoicePayload) -> list[LinePart]:
         """The lines that arrived for a header without a line_items column (it waits while more may come)."""
@@ -113,21 +114,21 @@ class InvoicesSink(LinesAssembly):
         """Compare (and correct) an invoice ChartMogul holds; return a new one to import (with the lines that
         earlier runs kept for it, when its header comes after them).
         """
-        self.resolve_plans(payload)
-        held = self.held_invoice(payload)
+        self.writer.resolve_plans(payload)
+        held = self.writer.held_invoice(payload)
         if held is None and payload.lines_from_stream:
             lines.extend(self.remembered_lines(payload, lines))
-        mapped = self.map_stream_lines(payload, lines)
+        mapped = self.writer.map_stream_lines(payload, lines)
         if payload.lines_from_stream:
             held_lines = held_as_body(held, payload.data_source_uuid)["line_items"] if held is not None else []
-            payload.body["line_items"] = self.merged_lines(held_lines, mapped)
+            payload.body["line_items"] = self.writer.merged_lines(held_lines, mapped)
             if not payload.body["line_items"]:
                 raise RecordRejected("no line items arrived for it (line_items stream)", field="line_items")
         if held is None:
-            self.prepare_new(payload)
+            self.writer.prepare_new(payload)
             return record, payload
-        outcome = self.reconcile(payload, held, customer_uuid)
-        self.counted(record, payload, outcome, str(held.get("uuid")))
+        outcome = self.writer.reconcile(payload, held, customer_uuid)
+        self.writer.counted(record, payload, outcome, str(held.get("uuid")))
         return None
 
     def remembered_lines(self, payload: InvoicePayload, lines: list[LinePart]) -> list[LinePart]:
@@ -160,13 +161,6 @@ class InvoicesSink(LinesAssembly):
                 part.owner.reject(part.record, f"its invoice {part.invoice_external_id} was refused: {exc.reason}",
                                   field="invoice_external_id", status=exc.status)
 
-    def counted(self, record: Record, payload: InvoicePayload, outcome: str, uuid: str | None) -> None:
-        """Count the invoice, and each of its arrived lines with the same outcome (and remember them)."""
-        self.count(outcome)
-        for part in payload.stream_lines:
-            part.owner.count(outcome)
-            if outcome != "changed_not_applied":  # else the line is checked again next run
-                part.owner.line_written(part, uuid)
 
 
 class InvoiceEntries(Adapter):
@@ -207,8 +201,8 @@ class InvoiceEntries(Adapter):
             if payload.lines_from_stream and self.invoices.lines_wait_in_memory(payload):
                 rest.append(record)  # lines an earlier run kept for it join it through REST
                 continue
-            payload.fingerprint = self.invoices.fingerprint(payload)
-            payload.content = self.invoices.content_hash(payload)
+            payload.fingerprint = self.invoices.writer.fingerprint(payload)
+            payload.content = self.invoices.writer.content_hash(payload)
             unit = self.bulk_unit(record, payload)
             if unit:
                 units.append(unit)
@@ -251,7 +245,7 @@ class InvoiceEntries(Adapter):
             if payment.external_id in have:
                 continue
             try:
-                body = self.invoices.map_payment(payment, payload)
+                body = self.invoices.writer.map_payment(payment, payload)
             except RecordRejected:  # its own stream rejects it, naming the field; the invoice goes without it
                 continue
             entry.add("transactions", {**body, "invoice_external_id": ext})
@@ -265,7 +259,7 @@ class InvoiceEntries(Adapter):
             part.owner.count("deleted")
             return None
         prefix = f"line_items[{part.external_id}]."
-        body, plan_external_id = self.invoices.line_body(part, payload.body["currency"])
+        body, plan_external_id = self.invoices.writer.line_body(part, payload.body["currency"])
         if "plan_uuid" in body:
             raise RecordRejected("a line naming its plan by uuid cannot go in a bulk import",
                                  field=prefix + "plan_uuid")

@@ -60,7 +60,8 @@ class Payload(t.Protocol):
     def body(self) -> Obj:
         """The body of its create."""
 
-CREATED, UPDATED, UNCHANGED, DELETED = "created", "updated", "unchanged", "deleted"
+CREATED, UPDATED, UNCHANGED, DELETED, IMPORTED = "created", "updated", "unchanged", "deleted", "imported"
+SKIPPED = "skipped"  # a deleted row whose object may exist but cannot be told (not deleted)
 PRESENT = "already_present"  # insert: it exists, and is left as it is
 KEPT = "changed_not_applied"  # the object may not be touched (`invoice_changes: keep`)
 IDENTITY = ("data_source_uuid", "external_id")  # a body's fields that name the object (never PATCHed)
@@ -99,7 +100,7 @@ class Rules(t.Generic[P]):
     blind_updates: t.ClassVar[bool] = True  # a change the memory proves is written without reading first
     ids_lost_creates: t.ClassVar[bool] = True  # a create answered only on a retry is looked up for its id
 
-    def __init__(self, sink: ObjectSink) -> None:
+    def __init__(self, sink: ChartMogulSink) -> None:
         self.sink = sink
         self.context = sink.context
         self.settings = sink.settings
@@ -257,10 +258,12 @@ class Rules(t.Generic[P]):
         """The id of a deleted row's object the memory has no id for: ChartMogul's copy shows it (None: none)."""
         return self.uuid_of(self.context.refs.held(self.kind, *key))
 
-    def nothing_to_delete(self, key: Key, entry: Entry | None) -> str:
-        """A deleted row whose object ChartMogul does not hold."""
+    def not_to_delete(self, key: Key, entry: Entry | None) -> bool:
+        """A deleted row no id was found for: forgotten; True when its object may still exist (it could not be
+        told apart: skipped), False when ChartMogul does not hold it.
+        """
         self.context.refs.forget(self.kind, *key, gone=True)
-        return UNCHANGED
+        return False
 
     def delete(self, key: Key, uuid: str) -> None:
         """DELETE it (gone already is fine)."""
@@ -446,7 +449,31 @@ class Lifecycle(t.Generic[P]):
             raise RecordRejected(msg, field="external_id")
         _, uuid = self.bring_in_line(item, held)
         rules.remember(item, item.fingerprint, uuid)
-        return "imported"
+        return IMPORTED
+
+    # Shared steps (the invoice writer uses them too) ------------------------------------------
+    def held(self, key: Key, uuid: str) -> Obj | None:
+        """ChartMogul's copy by the id the memory keeps; None when it is gone (the memory and this run forget it)."""
+        held = get_or_none(self.client, self.rules.kind, uuid)
+        if held is None:
+            self.sink.context.refs.forget(self.rules.kind, *key, gone=True)
+        return held
+
+    def look_up(self, key: Key) -> Obj | None:
+        """The object as ChartMogul holds it now, found by external id (never an earlier listing)."""
+        return self.sink.context.refs.held(self.rules.kind, *key, fresh=True)
+
+    def duplicate(self, message: t.Any) -> bool:
+        """Whether an error message is ChartMogul's refusal of a used external id for this kind (the table's)."""
+        expected = self.resource.duplicate
+        return expected is not None and isinstance(message, str) and expected.casefold() in message.casefold()
+
+    def delete_held(self, record: Record, key: Key, uuid: str) -> str:
+        """DELETE the object by its id (gone already is fine); the memory and this run forget it."""
+        with self.change(record, DELETE):
+            self.rules.delete(key, uuid)
+        self.sink.context.refs.forget(self.rules.kind, *key, gone=True)
+        return DELETED
 
     # Deleting ----------------------------------------------------------------------------------
     def delete(self, keys: list[Key], records: list[Record]) -> None:
@@ -461,11 +488,8 @@ class Lifecycle(t.Generic[P]):
         rules = self.rules
         uuid = entry.uuid if entry is not None and entry.uuid else rules.to_delete(key, record, entry)
         if uuid is None:
-            return rules.nothing_to_delete(key, entry)
-        with self.change(record, DELETE):
-            rules.delete(key, uuid)
-        self.sink.context.refs.forget(rules.kind, *key, gone=True)
-        return DELETED
+            return SKIPPED if rules.not_to_delete(key, entry) else UNCHANGED
+        return self.delete_held(record, key, uuid)
 
 
 def rules_class(object_name: str) -> type[Rules[t.Any]]:

@@ -26,13 +26,15 @@ import json
 import typing as t
 
 from target_chartmogul.api.errors import APIError
+from target_chartmogul.api.resources import get_or_none
 from target_chartmogul.errors import RecordRejected
 from target_chartmogul.mapping.common import data_source, required_data_source, required_text
 from target_chartmogul.mapping.invoices import InvoicePayload, check_line_item
 from target_chartmogul.memory.ledger import payload_hash
 from target_chartmogul.run.invoice_parts import LinePart
 from target_chartmogul.run.invoice_parts import Record as PartRecord
-from target_chartmogul.sinks.invoice_writing import InvoiceFinder, LinesAssembly, Record
+from target_chartmogul.sinks.base import ChartMogulSink
+from target_chartmogul.sinks.invoice_writing import InvoiceFinder, InvoiceWriter, Record
 from target_chartmogul.sinks.replacements import held_as_body
 from target_chartmogul.values.text import is_blank
 
@@ -42,14 +44,16 @@ if t.TYPE_CHECKING:
 Obj = dict[str, t.Any]
 
 
-class LineItemsSink(LinesAssembly):
-    """Collects a stream of line item rows for their invoices."""
+class LineItemsSink(ChartMogulSink):
+    """Collects a stream of line item rows for their invoices (the invoice machinery composed: `writer`)."""
 
     object_name = "line_items"
 
     def setup(self) -> None:
         """Headers without line items wait while this stream is open."""
         super().setup()
+        self.writer = InvoiceWriter(self)
+        self.parts = self.context.invoice_parts
         self.parts.stream_open(self.stream_name)
         self.invoices = InvoiceFinder(self.context)
         self.deleted_rows: dict[tuple[str, str], str | None] = {}  # the invoice a deleted row names
@@ -195,9 +199,9 @@ class LineItemsSink(LinesAssembly):
             payload = InvoicePayload(ds, invoice, str(held["customer_uuid"]), None, held_as_body(held, ds), [],
                                      lines_from_stream=True, stream_lines=lines)
             payload.body.pop("transactions", None)  # the invoice keeps its own (see replacements)
-            payload.body["line_items"] = self.merged_lines(payload.body["line_items"],
-                                                           self.map_stream_lines(payload, lines))
-            outcome = self.reconcile(payload, held, str(held["customer_uuid"]))
+            payload.body["line_items"] = self.writer.merged_lines(payload.body["line_items"],
+                                                           self.writer.map_stream_lines(payload, lines))
+            outcome = self.writer.reconcile(payload, held, str(held["customer_uuid"]))
         except (RecordRejected, APIError) as exc:
             reason = exc.reason if isinstance(exc, RecordRejected) else f"ChartMogul refused it: {exc.message}"
             for part in lines:
@@ -213,7 +217,7 @@ class LineItemsSink(LinesAssembly):
         """The invoice as ChartMogul holds it (with its customer), by remembered uuid or by external id."""
         entry = self.context.ledger.get("invoices", data_source_uuid, invoice)
         if entry is not None and entry.uuid:
-            held = self._get_or_none(str(entry.uuid))
+            held = get_or_none(self.client, "invoice", entry.uuid)
             if held is not None:
                 return held
         self.context.refs.holdings.ensure("invoice", data_source_uuid)

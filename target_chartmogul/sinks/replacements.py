@@ -21,6 +21,7 @@ import logging
 import typing as t
 
 from target_chartmogul.api.errors import APIError
+from target_chartmogul.api.resources import delete_if_present
 from target_chartmogul.values import compare
 
 if t.TYPE_CHECKING:
@@ -98,11 +99,8 @@ class Replacer:
         answer["status"] = status
 
     def _delete(self, invoice_uuid: str) -> None:
-        try:
-            self.context.client.delete(f"invoices/{invoice_uuid}")
-        except APIError as exc:
-            if exc.status != 404:  # already gone: the replacement goes on
-                raise
+        """Delete the old invoice (already gone: the replacement goes on)."""
+        delete_if_present(self.context.client, "invoice", invoice_uuid)
 
     def _import(self, customer_uuid: str, body: Obj) -> Obj:
         response = self.context.client.post(f"import/customers/{customer_uuid}/invoices", {"invoices": [body]})

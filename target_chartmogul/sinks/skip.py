@@ -6,14 +6,16 @@ import typing as t
 
 from singer_sdk.sinks import BatchSink
 
-from target_chartmogul.sinks.base import ContextBound
-
 if t.TYPE_CHECKING:
     from singer_sdk.target_base import Target
 
+    from target_chartmogul.run.context import RunContext
 
-class SkipSink(ContextBound, BatchSink):
+
+class SkipSink(BatchSink):
     """Drops the stream's records; keeps the SDK's own checks (so bad input still fails)."""
+
+    context: t.ClassVar[RunContext]  # set by `sinks.base.bind`
 
     def __init__(
         self,

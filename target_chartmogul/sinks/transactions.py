@@ -28,7 +28,7 @@ import dataclasses
 import typing as t
 
 from target_chartmogul.api.errors import APIError
-from target_chartmogul.api.resources import delete_if_present, get_or_none
+from target_chartmogul.api.resources import delete_if_present, get_or_none, is_missing
 from target_chartmogul.errors import RecordRejected
 from target_chartmogul.mapping.common import amount_column, data_source, optional_text, required_data_source
 from target_chartmogul.mapping.transactions import map_transaction
@@ -246,7 +246,7 @@ class TransactionRules(Rules[TransactionRow]):
 
     def refused(self, item: Row, exc: APIError) -> t.NoReturn:
         """Its invoice is gone (404): the invoice is forgotten and the row rejected."""
-        if exc.status != 404:
+        if not is_missing(exc):
             raise exc
         external_id = item.facts["invoice_external_id"]
         if external_id is not None:
@@ -297,11 +297,11 @@ class TransactionRules(Rules[TransactionRow]):
                                     parent=str(invoice.get("external_id")))
         return str(held["uuid"])
 
-    def nothing_to_delete(self, key: Key, entry: Entry | None) -> str:
+    def not_to_delete(self, key: Key, entry: Entry | None) -> bool:
         """No invoice in ChartMogul holds it."""
         self.context.ledger.deleted(self.sink.object_name, *key)
         self.logger.info("Transaction %s: deleted in the source, and no invoice in ChartMogul holds it", key[1])
-        return "unchanged"
+        return False
 
     def delete(self, key: Key, uuid: str) -> None:
         """DELETE it (gone already is fine)."""
