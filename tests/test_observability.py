@@ -49,6 +49,54 @@ def test_dry_run_writes_nothing_and_says_what_it_would_do(fake, ds, base_config,
     assert real.counts(STREAM)["created"] == 3 and real.counts(STREAM)["updated"] == 1
 
 
+def would_lines(caplog) -> list[str]:
+    """What a dry run says it would write (one line per decision)."""
+    return [r.getMessage() for r in caplog.records
+            if r.name == "target_chartmogul.api.dry_run" and r.levelno == logging.INFO
+            and r.getMessage().startswith("DRY RUN: would ")]
+
+
+def test_a_dry_run_after_one_rename_prints_one_line_naming_the_key_and_the_change(fake, ds, base_config, caplog):
+    accounts = [{"external_id": "acct-1", "name": "Acme GmbH"}, {"external_id": "acct-2", "name": "Beta"}]
+    base_config = {**base_config, "streams": {"public-accounts": {"object": "customers"}}}
+    run_target(base_config, customers_stream("public-accounts", accounts))
+    fake.clear_requests()
+    caplog.set_level(logging.INFO)
+    renamed = [{**accounts[0], "name": "Acme AG"}, accounts[1]]
+
+    dry = run_target({**base_config, "dry_run": True}, customers_stream("public-accounts", renamed))
+
+    assert would_lines(caplog) == ['DRY RUN: would update public-accounts acct-1: name: "Acme GmbH" → "Acme AG"']
+    table = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("Summary of this run:"))
+    assert table.splitlines()[1].split() == ["stream", "object", "received", "would", "update", "unchanged"]
+    assert [r.method for r in fake.requests if r.method != "GET"] == []
+    real = run_target(base_config, customers_stream("public-accounts", renamed))  # the real run decides the same
+    assert {k: real.counts("public-accounts")[k] for k in ("updated", "unchanged")} == {
+        k: dry.counts("public-accounts")[k] for k in ("updated", "unchanged")} == {"updated": 1, "unchanged": 1}
+
+
+def test_a_dry_run_names_what_it_would_create_and_delete_and_every_changed_field(fake, ds, base_config, caplog):
+    config = {**base_config, "add_record_metadata": True, "streams": {STREAM: {"delete_missing": True,
+                                                                              "custom_attributes": ["seats"]}}}
+    run_target(config, stream(ROWS[:3]))
+    caplog.set_level(logging.INFO)
+    rows = [{**ROWS[0], "name": "Renamed", "seats": 7}, ROWS[1], {**ROWS[2], "_sdc_deleted_at": "2025-01-01T00:00:00Z"},
+            ROWS[3]]
+
+    dry = run_target({**config, "dry_run": True}, stream(rows))
+
+    assert sorted(would_lines(caplog)) == [
+        "DRY RUN: would create customers c3",
+        "DRY RUN: would delete customers c2",
+        'DRY RUN: would update customers c0: name: "C0" → "Renamed"; custom.seats: 0 → 7',
+    ]
+    counts = dry.counts(STREAM)
+    assert (counts["created"], counts["updated"], counts["deleted"], counts["unchanged"]) == (1, 1, 1, 1)
+    real = run_target(config, stream(rows))
+    assert {k: real.counts(STREAM)[k] for k in ("created", "updated", "deleted", "unchanged")} == {
+        "created": 1, "updated": 1, "deleted": 1, "unchanged": 1}
+
+
 def test_a_dry_run_emits_no_state_so_the_next_real_run_reads_the_same_rows(fake, ds, base_config, caplog):
     """Meltano saves the STATE a target prints as the tap's bookmark: a dry run must print none."""
     caplog.set_level(logging.INFO, logger="target-chartmogul")

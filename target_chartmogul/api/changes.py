@@ -35,10 +35,10 @@ class Change:
     key: str
     action: str
     fields: dict[str, tuple[t.Any, t.Any]] = dataclasses.field(default_factory=dict)  # field -> (held, wanted)
+    named: list[str] = dataclasses.field(default_factory=list)  # changes known by name only (an invoice's lines)
 
     def described(self) -> str:
         """`update public-accounts acct-1: name: "Acme GmbH" → "Acme AG"`, `create public-accounts acct-2`."""
         line = f"{self.action} {self.stream} {self.key}"
-        if self.fields:
-            line += ": " + "; ".join(f"{name}: {shown(old)} → {shown(new)}" for name, (old, new) in self.fields.items())
-        return line
+        parts = [*(f"{name}: {shown(old)} → {shown(new)}" for name, (old, new) in self.fields.items()), *self.named]
+        return f"{line}: {'; '.join(parts)}" if parts else line

@@ -62,6 +62,9 @@ class BulkLane:
         self.mode = str(context.setting("bulk_import"))
         self.min_records = int(context.setting("bulk_min_records"))
         self.timeout = float(context.setting("bulk_poll_timeout"))
+        # A dry run's client answers every REST write (the seam); a bulk import it cannot answer, so the lane forecasts
+        # what it would send instead (its one dry-run concern: what goes in which import, never a write decision).
+        self.forecast = bool(context.dry_run)
         for stale in remove_stale(context.state_dir):
             context.logger.info("Removed the bulk spool a killed run left: %s", stale)
         self.spool = Spool(context.state_dir)
@@ -117,11 +120,11 @@ class BulkLane:
 
     def attributes_ride(self, data_source_uuid: str) -> bool:
         """Whether customers of this data source carry their custom attributes and tags in a bulk body: where
-        ChartMogul keeps them, and in the import that finds out (a dry run, which sends none, forecasts what its
+        ChartMogul keeps them, and in the import that finds out (a forecast, which sends none, assumes what its
         reference says: a bulk body's customers are created as Create a Customer creates them).
         """
         known = self._attributes_known(data_source_uuid)
-        return data_source_uuid in self._probing or known == KEPT or (known is None and self.context.dry_run)
+        return data_source_uuid in self._probing or known == KEPT or (known is None and self.forecast)
 
     def _attributes_known(self, data_source_uuid: str) -> str | None:
         if data_source_uuid not in self._attributes:
@@ -141,7 +144,7 @@ class BulkLane:
                     context.logger.info("%d new record(s) waited for a bulk import: fewer than bulk_min_records (%d), "
                                         "so they go through REST", count, self.min_records)
                     self._write_through_rest({stream: records for stream, records in self.spool.by_stream()})
-                elif context.dry_run:
+                elif self.forecast:
                     self._forecast()
                 else:
                     self._import()
@@ -364,7 +367,7 @@ class BulkLane:
         in_flight = context.ledger.bulk_imports_in_flight()
         if not in_flight:
             return
-        if context.dry_run:
+        if self.forecast:
             context.logger.info("DRY RUN: %d bulk import(s) of an earlier run were not recorded; a real run polls "
                                 "them first", len(in_flight))
             return

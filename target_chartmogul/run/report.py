@@ -12,7 +12,7 @@ import threading
 import time
 import typing as t
 
-from target_chartmogul.run.summary import UNCHANGED, WRITTEN
+from target_chartmogul.run.summary import DRY_RUN_COLUMNS, UNCHANGED, WRITTEN
 
 if t.TYPE_CHECKING:
     import pathlib
@@ -51,7 +51,7 @@ class RunReport:
                 return
             self._summary_logged = True
         if self.summary.counts:
-            self.logger.info("Summary of this run:\n%s", self.summary.table())
+            self.logger.info("Summary of this run:\n%s", self.summary.table(DRY_RUN_COLUMNS if self.dry_run else None))
         elapsed = time.monotonic() - self.started
         self.logger.info("Elapsed %.1fs; %s", elapsed, self.stats.describe())
         if self.dry_run:

@@ -26,6 +26,8 @@ OUTCOMES = (
 # The closing line's three figures (target_chartmogul/run/report.py): what landed, what needed nothing.
 WRITTEN = ("created", "imported", "updated", "corrected", "status_changed", "deleted")
 UNCHANGED = ("unchanged", "already_present")
+# A dry run's table says what it would do (nothing was written).
+DRY_RUN_COLUMNS = {"created": "would create", "updated": "would update", "deleted": "would delete"}
 
 
 class RunSummary:
@@ -56,12 +58,14 @@ class RunSummary:
         with self._lock:
             return {s: {k: c[k] for k in ("received", *OUTCOMES)} for s, c in self.counts.items()}
 
-    def table(self) -> str:
-        """The counts as a fixed-width text table with a totals row (outcome columns that are all zero left out)."""
+    def table(self, headings: t.Mapping[str, str] | None = None) -> str:
+        """The counts as a fixed-width text table with a totals row (outcome columns that are all zero left out);
+        `headings` name some columns otherwise (a dry run's `would create`).
+        """
         counts = self.as_dict()
         shown = [c for c in OUTCOMES if any(row[c] for row in counts.values())]
         columns = ("received", *shown)
-        rows: list[t.Sequence[str]] = [("stream", "object", *columns)]
+        rows: list[t.Sequence[str]] = [("stream", "object", *((headings or {}).get(c, c) for c in columns))]
         for stream, row in sorted(counts.items()):
             rows.append((stream, self.objects.get(stream, "-"), *(str(row[c]) for c in columns)))
         rows.append(("total", "", *(str(sum(row[c] for row in counts.values())) for c in columns)))

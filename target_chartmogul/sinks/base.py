@@ -258,13 +258,7 @@ class ChartMogulSink(BatchSink):
         return self.deletions.split(records)
 
     def delete_rows(self, keys: list[tuple[str, str]], records: list[Record]) -> None:
-        """Delete concurrently; a refusal lands on its row as a reject."""
-        self.known = self.memory_lookup(keys)
-        self.run_each(list(zip(records, keys, strict=True)), lambda item: self.delete_one(*item[1]),
-                      records_of=lambda item: [item[0]])
-
-    def delete_one(self, data_source_uuid: str, external_id: str) -> str | None:
-        """Delete one object; the outcome to count ("deleted", "unchanged" if already gone, None if counted later)."""
+        """Delete the objects of rows deleted in the source (`Deletions`); a refusal lands on its row as a reject."""
         raise NotImplementedError
 
     def reject(

@@ -25,6 +25,7 @@ from __future__ import annotations
 import threading
 import typing as t
 
+from target_chartmogul.api.changes import CREATE, UPDATE
 from target_chartmogul.api.errors import APIError
 from target_chartmogul.api.resources import get_or_none, is_duplicate, is_missing, listing
 from target_chartmogul.errors import RecordRejected
@@ -212,14 +213,18 @@ class InvoiceWriter:
             return self.kept(payload, held, entry, changes + [f"transactions[{tx[0]['external_id']}]"
                                                               for tx in changed_transactions])
         before = held
-        if changes:
-            held, outcome = self.replace(payload, held, customer_uuid, changes), "corrected"
-        else:
-            outcome = "updated" if self.add_missing_transactions(payload, held) else "unchanged"
-            if changed_transactions:
-                held, outcome = self.update_transactions(payload, held, customer_uuid, changed_transactions), "corrected"
-        status = self.apply_status(payload, held, replaced=held is not before,
-                                   remembered=entry.status if entry is not None else None)
+        named = [*changes, *(f"transactions[{tx[0].get('external_id')}]" for tx in changed_transactions)]
+        shown = {"status": (held.get("status"), payload.status)} if payload.status is not None else {}
+        with self.lifecycle.change_of(payload.external_id, UPDATE, shown, named):  # shown when a write was needed
+            if changes:
+                held, outcome = self.replace(payload, held, customer_uuid, changes), "corrected"
+            else:
+                outcome = "updated" if self.add_missing_transactions(payload, held) else "unchanged"
+                if changed_transactions:
+                    held = self.update_transactions(payload, held, customer_uuid, changed_transactions)
+                    outcome = "corrected"
+            status = self.apply_status(payload, held, replaced=held is not before,
+                                       remembered=entry.status if entry is not None else None)
         if status is not None:
             outcome = stronger(outcome, status)
         self.remember_invoice(payload, str(held["uuid"]))
@@ -384,9 +389,10 @@ class InvoiceWriter:
             if not pending:
                 return
             try:
-                response = self.client.post(
-                    f"import/customers/{customer_uuid}/invoices", {"invoices": [p.body for _, p in pending]}
-                )
+                with self.lifecycle.change_of(", ".join(p.external_id for _, p in pending), CREATE):
+                    response = self.client.post(
+                        f"import/customers/{customer_uuid}/invoices", {"invoices": [p.body for _, p in pending]}
+                    )
             except APIError as exc:
                 pending = self._sort_refusal(customer_uuid, pending, exc, ours=resent or exc.attempts > 1)
                 resent = True
@@ -412,7 +418,8 @@ class InvoiceWriter:
         if answer.get("uuid"):
             self.context.refs.holdings.put("invoice", payload.data_source_uuid, payload.external_id, answer)
         try:
-            self.apply_status(payload, answer, replaced=True)
+            with self.lifecycle.change_of(payload.external_id, UPDATE, {"status": (None, payload.status)}):
+                self.apply_status(payload, answer, replaced=True)
         except APIError as exc:
             self.remember_invoice(payload, answer.get("uuid"), current=False)
             self.note_status(payload, None)

@@ -288,10 +288,13 @@ class Lifecycle(t.Generic[P]):
         """The run's client."""
         return self.sink.context.client
 
-    def change(self, item_record: Record, action: str, changes: Changes | None = None) -> t.Any:
-        """The writes of one decision, as a dry run shows them."""
-        key = key_text(self.sink.record_key(item_record))
-        return self.client.change(Change(self.sink.stream_name, key, action, dict(changes or {})))
+    def change(self, record: Record, action: str, changes: Changes | None = None) -> t.Any:
+        """The writes of one decision about a record, as a dry run shows them."""
+        return self.change_of(key_text(self.sink.record_key(record)), action, changes)
+
+    def change_of(self, key: str, action: str, changes: Changes | None = None, named: t.Sequence[str] = ()) -> t.Any:
+        """The writes of one decision about the object `key` names (changes by value, or only by name)."""
+        return self.client.change(Change(self.sink.stream_name, key, action, dict(changes or {}), list(named)))
 
     # A batch -----------------------------------------------------------------------------------
     def write(self, records: list[Record]) -> None:

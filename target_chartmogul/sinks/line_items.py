@@ -134,7 +134,8 @@ class LineItemsSink(ChartMogulSink):
         for key, record in zip(keys, records, strict=True):
             invoice = record.get("invoice_external_id")
             self.deleted_rows[key] = str(invoice).strip() if isinstance(invoice, str) and invoice.strip() else None
-        super().delete_rows(keys, records)
+        self.run_each(list(zip(records, keys, strict=True)), lambda pair: self.delete_one(*pair[1]),
+                      records_of=lambda pair: [pair[0]])
 
     def delete_one(self, data_source_uuid: str, external_id: str) -> str | None:
         """A line deleted in the source: its invoice is corrected without it at the end of the input.
