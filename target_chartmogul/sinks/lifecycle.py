@@ -60,6 +60,7 @@ class Payload(t.Protocol):
     def body(self) -> Obj:
         """The body of its create."""
 
+
 CREATED, UPDATED, UNCHANGED, DELETED, IMPORTED = "created", "updated", "unchanged", "deleted", "imported"
 SKIPPED = "skipped"  # a deleted row whose object may exist but cannot be told (not deleted)
 PRESENT = "already_present"  # insert: it exists, and is left as it is
