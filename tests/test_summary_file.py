@@ -169,6 +169,16 @@ def test_a_run_refused_before_it_started(fake, base_config, tmp_path):
     assert fake.requests == []
 
 
+def test_a_summary_path_of_the_wrong_type_is_the_one_settings_error(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"api_key": "k", "summary_path": 5}))
+
+    result = cli(["--config", str(tmp_path / "config.json")], input_text="", cwd=tmp_path)
+
+    assert (result.exit_code, result.errors) == (
+        1, ["target-chartmogul failed: invalid setting summary_path: 5 is not of type 'string', 'null'"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]
+
+
 def test_a_dry_run_writes_a_summary_file_of_its_own(fake, ds, base_config, tmp_path):
     config = config_with_summary(base_config, tmp_path)
     run_target(config, customers_stream(STREAM, ROWS[:1]))

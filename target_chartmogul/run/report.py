@@ -138,22 +138,23 @@ class RunReport:
 def summary_path_of(config: t.Mapping[str, t.Any]) -> pathlib.Path | None:
     """Where this run's summary file goes: `summary_path`, or beside it `….dry-run.json` for a dry run."""
     path = setting(config, "summary_path")
-    if not path:
+    if not path or not isinstance(path, str):  # a value of the wrong type is the settings error being reported
         return None
-    return dry_run_path(path) if setting(config, "dry_run") else pathlib.Path(path)
+    return dry_run_path(path) if setting(config, "dry_run") is True else pathlib.Path(path)
 
 
 def failed_before_start(config: t.Mapping[str, t.Any], reason: str) -> None:
-    """The summary file of a run that failed before it had a context (bad settings, a disagreeing data source)."""
+    """The summary file of a run refused before it had a context (bad settings): `failed`, with no figures."""
     path = summary_path_of(config)
     if path is None:
         return
-    secrets = [str(config.get("api_key") or "")]
+    dry_run = setting(config, "dry_run") is True
+    rejects = str(setting(config, "rejects_path"))
     document = {
-        "status": "failed", "exit_code": 1, "reason": summary_file.hidden(reason, secrets),
-        "dry_run": bool(setting(config, "dry_run")), "started_at": None, "finished_at": summary_file.now(),
-        "elapsed_seconds": None, "data_source": None, "requests": None, "retries": None, "answered_429": None,
-        "bulk_imports": None, "rejects_path": str(setting(config, "rejects_path")), "streams": {}, "totals": {},
+        "status": "failed", "exit_code": 1, "reason": summary_file.hidden(reason, [str(config.get("api_key") or "")]),
+        "dry_run": dry_run, "started_at": None, "finished_at": summary_file.now(), "elapsed_seconds": None,
+        "data_source": None, "requests": None, "retries": None, "answered_429": None, "bulk_imports": None,
+        "rejects_path": str(dry_run_path(rejects)) if dry_run else rejects, "streams": {}, "totals": {},
     }
     try:
         summary_file.write(path, document)
