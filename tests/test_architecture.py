@@ -261,8 +261,9 @@ def test_the_write_order_is_the_order_of_the_registry():
 
 def test_the_resources_are_the_registry():
     with_resource = [entry for entry in registry.REGISTRY if entry.resource]
-    assert {e.resource.kind: e.resource for e in with_resource if e.resource} == registry.RESOURCES
-    assert len(registry.RESOURCES) == len(with_resource), "two objects share a resource kind"
+    account = {resource.kind: resource for resource in registry.ACCOUNT_RESOURCES}
+    assert {**account, **{e.resource.kind: e.resource for e in with_resource if e.resource}} == registry.RESOURCES
+    assert len(registry.RESOURCES) == len(with_resource) + len(account), "two objects share a resource kind"
     assert {e.resource.kind: e.name for e in with_resource if e.resource} == registry.OBJECT_OF
     assert {e.name: e.resource.kind for e in with_resource if e.resource and e.resource.root} == lane.REFERENCE_KINDS
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import datetime
 import itertools
 import json
 import logging
@@ -283,7 +284,8 @@ class DryRunClient(ChartMogulClient):
     id is used in the data source (or this dry run used it); invoice imports: 201, 404 "Invoice not found" for an
     unknown customer, 422 with the taken invoices refused and the others saved; transactions: 201 or 422 "has already
     been taken". PATCH: the object with the body applied (plans 202). DELETE: 204 (contacts 200 `{}`), 404 when there
-    is no such object. Custom attributes and tags as ChartMogul answers them. Any other write: 200 with its body.
+    is no such object. Custom attributes and tags as ChartMogul answers them. POST data_sources (`data_source_name`
+    names none): 201 with `ds_dryrun_1`, whose reads answer empty. Any other write: 200 with its body.
     Reads of objects this dry run created or changed are answered from its memory, never sent; listings leave out
     what it deleted and add what it created.
     """
@@ -292,6 +294,7 @@ class DryRunClient(ChartMogulClient):
         super().__init__(*args, **kwargs)
         self.memory = Memory()
         self._local = threading.local()
+        self.new_sources: set[str] = set()  # data sources this dry run "created": ChartMogul holds nothing in them
 
     # Decisions ----------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -371,21 +374,28 @@ class DryRunClient(ChartMogulClient):
     # Writes --------------------------------------------------------------------------------
     def _write(self, method: str, route: str, body: t.Any) -> tuple[int, t.Any]:
         """The answer to one write, found by what the table says the path is about (anything else: 200, echoed)."""
+        if route == "data_sources" and method == "POST":
+            return self._create_data_source(body)
         found = parse_route(route)
         form = _form(found) if found is not None else ""
-        kind, object_id = (found.kind, str(found.object_id)) if found is not None else ("", "")
         if found is not None and form == "into" and method == "POST":
             parent = str(found.parent)
-            return self._import_invoices(parent, body) if kind == "invoice" else self._add_transaction(parent, body)
+            return self._import_invoices(parent, body) if found.kind == "invoice" else self._add_transaction(parent, body)
         if found is not None and form == "attributes":
-            return self._attributes(method, object_id, str(found.rest).rpartition("/")[2], body)
+            return self._attributes(method, str(found.object_id), str(found.rest).rpartition("/")[2], body)
         if form == "envelope":
             return self._event(method, body)
+        answer = self._own(method, found, form, body) if found is not None else None
+        return answer if answer is not None else (200, body)
+
+    def _own(self, method: str, found: _Route, form: str, body: t.Any) -> tuple[int, t.Any] | None:
+        """A create in a collection, a PATCH or DELETE of one object; None for any other write."""
+        kind, object_id = found.kind, str(found.object_id)
         if form == "collection" and method == "POST" and kind in ("customer", "plan", "contact"):
             return 201, self._create(kind, body)
         if form == "one" and kind in HELD and method in ("PATCH", "DELETE"):
             return self._patch(kind, object_id, body) if method == "PATCH" else self._delete(kind, object_id)
-        return 200, body
+        return None
 
     def _create(self, kind: str, body: t.Any) -> JSON:
         """A new customer, plan or contact; the table's refusal when its external id is used."""
@@ -463,6 +473,14 @@ class DryRunClient(ChartMogulClient):
             return shapes.tag_union(held, values)
         dropped = {str(tag).strip().casefold() for tag in values}
         return [tag for tag in held if str(tag).casefold() not in dropped]
+
+    def _create_data_source(self, body: t.Any) -> tuple[int, JSON]:
+        """201 with a stand-in uuid (`ds_dryrun_1`); reads about it are answered here, as about an empty one."""
+        name = _required(body, "name")
+        uuid = self.memory.new_id("ds")
+        self.new_sources.add(uuid)
+        now = shapes.answered_time(datetime.datetime.now(datetime.timezone.utc))
+        return 201, {"uuid": uuid, "name": name, "system": "Custom", "status": "never_imported", "created_at": now}
 
     # Subscription events -------------------------------------------------------------------
     def _event(self, method: str, body: t.Any) -> tuple[int, t.Any]:
@@ -576,7 +594,7 @@ class DryRunClient(ChartMogulClient):
         if local is not None:
             return Response(200, local, 1)
         try:
-            response = super().request("GET", path, params=params)
+            response = self._empty(found) if self._in_new_source(route, params) else super().request("GET", path, params=params)
         except APIError as exc:
             created = self._created_listed(found, params) if is_missing(exc) and found and found.object_id is None else []
             if not created or route != RESOURCES["customer"].search_path:
@@ -585,6 +603,16 @@ class DryRunClient(ChartMogulClient):
         if found is None or not isinstance(response.body, dict):
             return response
         return Response(response.status, self._overlaid(found, params, response.body), response.attempts)
+
+    def _in_new_source(self, route: str, params: dict[str, t.Any] | None) -> bool:
+        """Whether a read is about a data source this dry run created (ChartMogul has never heard of it)."""
+        return bool(self.new_sources & {str((params or {}).get("data_source_uuid")), *route.split("/")})
+
+    @staticmethod
+    def _empty(found: _Route | None) -> Response:
+        """What ChartMogul holds in a new data source: nothing (an empty listing in the resource's root key)."""
+        root = RESOURCES[found.kind].root if found is not None else None
+        return Response(200, {**({root: []} if root else {}), "cursor": None, "has_more": False}, 1)
 
     def _local_read(self, found: _Route, params: dict[str, t.Any] | None) -> JSON | None:
         """A read about an object this dry run created, changed or deleted, or the children of a customer it created;

@@ -45,7 +45,7 @@ if t.TYPE_CHECKING:
 Record = dict[str, t.Any]
 Obj = dict[str, t.Any]
 # object -> the kind references and listings name it by ("customers" -> "customer")
-REFERENCE_KINDS = {OBJECT_OF[kind]: kind for kind, resource in RESOURCES.items() if resource.root is not None}
+REFERENCE_KINDS = {object_name: kind for kind, object_name in OBJECT_OF.items() if RESOURCES[kind].root is not None}
 FLUSH_EARLY_AT = 100_000  # spooled records: imported at the next point where STATE may go out
 ATTRIBUTES_FACT = "bulk_customer_attributes"  # "kept" or "dropped": what a bulk body's customer attributes became
 PROBE_FACT = "bulk_customer_attributes_probe"  # the customer (and its attributes) of the import that tells, in flight
@@ -141,9 +141,12 @@ class BulkLane:
         with context.guard.writing():
             try:
                 if self.mode == "auto" and count < self.min_records:
-                    context.logger.info("%d new record(s) waited for a bulk import: fewer than bulk_min_records (%d), "
-                                        "so they go through REST", count, self.min_records)
+                    refused = context.summary.total("rejected")
                     self._write_through_rest({stream: records for stream, records in self.spool.by_stream()})
+                    went = count - (context.summary.total("rejected") - refused)  # said once known: none if all refused
+                    if went:
+                        context.logger.info("%d new record(s) went through REST: fewer than bulk_min_records (%d) "
+                                            "waited for a bulk import", went, self.min_records)
                 elif self.forecast:
                     self._forecast()
                 else:

@@ -25,6 +25,7 @@ DUPLICATE_PLAN = "A plan with this identifier already exists in our system."
 DUPLICATE_INVOICE = "The external ID for this invoice already exists in our system."
 DUPLICATE_LINE_ITEM = "The external ID for this line item already exists in our system."
 DUPLICATE_TRANSACTION = "has already been taken"
+DUPLICATE_DATA_SOURCE = "Has already been taken."
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,6 +180,11 @@ REGISTRY: list[ObjectEntry] = [
     ),
 ]
 
+# Resources of the account that no stream writes (found or created by `data_source_name`).
+ACCOUNT_RESOURCES: tuple[Resource, ...] = (
+    Resource("data_source", "data_sources", "data_sources", duplicate=DUPLICATE_DATA_SOURCE, noun="Data source"),
+)
+
 BY_NAME: dict[str, ObjectEntry] = {}
 # An object's rank in the write order is its place in REGISTRY (`run.ordering`, the bulk lane's REST order).
 RANKS: dict[str, int] = {}
@@ -191,6 +197,7 @@ def _derive() -> None:
     """Every table derived from REGISTRY, kept in place (modules hold references to these dicts)."""
     for table in (BY_NAME, RANKS, RESOURCES, OBJECT_OF):
         table.clear()
+    RESOURCES.update({resource.kind: resource for resource in ACCOUNT_RESOURCES})
     for rank, entry in enumerate(REGISTRY):
         BY_NAME[entry.name] = entry
         RANKS[entry.name] = rank
