@@ -174,3 +174,22 @@ def test_every_outcome_of_the_five_objects_is_the_engines(fake, ds, base_config,
         stream: dict(decisions.counts[stream]) for stream in counted}
     assert all(counts["created"] or counts["imported"] for counts in counted.values())
     assert all(counts["unchanged"] for counts in counted.values())
+
+
+def test_a_dry_run_of_toys_answers_from_the_table_and_decides_as_the_real_run(fake, ds, base_config, shop, caplog):
+    """The dry run routes, answers and refuses a new kind by its table entry alone: its decisions are the real run's."""
+    run_target(base_config, toys_messages(toys("Bear", "Kite")))
+    fake.clear_requests()
+    caplog.set_level("INFO", logger="target_chartmogul.api.dry_run")
+    rows = toys("Bear", "Box kite", "Yo-yo")
+
+    dry = run_target({**base_config, "dry_run": True}, toys_messages(rows))
+
+    assert [r.method for r in fake.requests if r.method != "GET"] == []
+    assert held(shop, ds) == {"t1": "Bear", "t2": "Kite"}
+    assert sorted(r.getMessage() for r in caplog.records if r.getMessage().startswith("DRY RUN: would ")) == [
+        "DRY RUN: would create toys t3", 'DRY RUN: would update toys t2: name: "Kite" → "Box kite"']
+    real = run_target(base_config, toys_messages(rows))
+    assert {k: dry.counts(STREAM)[k] for k in ("created", "updated", "unchanged")} == {
+        k: real.counts(STREAM)[k] for k in ("created", "updated", "unchanged")} == {
+        "created": 1, "updated": 1, "unchanged": 1}

@@ -40,7 +40,9 @@ LOGGER = logging.getLogger("target_chartmogul.api.dry_run")
 JSON = dict[str, t.Any]
 FILTERS = ("data_source_uuid", "external_id", "customer_uuid", "customer_external_id", "email")
 TAKEN = "has already been taken"  # a used external id where the table has no message (the fake's answer)
-HELD = ("customer", "plan", "invoice", "contact")  # kinds whose objects this dry run reads, changes and deletes by id
+# Kinds that live inside another object (an invoice's) or are written by envelope: never created, changed or deleted
+# by `{path}` and `{path}/{id}` here. Every other kind of the table is, recorded shapes where they differ.
+NESTED = ("transaction", "subscription_event", "line_item")
 
 
 class Refusal(Exception):
@@ -391,15 +393,19 @@ class DryRunClient(ChartMogulClient):
     def _own(self, method: str, found: _Route, form: str, body: t.Any) -> tuple[int, t.Any] | None:
         """A create in a collection, a PATCH or DELETE of one object; None for any other write."""
         kind, object_id = found.kind, str(found.object_id)
-        if form == "collection" and method == "POST" and kind in ("customer", "plan", "contact"):
+        if form == "collection" and method == "POST" and kind not in (*NESTED, "invoice"):
             return 201, self._create(kind, body)
-        if form == "one" and kind in HELD and method in ("PATCH", "DELETE"):
+        if form == "one" and kind not in NESTED and method in ("PATCH", "DELETE"):
             return self._patch(kind, object_id, body) if method == "PATCH" else self._delete(kind, object_id)
         return None
 
     def _create(self, kind: str, body: t.Any) -> JSON:
-        """A new customer, plan or contact; the table's refusal when its external id is used."""
+        """A new object (a customer, plan and contact in their recorded shapes; any other kind of the table as sent,
+        with an id); the table's refusal when its external id is used.
+        """
         sent: JSON = body if isinstance(body, dict) else {}
+        if kind not in ("customer", "plan", "contact"):
+            return self._create_as_sent(kind, sent)
         if kind == "contact":
             for name in ("customer_uuid", "data_source_uuid"):
                 _required(sent, name)
@@ -420,6 +426,15 @@ class DryRunClient(ChartMogulClient):
             raise taken(kind)
         return obj
 
+    def _create_as_sent(self, kind: str, sent: JSON) -> JSON:
+        resource = RESOURCES[kind]
+        ds, ext = _required(sent, "data_source_uuid"), _required(sent, "external_id")
+        if (resource.root is not None and self._find(kind, ds, ext) is not None) or self.memory.by_key((kind, ds, ext)):
+            raise taken(kind)
+        obj = {**sent, resource.id_field: self.memory.new_id(kind)}
+        self.memory.create(Made(kind, ds, ext), obj[resource.id_field], obj)
+        return obj
+
     def _patch(self, kind: str, object_id: str, body: t.Any) -> tuple[int, JSON]:
         held = self._held(kind, object_id)
         changed = copy.deepcopy(held)
@@ -427,8 +442,10 @@ class DryRunClient(ChartMogulClient):
             shapes.apply_customer(changed, body)
         elif kind == "plan":
             shapes.apply_plan(changed, body)
-        else:
+        elif kind == "contact":
             shapes.apply_contact(changed, body)
+        else:
+            changed.update(body if isinstance(body, dict) else {})
         self._note(held, changed)
         self.memory.keep(object_id, changed)
         return (202 if kind == "plan" else 200), changed  # recorded: a plan PATCH answers 202
