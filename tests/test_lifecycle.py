@@ -14,9 +14,9 @@ import typing as t
 import pytest
 
 from target_chartmogul.sinks.lifecycle import Lifecycle
-from tests import first_load
-from tests.helpers import fresh_memory, write_calls
-from tests.running import run_target
+from tests import billing, first_load
+from tests.helpers import FakeApi, fresh_memory, write_calls
+from tests.running import API_KEY, run_target
 from tests.singer_messages import STRING, schema
 from tests.toy import ToyShop, toy_endpoints, toy_object
 
@@ -193,3 +193,36 @@ def test_a_dry_run_of_toys_answers_from_the_table_and_decides_as_the_real_run(fa
     assert {k: dry.counts(STREAM)[k] for k in ("created", "updated", "unchanged")} == {
         k: real.counts(STREAM)[k] for k in ("created", "updated", "unchanged")} == {
         "created": 1, "updated": 1, "unchanged": 1}
+
+
+def test_the_invoice_sinks_use_the_lifecycle_for_what_every_object_shares(fake, ds, base_config, monkeypatch):
+    """An invoice gone from ChartMogul is read through the lifecycle (404: gone, imported again), and a deleted
+    invoice is deleted through it: the invoice writer has no 404 rule, read or delete of its own."""
+    config = {**billing.billing_config(base_config), "add_record_metadata": True}
+    config["streams"] = {**config["streams"], billing.INVOICES_STREAM: {"delete_missing": True}}
+    run_target(config, billing.billing_messages())
+    shared: list[tuple[str, str, str]] = []
+    for name in ("held", "look_up", "delete_held"):
+        original = getattr(Lifecycle, name)
+
+        def spy(engine: Lifecycle[t.Any], *args: t.Any, _name: str = name, _original: t.Any = original) -> t.Any:
+            key = args[1] if _name == "delete_held" else args[0]  # (data source, external id)
+            shared.append((engine.rules.kind, _name, key[1]))
+            return _original(engine, *args)
+
+        monkeypatch.setattr(Lifecycle, name, spy)
+    gone = fake.find_invoice(ds, "inv-2")
+    assert gone is not None
+    FakeApi(fake, API_KEY).ok("DELETE", f"/invoices/{gone['uuid']}", status=204)  # deleted by hand
+    changed = [{**billing.INVOICES[1], "due_date": "2024-02-20T00:00:00+00:00"}]
+    deleted = {**billing.invoice_row(billing.INVOICES[3]), "_sdc_deleted_at": "2025-01-01T00:00:00+00:00"}
+    props = {**billing.INVOICE_PROPS, "_sdc_deleted_at": {"type": ["string", "null"]}}
+    fake.clear_requests()
+
+    result = run_target(config, [*billing.invoices_messages(changed, props=props),
+                                 billing.raw_record(billing.INVOICES_STREAM, deleted)])
+
+    assert ("invoice", "held", "inv-2") in shared
+    assert ("invoice", "delete_held", "inv-4") in shared
+    assert (result.counts(billing.INVOICES_STREAM)["created"], result.counts(billing.INVOICES_STREAM)["deleted"]) == (1, 1)
+    assert fake.find_invoice(ds, "inv-2") is not None and fake.find_invoice(ds, "inv-4") is None
