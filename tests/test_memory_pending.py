@@ -120,7 +120,9 @@ def test_an_upgrade_leaves_every_kind_unproven_until_a_listing_proves_it(ledger_
     upgraded.flush()
     assert unproven_marks(ledger_url) == {(DS, "customers")}
     upgraded.close()
-    assert Ledger(ledger_url).vouches_for("invoices", DS, "transactions") is True
+    reopened = Ledger(ledger_url)
+    assert reopened.vouches_for("invoices", DS, "transactions") is True
+    reopened.close()
 
 
 def test_a_dry_run_proves_nothing(ledger_url):
