@@ -107,6 +107,13 @@ class TransactionRules(Rules[TransactionRow]):
                                     stream=self.sink.stream_name, parent=item.payload.invoice_external_id)
 
     # Deciding ----------------------------------------------------------------------------------
+    def ensure_listed(self, data_sources: t.Iterable[str]) -> None:
+        """Transactions are listed with their invoices: where the memory cannot vouch for them, the data source's
+        invoices are listed once and compared.
+        """
+        for ds in sorted(set(data_sources) - {""}):
+            self.context.refs.holdings.ensure("invoice", ds)
+
     @property
     def insert_only(self) -> bool:
         """Its one mode is insert, yet a transaction ChartMogul holds differently is corrected."""
