@@ -2,7 +2,7 @@
 
 A batch is written completely (or the run stops) inside `process_batch`, so the STATE
 the SDK emits after a drain only ever covers records that are in ChartMogul or in the
-rejects file. Sinks get everything of the run from their `RunContext` (see `bound_to`);
+rejects file. Sinks get everything of the run from their `RunContext` (see `bind`);
 they never import or reach into the target.
 """
 
