@@ -323,12 +323,21 @@ class TargetProcess:
         return unread[0] == 0
 
 
-def wait_for(condition: t.Callable[[], bool], timeout: float = 30, interval: float = 0.001) -> None:
+PROCESS_CHECK = 0.01  # seconds between looks at what no request of the fake shows (a process's state)
+
+
+def wait_for(condition: t.Callable[[], bool], timeout: float = 30, *, fake: FakeChartMogul | None = None) -> None:
+    """Until `condition()` holds: looked at again after each request the fake records (when given), and every
+    10 ms for what no request shows (a process that ended, or waits on stdin); an AssertionError after `timeout`.
+    """
     deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(interval)
+    woken = fake.changed if fake is not None else threading.Condition()
+    with woken:  # the fake notifies under this lock, so no request between a look and the wait goes unseen
+        while not condition():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError("condition not reached in time")
+            woken.wait(min(remaining, PROCESS_CHECK))
 
 
 def resume_messages(messages: list[t.Any], last_state: dict[str, t.Any] | None) -> list[t.Any]:
