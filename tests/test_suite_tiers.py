@@ -84,12 +84,12 @@ def test_each_slow_tier_is_found_by_directory_fixture_or_marker(suite, tier, tes
     assert selected(result) == tests
 
 
-def test_the_slow_tiers_share_one_xdist_group_so_one_worker_runs_them_in_turn(suite):
+def test_the_e2e_and_robustness_tiers_are_an_xdist_group_each_so_one_worker_runs_each_in_turn(suite):
     items, _ = suite.inline_genitems("-p", "tests.tiers")
     groups = {item.name: [mark.args for mark in item.iter_markers("xdist_group")] for item in items}
-    assert groups == {"test_in_e2e": [("slow-tiers",)], "test_in_robustness": [("slow-tiers",)],
-                      "test_plain": [], "test_with_the_server": [("slow-tiers",)], "test_memory[sqlite]": [],
-                      "test_memory[postgresql]": [("slow-tiers",)], "test_marked_by_hand": [("slow-tiers",)]}
+    assert groups == {"test_in_e2e": [("e2e",)], "test_in_robustness": [("robustness",)], "test_plain": [],
+                      "test_with_the_server": [], "test_memory[sqlite]": [], "test_memory[postgresql]": [],
+                      "test_marked_by_hand": []}
 
 
 def test_the_fast_tier_refuses_a_process_naming_the_test_and_what_to_do(suite):

@@ -11,9 +11,10 @@ slower tiers carry a marker, and each of those markers makes a test `slow` too, 
 - `postgres`: a test that needs the PostgreSQL server (it asks for `pg_server_url`,
   `pg_database_url` or `pg_server`, or takes the `postgresql` case of `ledger_url`).
 
-The suite runs on every core (pytest-xdist, pyproject's `addopts`); the slow tiers form one
-xdist group, so a single worker runs them one after another, as they ran before: their
-timings, signals and fixed database names never meet another slow test.
+The suite runs on every core (pytest-xdist, pyproject's `addopts`). The e2e tier and the
+robustness tier are an xdist group each, so one worker runs each of them one test after
+another, as they always ran: a pipeline never meets another pipeline (they share fixed database
+names), nor a signal or crash test another of its kind.
 
 Directories and fixtures are read here, at collection, so a test added to tests/e2e or
 tests/robustness, or one that asks for the server, is in its tier without a marker of its own.
@@ -38,7 +39,9 @@ import pytest
 DIRECTORY_TIERS = {"e2e": "e2e", "robustness": "robustness"}  # tests/<directory> -> its marker
 POSTGRES_FIXTURES = frozenset({"pg_server_url", "pg_database_url", "pg_server"})
 SLOW_TIERS = ("e2e", "robustness", "subprocess", "postgres")
-SLOW_GROUP = "slow-tiers"
+# Tiers whose tests run one at a time on one xdist worker, as they always ran: e2e (fixed database names, heavy
+# pipelines) and robustness (signals, crashes and timings). The two groups run beside each other and the rest.
+SERIAL_GROUPS = frozenset({"e2e", "robustness"})
 GUARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 FAST_TIER_PROCESS = (
     "{test} started a process ({command}); the fast tier runs in this process. Check messages and exit codes "
@@ -71,8 +74,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(tier)
         if tiers and item.get_closest_marker("slow") is None:
             item.add_marker("slow")
-        if tiers:  # with pytest-xdist, one worker runs the slow tiers one after another (`--dist loadgroup`)
-            item.add_marker(pytest.mark.xdist_group(SLOW_GROUP))
+        for group in SERIAL_GROUPS & tiers:  # with pytest-xdist, one worker runs its tests in turn (--dist loadgroup)
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(autouse=True)
