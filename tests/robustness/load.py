@@ -262,10 +262,14 @@ class TargetProcess:
             args += ["--input", str(input_file)]
         self.stderr_path = workdir / f"stderr-{id(self)}.log"
         self._stderr = self.stderr_path.open("w", encoding="utf-8")
-        self.proc = subprocess.Popen(
-            args, cwd=workdir, stdin=subprocess.PIPE if input_file is None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=self._stderr, text=True, env={**os.environ, **(env or {})},
-        )
+        try:
+            self.proc = subprocess.Popen(
+                args, cwd=workdir, stdin=subprocess.PIPE if input_file is None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=self._stderr, text=True, env={**os.environ, **(env or {})},
+            )
+        except BaseException:  # (the fast tier refuses processes): no open file is left to fail a later test
+            self._stderr.close()
+            raise
         self.stdout_lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
