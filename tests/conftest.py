@@ -21,7 +21,7 @@ from tests.fake_chartmogul import FakeChartMogul
 from tests.running import API_KEY, REPO, ProcessResult, RunResult, run_cli, run_target
 from tests.tiers import (
     _processes_only_in_slow_tiers,
-    _signal_handlers_restored,
+    _signal_handlers_kept_from_the_os,
     pytest_collection_modifyitems,
     pytest_sessionfinish,
     pytest_sessionstart,
@@ -31,7 +31,7 @@ from tests.tiers import (
 __all__ = ["API_KEY", "REPO", "ProcessResult", "RunResult", "run_cli", "run_target"]
 # The suite's tiers and hygiene (tests/tiers.py), registered by being names of this conftest.
 HOOKS = (pytest_collection_modifyitems, pytest_sessionstart, pytest_sessionfinish, _processes_only_in_slow_tiers,
-         _signal_handlers_restored)
+         _signal_handlers_kept_from_the_os)
 QUICK_BACKOFF_BASE = 0.001  # seconds: retries in this process wait milliseconds, not the default half second
 DEFAULT_BACKOFF_BASE = client_module.BACKOFF_BASE  # the product's, before quick_retries lowers it
 QUICK_POLL = 0.01  # seconds: the first poll of a bulk import, and the shortest interval between polls

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 import textwrap
 
 import pytest
+
+from tests.running import REPO
+from tests.tiers import OS_GETSIGNAL, OS_SIGNAL
 
 pytest_plugins = ("pytester",)
 
@@ -125,12 +131,18 @@ def test_a_slow_tier_may_start_processes(suite):
 HANDLER_TEST = """
     import signal
 
+    from tests.tiers import os_handlers
+
     def test_installs_a_handler():
-        signal.signal(signal.SIGTERM, lambda signum, frame: None)
+        before = os_handlers()
+        handler = lambda signum, frame: None
+        signal.signal(signal.SIGTERM, handler)
+        assert signal.getsignal(signal.SIGTERM) is handler  # what the code under test sees
+        assert os_handlers() == before  # what a SIGTERM would run
 """
 
 
-def test_a_handler_a_test_installs_is_undone_after_it(suite):
+def test_a_handler_a_test_installs_never_reaches_the_os_and_ends_with_the_test(suite):
     before = signal.getsignal(signal.SIGTERM)
     suite.makepyfile(test_inner_handler=HANDLER_TEST)
     suite.runpytest_inprocess("-p", "tests.tiers", "test_inner_handler.py").assert_outcomes(passed=1)
@@ -138,27 +150,60 @@ def test_a_handler_a_test_installs_is_undone_after_it(suite):
 
 
 def test_without_the_guard_the_handler_stays_behind(suite):
-    """What the guard prevents (the outer suite's own guard undoes it after this test)."""
+    """What the guard prevents (here the outer suite's own guard still keeps it from the OS, and drops it after)."""
     before = signal.getsignal(signal.SIGTERM)
-    suite.makepyfile(test_inner_handler=HANDLER_TEST)
+    suite.makepyfile(test_inner_handler=HANDLER_TEST.replace("        assert os_handlers() == before\n", ""))
     suite.runpytest_inprocess("test_inner_handler.py").assert_outcomes(passed=1)
     assert signal.getsignal(signal.SIGTERM) is not before
 
 
-def test_a_session_that_leaves_a_handler_behind_fails(suite):
-    before = signal.getsignal(signal.SIGINT)
+def test_a_session_that_leaves_a_handler_with_the_os_fails(suite):
+    before = OS_GETSIGNAL(signal.SIGINT)
     suite.makeconftest("""
         import signal
 
         import pytest
 
+        from tests.tiers import OS_SIGNAL
+
         @pytest.fixture(scope="session", autouse=True)
         def installs_for_the_session():
-            signal.signal(signal.SIGINT, lambda signum, frame: None)
+            OS_SIGNAL(signal.SIGINT, lambda signum, frame: None)  # past the guard: for real
     """)
     suite.makepyfile(test_inner_plain="def test_plain():\n    pass\n")
-    result = suite.runpytest_inprocess("-p", "tests.tiers", "test_inner_plain.py")
+    try:
+        result = suite.runpytest_inprocess("-p", "tests.tiers", "test_inner_plain.py")
+    finally:
+        OS_SIGNAL(signal.SIGINT, before)
     result.assert_outcomes(passed=1)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["the suite left signal handlers behind: {'SIGINT': <function *"])
-    signal.signal(signal.SIGINT, before)
+
+
+WAITING_TARGET = """
+    import threading
+
+    from target_chartmogul.target import TargetChartMogul
+
+    def test_waits_with_a_targets_handlers_installed():
+        TargetChartMogul(config={"api_key": "k"}, validate_config=True)  # installs SIGTERM and SIGINT handlers
+        print("ready", flush=True)
+        threading.Event().wait(120)
+"""
+
+
+@pytest.mark.subprocess  # a real SIGTERM to a pytest process
+@pytest.mark.parametrize(("plugin", "ends"), [(["-p", "tests.tiers"], -signal.SIGTERM), ([], 1)],
+                         ids=["guarded", "unguarded"])
+def test_a_sigterm_stops_the_suite_while_a_test_holds_a_target(suite, plugin, ends):
+    """`timeout 400 python -m pytest` ran on until SIGKILL: a target's handler took the signal (then its stop raised
+    SystemExit inside the test, which failed, and the session went on)."""
+    suite.makepyfile(test_inner_waiting=WAITING_TARGET)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    with subprocess.Popen([sys.executable, "-m", "pytest", *plugin, "-s", "-q", "-p", "no:cacheprovider",
+                           "test_inner_waiting.py"], cwd=suite.path, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True) as proc:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().endswith("ready\n")  # the test runs, the target's handlers are installed
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == ends

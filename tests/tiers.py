@@ -22,9 +22,11 @@ A test that starts a process is caught at run time instead: in the fast tier, `s
 refuses with a message saying what to do, so the fast tier never quietly grows slow.
 
 Hygiene: the target's constructor installs SIGTERM and SIGINT handlers (singer-sdk does, for
-every plugin built in the main thread). Left behind, they made the suite swallow SIGTERM
-(`timeout 400 python -m pytest` ran on until SIGKILL); every test gets them restored, and the
-session fails if they still differ from what it found at its start.
+every plugin built in the main thread). Installed for real and left behind, they made the suite
+swallow SIGTERM (`timeout 400 python -m pytest` ran on until SIGKILL). In every test, what code
+installs for SIGTERM/SIGINT is kept from the OS (`KeptHandlers`) and dropped after the test, so
+a signal always reaches the suite itself; the session fails if the OS's handlers differ at its
+end from what it found (a session fixture or a hook that installs one for real).
 """
 
 from __future__ import annotations
@@ -91,18 +93,45 @@ def _processes_only_in_slow_tiers(request: pytest.FixtureRequest, monkeypatch: p
     monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
 
 
-def _handlers() -> dict[int, t.Any]:
-    return {int(signum): signal.getsignal(signum) for signum in GUARDED_SIGNALS}
+OS_SIGNAL = signal.signal  # the real functions, before any test replaces them
+OS_GETSIGNAL = signal.getsignal
+
+
+def os_handlers() -> dict[int, t.Any]:
+    """The SIGTERM and SIGINT handlers the operating system would run now."""
+    return {int(signum): OS_GETSIGNAL(signum) for signum in GUARDED_SIGNALS}
+
+
+class KeptHandlers:
+    """SIGTERM and SIGINT as the code under test sees them: what it installs is kept here, never given to the OS.
+
+    A target built in this process installs its handlers (singer-sdk does, in the main thread);
+    installed for real, a SIGTERM during the test would go to that target (which drains, writes
+    its summary and raises SystemExit inside the test), and the suite would run on. Kept here,
+    `signal.getsignal` still answers what was installed (tests/test_sdk_overrides.py checks it),
+    and a SIGTERM or Ctrl-C reaches the suite's own handler, whichever test is running.
+    """
+
+    def __init__(self) -> None:
+        self._set, self._get = signal.signal, signal.getsignal  # (a pytester run inside a test nests)
+        self.table: dict[int, t.Any] = {int(signum): self._get(signum) for signum in GUARDED_SIGNALS}
+
+    def signal(self, signum: int, handler: t.Any) -> t.Any:
+        if int(signum) not in self.table:
+            return self._set(signum, handler)
+        previous, self.table[int(signum)] = self.table[int(signum)], handler
+        return previous
+
+    def getsignal(self, signum: int) -> t.Any:
+        return self.table[int(signum)] if int(signum) in self.table else self._get(signum)
 
 
 @pytest.fixture(autouse=True)
-def _signal_handlers_restored() -> t.Iterator[None]:
-    """Whatever a test installs for SIGTERM/SIGINT (a target built in this process does) is undone after it."""
-    before = _handlers()
-    yield
-    for signum, handler in before.items():
-        if signal.getsignal(signum) is not handler:
-            signal.signal(signum, handler)
+def _signal_handlers_kept_from_the_os(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a test installs for SIGTERM/SIGINT lives as long as the test, and never reaches the OS."""
+    kept = KeptHandlers()
+    monkeypatch.setattr(signal, "signal", kept.signal)
+    monkeypatch.setattr(signal, "getsignal", kept.getsignal)
 
 
 SESSION_START = pytest.StashKey[dict[int, t.Any]]()
@@ -110,13 +139,13 @@ SESSION_START = pytest.StashKey[dict[int, t.Any]]()
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Note the handlers the suite found."""
-    session.config.stash[SESSION_START] = _handlers()
+    session.config.stash[SESSION_START] = os_handlers()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Fail the session when it leaves SIGTERM/SIGINT handled differently from how it found them."""
     found = session.config.stash.get(SESSION_START, {})
-    left = {signal.Signals(signum).name: handler for signum, handler in _handlers().items()
+    left = {signal.Signals(signum).name: handler for signum, handler in os_handlers().items()
             if handler is not found.get(signum)}
     if left:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
