@@ -174,6 +174,20 @@ CONFIG_SCHEMA = th.PropertiesList(
         description="Read but never write: log every write it would make and summarise would-create/update/delete.",
     ),
     th.Property(
+        "reconcile",
+        th.BooleanType,
+        default=False,
+        description="Compare, never write: read the input and ChartMogul, ignore the sync memory, and report what "
+        "ChartMogul lacks (missing), holds otherwise (different, per field), holds beyond a complete full-table "
+        "stream (extra) and the monthly revenue of both sides; exit 3 when they differ, 0 when they agree.",
+    ),
+    th.Property(
+        "reconcile_path",
+        th.StringType,
+        description="JSON-lines file of a reconcile run's differences (default: reconcile.jsonl in the rejects "
+        "file's folder); the HTML page with the revenue chart is written next to it (.html).",
+    ),
+    th.Property(
         "request_log",
         th.StringType,
         description="File receiving one JSON line per HTTP attempt (bodies cut at 4000 characters; never the key).",
