@@ -48,17 +48,22 @@ def kinds(fake, ds, base_config, tmp_path) -> tuple[dict[str, t.Any], list[t.Any
     return config, input_messages
 
 
-def reimport_with_line_amount(fake, api: FakeApi, ds: str, invoice: str, line: str, cents: int) -> None:
-    """Delete an invoice and import it again through the API with one line's amount changed (an edit in the app)."""
-    held = copy.deepcopy(fake.find_invoice(ds, invoice))
+def reimport_with_lines(fake, api: FakeApi, held: dict[str, t.Any], lines: list[dict[str, t.Any]]) -> None:
+    """Delete an invoice and import it again through the API with these lines and its payments (an edit in the app)."""
     api.ok("DELETE", f"/invoices/{held['uuid']}", status=204)
-    lines = [{k: v for k, v in item.items() if k not in ("uuid", "subscription_uuid") and v is not None}
-             for item in held["line_items"]]
-    next(item for item in lines if item["external_id"] == line)["amount_in_cents"] = cents
+    lines = [{k: v for k, v in item.items() if k not in ("uuid", "subscription_uuid") and v is not None} for item in lines]
     payments = [{k: tx[k] for k in ("type", "result", "date", "external_id", "amount_in_cents")} for tx in held["transactions"]]
-    body = {"invoices": [{"external_id": invoice, "date": held["date"], "currency": held["currency"], "line_items": lines,
-                          "transactions": payments}]}
+    body = {"invoices": [{"external_id": held["external_id"], "date": held["date"], "currency": held["currency"],
+                          "line_items": lines, "transactions": payments}]}
     api.ok("POST", f"/import/customers/{held['customer_uuid']}/invoices", body, status=201)
+
+
+def reimport_with_line_amount(fake, api: FakeApi, ds: str, invoice: str, line: str, cents: int) -> None:
+    """An invoice imported again with one line's amount changed."""
+    held = copy.deepcopy(fake.find_invoice(ds, invoice))
+    lines = copy.deepcopy(held["line_items"])
+    next(item for item in lines if item["external_id"] == line)["amount_in_cents"] = cents
+    reimport_with_lines(fake, api, held, lines)
 
 
 def contact_uuid(fake, external_id: str) -> str:
@@ -189,3 +194,47 @@ def test_the_report_goes_next_to_the_rejects_file_by_default(fake, ds, base_conf
     assert result.target.reconciliation.paths == (tmp_path / "state" / "reconcile.jsonl",
                                                   tmp_path / "state" / "reconcile.html")
     assert (tmp_path / "state" / "reconcile.jsonl").read_text() == ""
+
+
+@pytest.mark.parametrize("complete", [False, True])
+def test_a_line_only_chartmogul_has_counts_only_when_the_lines_are_complete(fake, ds, base_config, tmp_path, complete):
+    """Lines from their own table: ChartMogul's invoice gained a line the table does not have. An incremental
+    line_items stream may not carry every line of an invoice, so that line is no difference and counts in neither
+    revenue; a complete full-table version of the lines has every line, so it is one, and so is its month."""
+    tables = Tables(2)
+    config = {**base_config, "reconcile_path": str(tmp_path / "reconcile.jsonl"), "streams": streams_config()}
+    input_messages = [*plans_messages(), *customers_messages(), *tables.messages()]
+    run_target(config, input_messages)
+    held = copy.deepcopy(fake.find_invoice(ds, "inv-001"))
+    extra_line = {"type": "one_time", "external_id": "inv-001-9", "amount_in_cents": 700, "quantity": 1,
+                  "description": "Nachberechnung"}
+    reimport_with_lines(fake, FakeApi(fake, API_KEY), held, [*held["line_items"], extra_line])
+
+    run_target({**config, "reconcile": True}, as_full_table(input_messages, 1) if complete else input_messages)
+
+    expected = [
+        {"object": "invoices", "key": "inv-001", "kind": "different", "field": "line_items[inv-001-9] (only in ChartMogul)",
+         "source": None, "chartmogul": {  # the line as ChartMogul's invoices listing answers it
+             "uuid": fake.find_invoice(ds, "inv-001")["line_items"][2]["uuid"], "external_id": "inv-001-9",
+             "type": "one_time", "description": "Nachberechnung", "amount_in_cents": 700, "quantity": 1,
+             "discount_code": "", "discount_amount_in_cents": 0, "tax_amount_in_cents": 0, "transaction_fees_in_cents": 0,
+             "account_code": "", "transaction_fees_currency": None, "discount_description": None, "event_order": None,
+             "balance_transfer": None}},
+        {"object": "revenue", "key": "2024-02 EUR", "kind": "different", "field": "amount_in_cents",
+         "source": 11640, "chartmogul": 12340},
+    ]
+    assert findings(pathlib.Path(config["reconcile_path"])) == (expected if complete else [])
+
+
+def test_a_failed_reconcile_leaves_no_earlier_report(fake, ds, base_config, tmp_path):
+    """The report describes one run: a run that fails (here the key is refused) leaves neither file of an earlier one."""
+    config = reconcile_config(base_config, tmp_path)
+    path = pathlib.Path(config["reconcile_path"])
+    path.parent.mkdir(parents=True)
+    path.write_text('{"object": "customers", "key": "old"}\n')
+    path.with_suffix(".html").write_text("<!DOCTYPE html>")
+
+    result = run_target({**config, "reconcile": True, "api_key": "sk_wrong"}, messages(version=1), expect_error=True)
+
+    assert result.error is not None and "API key" in str(result.error)
+    assert not path.exists() and not path.with_suffix(".html").exists()

@@ -45,11 +45,13 @@ def contact_differences(payload: ContactPayload, held: Obj) -> list[compare.Diff
     return found
 
 
-def of_customer(payload: ContactPayload, held: t.Sequence[Obj]) -> list[Obj]:
+def of_customer(payload: ContactPayload, listings: Listings, ds: str) -> list[Obj]:
     """The held contacts of the payload's customer (by the customer's external id, or its uuid)."""
     if payload.customer_external_id is not None:
-        return [c for c in held if c.get("customer_external_id") == payload.customer_external_id]
-    return [c for c in held if c.get("customer_uuid") == payload.customer_uuid]
+        field, value = "customer_external_id", payload.customer_external_id
+    else:
+        field, value = "customer_uuid", str(payload.customer_uuid)
+    return [c for c in listings.by_field("contact", ds, field).get(value.casefold(), []) if c.get(field) == value]
 
 
 def paired(rows: list[tuple[Key, Row]], held: list[Obj], by_email: bool) -> dict[Key, Obj]:
@@ -89,7 +91,7 @@ class ContactComparison:
                     group = (payload.customer_external_id, payload.customer_uuid, row.settings.match_by == "email")
                     groups.setdefault(group, []).append((key, row))
             for (_, _, by_email), members in groups.items():
-                matches.update(paired(members, of_customer(members[0][1].payload, held), by_email))
+                matches.update(paired(members, of_customer(members[0][1].payload, self.listings, ds), by_email))
         for key, row in rows:
             self.findings.tally("contacts").source += 1
             text = key_text(key[0], key[1], self.default_ds)

@@ -75,6 +75,7 @@ class InvoiceComparison:
         self.lines = group_parts(source.of("line_items"))
         self.payments = group_parts(source.of("transactions"))
         self.assembled: dict[Key, Obj] = {}
+        self.partial_lines: set[Key] = set()  # invoices whose lines come from an incremental line_items stream
 
     def key(self, ds: str, external_id: str) -> str:
         """A finding's key."""
@@ -83,8 +84,8 @@ class InvoiceComparison:
     def held(self, ds: str, external_id: str) -> Obj | None:
         """ChartMogul's invoice with this external id (or `uuid:…`) in the data source, as listed."""
         if external_id.startswith("uuid:"):
-            uuid = external_id.removeprefix("uuid:")
-            return next((inv for inv in self.listings.objects("invoice", ds) if inv.get("uuid") == uuid), None)
+            found = self.listings.by_field("invoice", ds, "uuid").get(external_id.removeprefix("uuid:").casefold())
+            return found[0] if found else None
         return self.listings.by_external_id("invoice", ds).get(external_id)
 
     def run(self) -> None:
@@ -129,7 +130,9 @@ class InvoiceComparison:
             return
         found = compare.invoice_differences(body, held)
         if payload.lines_from_stream and not self.source.is_complete("line_items"):
-            found = [d for d in found if d.ours is not None]  # lines ChartMogul has beyond an incremental stream
+            # lines ChartMogul has beyond an incremental line_items stream say nothing
+            self.partial_lines.add(key)
+            found = [d for d in found if "only in ChartMogul" not in d.name]
         if payload.status is not None and held.get("status") not in (None, payload.status):
             found.append(compare.Difference("status", payload.status, held.get("status")))
         self.findings.extend(Finding("invoices", self.key(*key), "different", d.name, d.ours, d.held) for d in found)
@@ -154,6 +157,7 @@ class InvoiceComparison:
         mapped refuses its invoice (a write would not import it without the line).
         """
         rows = self.lines.pop((ds, payload.external_id), {})
+        self.findings.tally("line_items").source += len(rows)
         if not rows:
             msg = "no line items: the header has no line_items column and no line_items row names it"
             raise RecordRejected(msg, field="line_items")
@@ -288,5 +292,16 @@ class InvoiceComparison:
         mine = set(self.source.of("invoices")) | self.source.refused.get("invoices", set())
         data_sources = self.source.data_sources("invoices")
         for ds, invoice in self.listed():
-            if ds in data_sources and (complete or (ds, str(invoice.get("external_id"))) in mine):
-                self.revenue.add_chartmogul(invoice)
+            key = (ds, str(invoice.get("external_id")))
+            if ds in data_sources and (complete or key in mine):
+                self.revenue.add_chartmogul(self.as_far_as_known(key, invoice))
+
+    def as_far_as_known(self, key: Key, invoice: Obj) -> Obj:
+        """ChartMogul's invoice, limited to the lines the input carries when its lines come from an incremental
+        line_items stream (the input says nothing of the others: they count on neither side).
+        """
+        body = self.assembled.get(key)
+        if body is None or key not in self.partial_lines:
+            return invoice
+        ours = {line.get("external_id") for line in body["line_items"]}
+        return {**invoice, "line_items": [line for line in invoice.get("line_items") or [] if line.get("external_id") in ours]}

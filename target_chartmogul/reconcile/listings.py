@@ -45,6 +45,7 @@ class Listings:
     def __init__(self, reader: Pages) -> None:
         self.reader = reader
         self._objects: dict[tuple[str, str], list[Obj]] = {}
+        self._indexes: dict[tuple[str, str, str], dict[str, t.Any]] = {}
         self._lock = threading.Lock()
 
     def read(self, wanted: t.Iterable[tuple[str, str]]) -> None:
@@ -69,7 +70,37 @@ class Listings:
 
     def by_external_id(self, kind: str, data_source_uuid: str) -> dict[str, Obj]:
         """The listed objects by the external ids they have in the data source (a merged customer has several)."""
-        return {ext: obj for obj in self.objects(kind, data_source_uuid) for ext in external_ids_in(obj, data_source_uuid)}
+        return self._index(kind, data_source_uuid, "", lambda obj: external_ids_in(obj, data_source_uuid), first=True)
+
+    def by_field(self, kind: str, data_source_uuid: str, field: str) -> dict[str, list[Obj]]:
+        """The listed objects by one field's value (text, case-folded: emails match as a write matches them)."""
+        return self._index(kind, data_source_uuid, field, lambda obj: [str(obj.get(field) or "").casefold()])
+
+    @t.overload
+    def _index(self, kind: str, data_source_uuid: str, name: str, keys: t.Callable[[Obj], t.Iterable[str]], *,
+               first: t.Literal[True]) -> dict[str, Obj]: ...
+
+    @t.overload
+    def _index(self, kind: str, data_source_uuid: str, name: str, keys: t.Callable[[Obj], t.Iterable[str]], *,
+               first: t.Literal[False] = False) -> dict[str, list[Obj]]: ...
+
+    def _index(self, kind: str, data_source_uuid: str, name: str, keys: t.Callable[[Obj], t.Iterable[str]], *,
+               first: bool = False) -> dict[str, t.Any]:
+        """An index of one listing, built once (a row never scans the whole listing: 50,000 rows stay linear);
+        `first`: one object per key, the first listed.
+        """
+        with self._lock:
+            found = self._indexes.get((kind, data_source_uuid, name))
+            if found is None:
+                found = {}
+                for obj in self._objects.get((kind, data_source_uuid), []):
+                    for key in keys(obj):
+                        if first:
+                            found.setdefault(key, obj)
+                        else:
+                            found.setdefault(key, []).append(obj)
+                self._indexes[(kind, data_source_uuid, name)] = found
+            return found
 
     def count(self) -> int:
         """How many objects were listed in all."""

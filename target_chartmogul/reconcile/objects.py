@@ -78,10 +78,9 @@ def find_customers(key: Key, row: Row, listings: Listings) -> list[Obj]:
     ds, name = key
     payload: CustomerPayload = row.payload
     if row.settings.match_by == "email":
-        email = str(payload.email).casefold()
-        return [c for c in listings.objects("customer", ds) if str(c.get("email") or "").casefold() == email]
+        return listings.by_field("customer", ds, "email").get(str(payload.email).casefold(), [])
     if row.settings.match_by == "uuid":
-        return [c for c in listings.objects("customer", ds) if c.get("uuid") == payload.uuid]
+        return listings.by_field("customer", ds, "uuid").get(str(payload.uuid).casefold(), [])
     found = listings.by_external_id("customer", ds).get(name)
     return [found] if found is not None else []
 

@@ -50,6 +50,8 @@ class Reconciliation:
         self.listings = Listings(ReadOnly(lambda: context.client))
         self.path = report.report_path(context.setting("reconcile_path"), context.setting("rejects_path"))
         self.page_path = report.page_path(self.path)
+        for stale in (self.path, self.page_path):  # a run that fails leaves no earlier run's report to be misread
+            stale.unlink(missing_ok=True)
         self.exit_code = FAILED  # until `finish` has written the report
         self.sink_class = ReconcileSink.bound_to(self)
         self._sinks: list[ReconcileSink] = []

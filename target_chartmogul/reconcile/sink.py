@@ -85,18 +85,22 @@ class ReconcileSink(RecordSink):
         if invalid is not None:
             self.collector.refuse(self.object_name, invalid.record, invalid.field, invalid.reason)
             return
-        source = self.collector.source
-        if record.get("_sdc_deleted_at"):
-            default = self.collector.default_data_source_uuid
-            source.delete(self.object_name, (data_source(record, default) or "", optional_text(record, "external_id") or ""))
-            return
-        self.version.record(record.get("_sdc_table_version"))
         try:
+            if record.get("_sdc_deleted_at"):
+                self.deleted(record)
+                return
+            self.version.record(record.get("_sdc_table_version"))
             key, payload = self.map(record)
         except RecordRejected as exc:
             self.collector.refuse(self.object_name, record, exc.field, exc.reason)
             return
-        source.add(self.object_name, key, Row(self.stream_name, self.settings, payload))
+        self.collector.source.add(self.object_name, key, Row(self.stream_name, self.settings, payload))
+
+    def deleted(self, record: Record) -> None:
+        """A row deleted in the source (log-based replication: often only its key): its object should be gone."""
+        default = self.collector.default_data_source_uuid
+        key = (data_source(record, default) or "", optional_text(record, "external_id") or "")
+        self.collector.source.delete(self.object_name, key)
 
     def activate_version(self, new_version: int) -> None:
         """ACTIVATE_VERSION: a closing one marks the stream's version whole."""

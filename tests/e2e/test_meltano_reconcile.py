@@ -22,10 +22,10 @@ from tests.running import API_KEY
 STATE_ID = "dev:tap-postgres-to-target-chartmogul"
 
 
-def run_job(meltano: MeltanoProject) -> subprocess.CompletedProcess[str]:
-    """`meltano run reconcile`, whatever it exits with (Meltano reports the loader's exit 3 as a failure)."""
-    return subprocess.run([str(meltano.meltano), "run", "reconcile"], capture_output=True, text=True, cwd=meltano.root,
-                          env=meltano.env, timeout=TIMEOUT, check=False)
+def run_job(meltano: MeltanoProject, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`meltano run reconcile` (or `args`), whatever it exits with (Meltano reports the loader's exit 3 as a failure)."""
+    return subprocess.run([str(meltano.meltano), "run", *(args or ("reconcile",))], capture_output=True, text=True,
+                          cwd=meltano.root, env={**meltano.env, **(env or {})}, timeout=TIMEOUT, check=False)
 
 
 @pytest.mark.e2e
@@ -62,3 +62,12 @@ def test_meltano_job_reconciles_without_writing(
     assert write_calls(fake) == []
     assert meltano("state", "get", STATE_ID, label="state get 2").stdout == state
     assert report.with_suffix(".html").is_file()
+
+    # The README's one-off check through the usual pipeline: every row, bookmarks untouched; incremental streams, so
+    # the customer only ChartMogul holds is no extra.
+    one_off = run_job(meltano, "--full-refresh", "--no-state-update", "tap-postgres", "target-chartmogul",
+                      env={"TARGET_CHARTMOGUL_RECONCILE": "true"})
+    assert one_off.returncode != 0
+    assert [json.loads(line)["kind"] for line in report.read_text(encoding="utf-8").splitlines()] == ["different"]
+    assert write_calls(fake) == []
+    assert meltano("state", "get", STATE_ID, label="state get 3").stdout == state
