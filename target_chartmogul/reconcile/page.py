@@ -31,6 +31,8 @@ th, td { border: 1px solid #dee2e6; padding: .3rem .6rem; text-align: left; vert
 th { background: #f1f3f5; } td.n { text-align: right; font-variant-numeric: tabular-nums; }
 td code { white-space: pre-wrap; word-break: break-word; font-size: .85rem; }
 tr.differs td { background: #fff5f5; }
+table.differences td:nth-child(2) { white-space: nowrap; }
+table.differences td:nth-child(5), table.differences td:nth-child(6) { width: 32%; }
 .legend span { display: inline-block; width: .8rem; height: .8rem; margin: 0 .3rem 0 1rem; vertical-align: middle; }
 svg text { font-size: 11px; fill: #495057; }
 """
@@ -116,7 +118,7 @@ def differences_section(findings: t.Sequence[Finding]) -> str:
         f"<tr><td>{e(f.object)}</td><td>{e(f.key)}</td><td>{e(f.kind)}</td><td>{e(f.field or '')}</td>"
         f"<td><code>{e(shown(f.source))}</code></td><td><code>{e(shown(f.chartmogul))}</code></td></tr>"
         for f in findings)
-    return f"<table><tr>{head}</tr>{rows}</table>"
+    return f'<table class="differences"><tr>{head}</tr>{rows}</table>'
 
 
 def render(findings: Findings, ordered: t.Sequence[Finding], revenue: Revenue, *, generated: str) -> str:
