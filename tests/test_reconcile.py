@@ -104,6 +104,7 @@ def test_reconcile_reports_exactly_what_changed_behind_the_loaders_back(fake, ds
     text = page.read_text(encoding="utf-8")
     assert external_references(text) == []
     assert "8 difference(s), 2 of them revenue month(s)." in text
+    assert API_KEY not in text and API_KEY not in path.read_text(encoding="utf-8")
     assert "<td><code>Müller GmbH</code></td><td><code>Müller AG</code></td>" in text
 
 
