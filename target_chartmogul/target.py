@@ -220,9 +220,10 @@ class TargetChartMogul(SDKOverrides, Target):
         """A reconcile run's end: nothing was staged, waits or is retried; ChartMogul is read and compared."""
         try:
             super().process_endofpipe()
-            reconciliation.finish()
+            code = reconciliation.finish()
         finally:
             self.context.close()
+        self.context.report.reconciled(code, reconciliation.details())
 
     def repair_replacements(self) -> None:
         """Finish invoice replacements an earlier run left between its delete and its import."""
@@ -299,14 +300,10 @@ class TargetChartMogul(SDKOverrides, Target):
         written nor rejected yet. Never in a dry run or a reconcile run: Meltano would save it as
         the tap's bookmark and the real run after it would skip those rows.
         """
-        if self.reconciliation is not None:
+        if self.context.dry_run or self.reconciliation is not None:
             if not self._state_withheld:
-                self.logger.info("RECONCILE: STATE not emitted, so the next real run reads the same rows")
-            self._state_withheld = True
-            return
-        if self.context.dry_run:
-            if not self._state_withheld:
-                self.logger.info("DRY RUN: STATE not emitted, so the next real run reads the same rows")
+                mode = "RECONCILE" if self.reconciliation is not None else "DRY RUN"
+                self.logger.info("%s: STATE not emitted, so the next real run reads the same rows", mode)
             self._state_withheld = True
             return
         bulk = self.context.bulk
@@ -345,6 +342,7 @@ class TargetChartMogul(SDKOverrides, Target):
         exit code 1, and no STATE covers unwritten records.
         """
         if self.reconciliation is not None:  # exit 0 would say "agree": a stopped comparison is a failure
+            self.context.report.stopped_by = signum
             self.context.close()
             self.context.report.failed(f"stopped by signal {signum} before ChartMogul was compared")
             sys.exit(1)

@@ -8,11 +8,13 @@ field with both values, with the revenue months the changes move.
 from __future__ import annotations
 
 import hashlib
+import json
 import pathlib
 import typing as t
 
 import pytest
 
+from tests.cli_runner import cli
 from tests.helpers import FakeApi, reads, write_calls
 from tests.page_checks import external_references
 from tests.reconcile_data import (
@@ -26,7 +28,8 @@ from tests.reconcile_data import (
     messages,
     reconcile_config,
 )
-from tests.running import API_KEY, run_cli, run_target
+from tests.running import API_KEY, run_target
+from tests.singer_messages import lines
 
 
 @pytest.fixture
@@ -122,35 +125,66 @@ def test_reconcile_with_nothing_changed_is_an_empty_report(fake, ds, loaded):
     assert external_references(text) == []
 
 
-def test_the_exit_status_says_agree_or_differ(fake, ds, loaded, tmp_path):
-    """As a scheduler sees it: the command exits 0 when ChartMogul agrees, 3 once it differs; the log has the
-    table and a closing line naming both files."""
-    config = {**loaded, "reconcile": True}
-    agree = run_cli(config, messages(version=1), tmp_path)
-    assert agree.returncode == 0, agree.stderr
+def test_the_exit_status_and_the_summary_file_say_agree_or_differ(fake, ds, loaded, tmp_path):
+    """As a scheduler sees it: the command exits 0 when ChartMogul agrees, 3 once it differs, and `summary_path`
+    says `succeeded` or `succeeded_with_differences` with what was found; the log has the table and a closing line
+    naming both report files."""
+    summary = tmp_path / "summary.json"
+    config_path = tmp_path / "reconcile.json"
+    config_path.write_text(json.dumps({**loaded, "reconcile": True, "summary_path": str(summary)}))
     path, page = report_paths(loaded)
-    assert agree.stderr.rstrip().endswith(f"target-chartmogul reconcile: the source and ChartMogul agree (report: {path}, "
-                                          f"{page})")
+
+    agree = cli(["--config", str(config_path)], input_text=lines(messages(version=1)))
+
+    assert agree.exit_code == 0, agree.lines
+    assert agree.lines[-1] == f"target-chartmogul reconcile: the source and ChartMogul agree (report: {path}, {page})"
+    assert (json.loads(summary.read_text())["status"], json.loads(summary.read_text())["exit_code"]) == ("succeeded", 0)
     change_behind_the_loaders_back(fake, FakeApi(fake, API_KEY), ds)
     fake.clear_requests()
 
-    differ = run_cli(config, messages(version=1), tmp_path)
+    differ = cli(["--config", str(config_path)], input_text=lines(messages(version=1)))
 
-    assert differ.returncode == 3, differ.stderr
+    assert differ.exit_code == 3, differ.lines
     assert write_calls(fake) == []
-    table = differ.stderr.split("Reconcile (nothing was written; 9 object(s) listed):\n", 1)[1].split("\n20", 1)[0]
-    assert table.splitlines() == [
+    table = next(line for line in differ.lines if line.startswith("Reconcile (nothing was written; 9 object(s) listed):"))
+    assert table.splitlines()[1:] == [
         "object        source  ChartMogul  missing  different  fields  extra  refused",
         "plans              2           2        0          0       0      0        0",
         "customers          3           4        0          3       3      1        0",
         "invoices           4           3        1          1       1      0        0",
         "transactions       5           4        0          0       0      0        0",
     ]
-    assert "Revenue: 4 month(s) compared (4 invoice(s) in the source, 3 in ChartMogul), 2 differ: 2025-02 EUR, " \
-           "2025-03 EUR" in differ.stderr
-    assert differ.stderr.rstrip().endswith(
-        f"target-chartmogul reconcile: 8 difference(s): 1 missing, 4 different, 1 extra, 2 revenue month(s) "
-        f"(see {path}, {page})")
+    assert ("Revenue: 4 month(s) compared (4 invoice(s) in the source, 3 in ChartMogul), 2 differ: 2025-02 EUR, "
+            "2025-03 EUR") in differ.lines
+    assert differ.lines[-1] == (f"target-chartmogul reconcile: 8 difference(s): 1 missing, 4 different, 1 extra, "
+                                f"2 revenue month(s) (see {path}, {page})")
+    written = json.loads(summary.read_text())
+    assert (written["status"], written["exit_code"], written["reason"]) == ("succeeded_with_differences", 3, None)
+    assert written["reconcile"] == {
+        "reconcile_path": str(path), "page": str(page), "differences": 8, "missing": 1, "different": 4, "extra": 1,
+        "refused": 0, "revenue_months": 2, "objects": {
+            "plans": {"source": 2, "chartmogul": 2, "missing": 0, "different": 0, "fields": 0, "extra": 0, "refused": 0},
+            "customers": {"source": 3, "chartmogul": 4, "missing": 0, "different": 3, "fields": 3, "extra": 1,
+                          "refused": 0},
+            "invoices": {"source": 4, "chartmogul": 3, "missing": 1, "different": 1, "fields": 1, "extra": 0, "refused": 0},
+            "transactions": {"source": 5, "chartmogul": 4, "missing": 0, "different": 0, "fields": 0, "extra": 0,
+                             "refused": 0}}}
+
+
+def test_a_data_source_found_by_name_is_reconciled_and_a_missing_one_is_never_created(fake, ds, loaded):
+    """`data_source_name`: the data source of that name is compared; a name no data source has stops the run (a
+    reconcile run writes nothing, so it creates no data source either)."""
+    by_name = {k: v for k, v in loaded.items() if k != "data_source_uuid"}
+    fake.clear_requests()
+
+    found = run_target({**by_name, "reconcile": True, "data_source_name": "warehouse"}, messages(version=1))
+    missing = run_target({**by_name, "reconcile": True, "data_source_name": "Lager Süd"}, messages(version=1),
+                         expect_error=True)
+
+    assert found.target.reconciliation.exit_code == 0
+    assert str(missing.error) == ("no data source is named 'Lager Süd' (data_source_name), and a reconcile run creates "
+                                  "nothing: ChartMogul holds none of the input")
+    assert write_calls(fake) == []
 
 
 def add_invoice_behind_the_loaders_back(fake, api: FakeApi, ds: str) -> str:

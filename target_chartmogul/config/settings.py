@@ -171,7 +171,8 @@ CONFIG_SCHEMA = th.PropertiesList(
         "summary_path",
         th.StringType,
         description="JSON file written at the end of every run: status (succeeded, succeeded_with_rejects, failed, "
-        "stopped; running while it runs), exit code, figures, and per stream the summary's counts. Unset: none.",
+        "stopped; running while it runs; succeeded_with_differences when a reconcile run found some), exit code, "
+        "figures, and per stream the summary's counts. Unset: none.",
     ),
     th.Property(
         "on_reject",

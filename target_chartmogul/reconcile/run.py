@@ -20,7 +20,8 @@ import typing as t
 from target_chartmogul.mapping.common import data_source, optional_text
 from target_chartmogul.reconcile import page, report
 from target_chartmogul.reconcile.contacts import ContactComparison
-from target_chartmogul.reconcile.findings import Finding, Findings, key_text
+from target_chartmogul.reconcile.findings import KINDS as KINDS_FOUND
+from target_chartmogul.reconcile.findings import REVENUE, Finding, Findings, key_text
 from target_chartmogul.reconcile.invoices import INVOICE_PARTS, InvoiceComparison
 from target_chartmogul.reconcile.listings import Listings, ReadOnly
 from target_chartmogul.reconcile.objects import KINDS, Comparison
@@ -132,6 +133,21 @@ class Reconciliation:
             self.logger.warning("Reconcile: the input held no record of a ChartMogul object, so nothing was compared")
         closing = report.closing_line(self.findings, self.path, self.page_path)
         self.logger.log(logging.WARNING if self.findings.items else logging.INFO, "%s", closing)
+
+    def details(self) -> dict[str, t.Any]:
+        """What the summary file (`summary_path`) says of the comparison: the report's files, the count of each kind
+        of difference, and per object the counts of the log's table.
+        """
+        found = self.findings.items
+        return {
+            "reconcile_path": str(self.path),
+            "page": str(self.page_path),
+            "differences": len(found),
+            **{kind: sum(1 for f in found if f.kind == kind and f.object != REVENUE) for kind in KINDS_FOUND},
+            "revenue_months": sum(1 for f in found if f.object == REVENUE),
+            "objects": {row[0]: dict(zip([c.lower() for c in report.COLUMNS[1:]], map(int, row[1:]), strict=True))
+                        for row in report.summary_rows(self.findings)},
+        }
 
     @property
     def paths(self) -> tuple[pathlib.Path, pathlib.Path]:
