@@ -71,7 +71,8 @@ def test_the_self_containedness_check_sees_each_way_out(markup):
     assert external_references(f"<!DOCTYPE html><html><body>{markup}</body></html>") != []
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install -y chromium)")
+@pytest.mark.subprocess  # a browser is a process of its own
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (scripts/test.sh installs it)")
 def test_a_headless_browser_renders_the_page_without_touching_the_network(tmp_path):
     """The page opened in Chromium behind a recording proxy: it makes no request (a page with one external image,
     rendered the same way, makes that request: the check can fail), and the screenshot is a PNG."""
