@@ -1,8 +1,9 @@
 """Run target-chartmogul on the bundled samples against the fake ChartMogul API, and explain what happened.
 
 Starts the fake on a free 127.0.0.1 port, runs the real `target-chartmogul` command on
-samples/*.singer twice (a rerun changes nothing), then shows what the fake holds, the
-refused rows, and what to try next. Its files stay in .target-chartmogul/demo/ until the
+samples/*.singer twice (a rerun changes nothing), then shows what the fake holds and the
+refused rows, renames a customer behind the loader's back and lets `reconcile: true` find it,
+and says what to try next. Its files stay in .target-chartmogul/demo/ until the
 next demo. tests/test_demo.py checks the labels of this output.
 """
 
@@ -15,6 +16,8 @@ import shutil
 import subprocess
 import sys
 import typing as t
+
+import requests
 
 from tests.fake_chartmogul import FakeChartMogul
 
@@ -45,7 +48,7 @@ def section(title: str) -> None:
     print(f"\n== {title}", flush=True)
 
 
-def run_target(config_path: pathlib.Path, input_text: str, label: str) -> None:
+def run_target(config_path: pathlib.Path, input_text: str, label: str, *, exits: tuple[int, ...] = (0,)) -> int:
     """Run the real CLI; show its log (stderr) indented, and say what its stdout (Singer STATE) was for."""
     target = pathlib.Path(sys.executable).with_name("target-chartmogul")
     command = [str(target)] if target.exists() else [sys.executable, "-m", "target_chartmogul"]
@@ -54,11 +57,15 @@ def run_target(config_path: pathlib.Path, input_text: str, label: str) -> None:
     print(f"-- {label}: the target's log (stderr) --")
     for line in proc.stderr.splitlines():
         print(f"   {line}")
-    if proc.returncode != 0:
+    if proc.returncode not in exits:
         raise SystemExit(f"target-chartmogul exited {proc.returncode}")
     states = [line for line in proc.stdout.splitlines() if line.strip()]
-    print(f"-- {label}: stdout carried {len(states)} Singer STATE message(s): the tap's bookmarks, passed on once "
-          "everything before them was written or refused. Meltano stores the last one to resume from. --")
+    if states:
+        print(f"-- {label}: stdout carried {len(states)} Singer STATE message(s): the tap's bookmarks, passed on once "
+              "everything before them was written or refused. Meltano stores the last one to resume from. --")
+    else:
+        print(f"-- {label}: stdout carried no Singer STATE message: a run that writes nothing moves no bookmark. --")
+    return proc.returncode
 
 
 def describe_calls(requests: t.Sequence[t.Any]) -> str:
@@ -102,6 +109,32 @@ def show_rejects(rejects: pathlib.Path) -> None:
         print(f"   [{mark}] {stream} {key}: {reason}")
     print(f"   Each run appends its refusals to {shown(rejects)} (one JSON line each, with the record);"
           f" both runs refused the same {len(seen)} rows, so it holds {len(rejects.read_text().splitlines())} lines.")
+
+
+def reconcile(fake: FakeChartMogul, config: dict[str, t.Any], text: str) -> None:
+    """Rename a customer behind the loader's back (through the fake's API), then let `reconcile: true` find it."""
+    section("Run 3: is ChartMogul right? (a customer renamed in ChartMogul by hand; reconcile: true compares)")
+    with fake.lock:
+        uuid = next(c["uuid"] for c in fake.customers.values() if c["external_id"] == "acct-1")
+    answer = requests.patch(f"{fake.url}/customers/{uuid}", json={"name": "Acme AG"}, auth=(API_KEY, ""), timeout=10)
+    answer.raise_for_status()
+    print("   Someone renamed acct-1 to 'Acme AG' in ChartMogul; the database still says 'Acme GmbH'.")
+    path = WORK / "reconcile-config.json"
+    path.write_text(json.dumps({**config, "reconcile": True}, indent=2))
+    before = len(fake.requests)
+    code = run_target(path, text, "Run 3", exits=(0, 3))
+    writes = [r for r in list(fake.requests)[before:] if r.method != "GET"]
+    report = WORK / "reconcile.jsonl"
+    print(f"-- Run 3 exited {code} (3: the two sides differ) and made {len(writes)} write(s). "
+          f"What differs ({shown(report)}, one JSON line each): --")
+    for line in report.read_text(encoding="utf-8").splitlines():
+        found = json.loads(line)
+        if found["kind"] == "different":
+            print(f"   {found['object']} {found['key']} {found['field']}: "
+                  f"{json.dumps(found['source'], ensure_ascii=False)} in the source, "
+                  f"{json.dumps(found['chartmogul'], ensure_ascii=False)} in ChartMogul")
+    print(f"   The same with the monthly revenue of both sides as a chart: {shown(report.with_suffix('.html'))}"
+          " (open it in a browser). The refused sample rows are listed there too.")
 
 
 def what_next(config_path: pathlib.Path) -> None:
@@ -159,6 +192,7 @@ def main() -> int:
         show_holdings(fake)
         section("Refused rows (the rejects file)")
         show_rejects(WORK / "rejects.jsonl")
+        reconcile(fake, config, text)
         what_next(config_path)
     return 0
 

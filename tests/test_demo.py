@@ -27,6 +27,7 @@ def test_the_demo_output_is_labelled_and_explained(tmp_path):
         "Run 2: the same input again (a rerun must change nothing)",
         "What ChartMogul (the fake) now holds",
         "Refused rows (the rejects file)",
+        "Run 3: is ChartMogul right? (a customer renamed in ChartMogul by hand; reconcile: true compares)",
         "What to try next",
     ]
     intro = out.split("== Run 1", 1)[0]
@@ -48,6 +49,12 @@ def test_the_demo_output_is_labelled_and_explained(tmp_path):
     assert run2.group(2).endswith("0 write(s).")
     assert "A rerun whose input has no such row makes no call at all." in out
     assert "METRIC" not in out
+    # The reconcile run finds the rename made behind the loader's back, and only it, writing nothing.
+    run3 = out.split("== Run 3", 1)[1].split("\n== ", 1)[0]
+    assert "-- Run 3 exited 3 (3: the two sides differ) and made 0 write(s)." in run3
+    assert re.findall(r"^   customers .*$", run3.split("one JSON line each): --", 1)[1], re.M) == [
+        '   customers acct-1 name: "Acme GmbH" in the source, "Acme AG" in ChartMogul']
+    assert (tmp_path / "demo" / "reconcile.html").exists()
     tips = out.split("== What to try next", 1)[1]
     assert "--about" in tips and "dry_run" in tips and "With Meltano" in tips
     assert (tmp_path / "demo" / "rejects.jsonl").exists()
