@@ -160,6 +160,14 @@ class Spool:
             return [(row[0], row[1]) for row in
                     self._db.execute("SELECT DISTINCT ds, kind FROM imported WHERE parent IS NULL ORDER BY ds, kind")]
 
+    def waiting(self, ds: str, kind: str) -> list[str]:
+        """The external ids of the imported objects of one (data source, kind) not verified yet, in import order."""
+        with self._lock:
+            if self._db is None:
+                return []
+            return [row[0] for row in self._db.execute(
+                "SELECT external_id FROM imported WHERE ds = ? AND kind = ? AND parent IS NULL ORDER BY seq", (ds, kind))]
+
     def imported(self, ds: str, kind: str, external_ids: t.Sequence[str]) -> list[tuple[int, str, t.Any, list[t.Any]]]:
         """(seq, external id, entry, [entries that fail with it]) of these imported objects of one kind."""
         found: list[tuple[int, str, t.Any, list[t.Any]]] = []

@@ -5,7 +5,10 @@ imported may never appear). So when a flush's imports are finished, every data s
 wrote to is listed once per kind they carried (customers, invoices, subscription events; 200
 per page, the kinds read in parallel while the pages already read are matched), and each page
 is matched against the finished imports' entries kept on disk (`Spool.stash`): one read per
-200 objects of the data source, memory flat.
+200 objects of the data source, memory flat. Where that would cost more reads than the
+imported objects are (a few hundred new rows into a data source the memory knows to hold tens
+of thousands), each is looked up by its external id instead (`cheaper_by_lookup`): a verification
+never costs more reads than the smaller of the two.
 
 An entry is landed when every object it brought is listed: a customer (then compared with
 ChartMogul's copy by its sink, which writes what differs, such as attributes a bulk body did
@@ -35,6 +38,7 @@ if t.TYPE_CHECKING:
 Obj = dict[str, t.Any]
 PAGE = 200  # objects matched at a time (ChartMogul's largest page)
 AHEAD = 4  # pages read ahead of the matching, per listing
+LOOKUPS_AT_ONCE = 8  # lookups by external id in flight per (data source, kind); the client paces them all
 LISTED_AS = {"customers": "customer", "invoices": "invoice", "subscription_events": "subscription_event"}
 _END = object()
 
@@ -65,14 +69,38 @@ class Verifier:
                 "through REST, which says why if ChartMogul refuses them", sum(1 for entry in missing if entry.parent is None))
         return missing
 
+    def cheaper_by_lookup(self, ds: str, kind: str) -> list[str] | None:
+        """The external ids to look up one by one when that costs fewer reads than listing the data source (whose
+        size the sync memory knows, nearly); None: list it.
+        """
+        waiting = self.spool.waiting(ds, kind)
+        pages = -(-(self.context.ledger.count(kind, ds) + len(waiting)) // PAGE)
+        if len(waiting) >= pages:
+            return None
+        self.context.logger.info("Checking %d imported %s by external id: fewer reads than listing the data source's "
+                                 "%d page(s)", len(waiting), kind, pages)
+        return waiting
+
     def _read_ahead(self, pool: concurrent.futures.ThreadPoolExecutor, ds: str, kind: str) -> queue.Queue[t.Any]:
-        """Pages of the listing, read in a worker thread a few pages ahead of the matching."""
+        """Pages of the listing (or of the lookups, when cheaper), read in a worker thread ahead of the matching."""
         ahead: queue.Queue[t.Any] = queue.Queue(maxsize=AHEAD)
+        lookups = self.cheaper_by_lookup(ds, kind)
+
+        def found(external_id: str) -> list[Obj]:
+            return list(listing(self.context.client, LISTED_AS[kind], {"data_source_uuid": ds, "external_id": external_id}))
+
+        def objects() -> t.Iterator[Obj]:
+            if lookups is None:
+                yield from listing(self.context.client, LISTED_AS[kind], {"data_source_uuid": ds})
+                return
+            with concurrent.futures.ThreadPoolExecutor(LOOKUPS_AT_ONCE, thread_name_prefix="bulk-lookup") as lookup:
+                for answer in lookup.map(found, lookups):
+                    yield from answer
 
         def read() -> None:
             try:
                 page: list[Obj] = []
-                for obj in listing(self.context.client, LISTED_AS[kind], {"data_source_uuid": ds}):
+                for obj in objects():
                     page.append(identified(obj))
                     if len(page) == PAGE:
                         ahead.put(page)

@@ -59,6 +59,10 @@ class Ledger:
         """One entry, or None."""
         return self.objects.lookup(obj, data_source_uuid, [external_id]).get(external_id)
 
+    def count(self, obj: str, data_source_uuid: str) -> int:
+        """How many objects of this kind the memory knows in this data source: the size of its listing, nearly."""
+        return self.objects.count(obj, data_source_uuid)
+
     def holds_any(self, obj: str, data_source_uuid: str) -> bool:
         """Whether the memory knows any object of this kind in this data source (written or adopted)."""
         return self.objects.holds_any(obj, data_source_uuid)

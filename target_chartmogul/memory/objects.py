@@ -118,6 +118,13 @@ class Objects:
                 found[ext] = entry
         return found
 
+    def count(self, obj: str, data_source_uuid: str) -> int:
+        """How many objects of this kind the memory knows in this data source (stored; unflushed writes aside)."""
+        with self.engine.connect() as conn:
+            found = conn.execute(sa.select(sa.func.count()).select_from(synced)
+                                 .where(synced.c.data_source_uuid == data_source_uuid, synced.c.object == obj)).scalar()
+        return int(found or 0)
+
     def holds_any(self, obj: str, data_source_uuid: str) -> bool:
         """Whether the memory knows any object of this kind in this data source (written or adopted).
 
