@@ -22,17 +22,16 @@ Under `invoice_changes: keep` none of this touches an invoice imported before: e
 
 from __future__ import annotations
 
-import threading
 import typing as t
 
 from target_chartmogul.api.changes import CREATE, UPDATE
 from target_chartmogul.api.errors import APIError
-from target_chartmogul.api.resources import get_or_none, is_duplicate, is_missing, listing
+from target_chartmogul.api.resources import get_or_none, is_duplicate, is_missing
 from target_chartmogul.errors import RecordRejected
-from target_chartmogul.mapping.invoices import STATUSES, InvoicePayload, map_line_item
+from target_chartmogul.mapping.invoices import InvoicePayload
 from target_chartmogul.mapping.transactions import map_transaction
 from target_chartmogul.memory.ledger import Digest, Entry, payload_hash
-from target_chartmogul.memory.references import Unresolved
+from target_chartmogul.sinks.invoice_status import InvoiceStatus, status_now, stronger
 from target_chartmogul.sinks.lifecycle import Lifecycle, Rules, rules_class
 from target_chartmogul.sinks.replacements import Replacer, keeping_transactions
 from target_chartmogul.values import compare
@@ -50,23 +49,6 @@ Record = dict[str, t.Any]
 Obj = dict[str, t.Any]
 Pair = tuple[Record, InvoicePayload]
 MAX_ROUNDS = 3
-# One outcome per record; when several happened, the strongest is counted.
-FINAL_STATUSES = frozenset(STATUSES.values())  # voided, written_off
-STRENGTH = ("unchanged", "status_unconfirmed", "updated", "status_changed", "corrected", "created")
-
-
-def stronger(a: str, b: str) -> str:
-    """The outcome that says more of what was done."""
-    return a if STRENGTH.index(a) >= STRENGTH.index(b) else b
-
-
-def status_now(held: t.Mapping[str, t.Any], entry: Entry | None) -> str | None:
-    """The status (voided, written_off) the invoice has after it was brought in line: what ChartMogul shows or
-    was just set on it, else what the memory knew (`entry`; None for an invoice just replaced).
-    """
-    if "status" in held:
-        return held["status"] if held["status"] in FINAL_STATUSES else None
-    return entry.status if entry is not None else None
 
 
 def _describe(errors: t.Mapping[str, t.Any]) -> str:
@@ -87,6 +69,7 @@ class InvoiceWriter:
         self.replacer = Replacer(sink.context)
         self.known: dict[tuple[str, str], Entry] = {}
         self.lifecycle: Lifecycle[InvoicePayload] = Lifecycle(sink, rules_class("invoices")(sink))
+        self.status = InvoiceStatus(sink.context, sink.logger)
 
     @property
     def context(self) -> RunContext:
@@ -223,7 +206,7 @@ class InvoiceWriter:
                 if changed_transactions:
                     held = self.update_transactions(payload, held, customer_uuid, changed_transactions)
                     outcome = "corrected"
-            status = self.apply_status(payload, held, replaced=held is not before,
+            status = self.status.apply(payload, held, replaced=held is not before,
                                        remembered=entry.status if entry is not None else None)
         if status is not None:
             outcome = stronger(outcome, status)
@@ -305,57 +288,6 @@ class InvoiceWriter:
                 return self.replace(payload, held, customer_uuid, [f"transactions[{ours.get('external_id')}]"])
         return held
 
-    def apply_status(self, payload: InvoicePayload, held: Obj, *, replaced: bool = False,
-                     remembered: str | None = None) -> str | None:
-        """PUT the record's status (voided, written_off) unless ChartMogul shows it already, or (`remembered`)
-        the sync memory says this target applied it: sent again, ChartMogul would refuse it (422).
-
-        `held` is what ChartMogul holds (`replaced`: a fresh import or replacement, which carries
-        `status` only once the replacer set it; the memory's status was the old invoice's). Returns
-        "status_changed" (noted on `held`), None when nothing was needed, or what `refused_status`
-        makes of a refusal; a refusal it cannot explain is raised (a reject with ChartMogul's message).
-        """
-        if payload.status is None or held.get("status") == payload.status:
-            return None
-        if not replaced and remembered == payload.status:
-            return None
-        path = f"data_sources/{payload.data_source_uuid}/invoices/{payload.external_id}/status"
-        try:
-            self.client.put(path, {"status": payload.status})
-        except APIError as exc:
-            if replaced or exc.status != 422 or "status" in held or self.wrote_before(payload):
-                raise  # ChartMogul showed another status, or this target set it: the refusal stands
-            return self.refused_status(payload, held, exc)
-        held["status"] = payload.status
-        return "status_changed"
-
-    def refused_status(self, payload: InvoicePayload, held: Obj, exc: APIError) -> str | None:
-        """A refused transition while the memory does not know what was written (it was lost): re-read the invoice.
-
-        It shows the asked status: nothing was needed (None). It shows another: ChartMogul's
-        refusal stands (raised). It shows none (no recorded invoice answer carries `status`):
-        whether the invoice has the asked status cannot be checked, so it is neither changed
-        nor unchanged: warned, with ChartMogul's message, and counted `status_unconfirmed`.
-        """
-        reread = get_or_none(self.client, "invoice", held["uuid"])
-        if reread is None or "status" in reread:
-            if reread is not None and reread.get("status") == payload.status:
-                held["status"] = payload.status
-                return None
-            raise exc
-        self.logger.warning(
-            "Invoice %s: ChartMogul refused to set status %s (%s). Its answers do not show invoice status and the "
-            "sync memory does not know what was set before, so whether the invoice is %s already cannot be checked "
-            "(counted status_unconfirmed; check it in ChartMogul)",
-            payload.external_id, payload.status, exc.message, payload.status,
-        )
-        return "status_unconfirmed"
-
-    def wrote_before(self, payload: InvoicePayload) -> bool:
-        """Whether the sync memory knows what this target last wrote of the invoice (its status included)."""
-        entry = self.context.ledger.get("invoices", payload.data_source_uuid, payload.external_id)
-        return entry is not None and entry.payload_hash is not None
-
     # New invoices -------------------------------------------------------------------------
     def prepare_new(self, payload: InvoicePayload) -> None:
         """Before its import: nest the payments waiting for it, and keep what an unfinished replacement held."""
@@ -419,7 +351,7 @@ class InvoiceWriter:
             self.context.refs.holdings.put("invoice", payload.data_source_uuid, payload.external_id, answer)
         try:
             with self.lifecycle.change_of(payload.external_id, UPDATE, {"status": (None, payload.status)}):
-                self.apply_status(payload, answer, replaced=True)
+                self.status.apply(payload, answer, replaced=True)
         except APIError as exc:
             self.remember_invoice(payload, answer.get("uuid"), current=False)
             self.note_status(payload, None)
@@ -516,121 +448,3 @@ class InvoiceWriter:
             if tx.get("external_id"):
                 self.context.ledger.deleted("transactions", data_source_uuid, tx["external_id"])
         return self.lifecycle.delete_held(record, key, str(held["uuid"]))
-
-
-
-    # Lines from a line_items stream, mapped and merged into their invoice ---------------------
-    def map_stream_lines(self, payload: InvoicePayload, parts: list[t.Any]) -> list[tuple[t.Any, Obj | None]]:
-        """(part, body or None when the line was deleted) of each line, plans resolved.
-
-        A line ChartMogul would refuse refuses its whole invoice (importing it without the
-        line would be wrong): RecordRejected names the line.
-        """
-        mapped: list[tuple[t.Any, Obj | None]] = []
-        for part in parts:
-            if part.deleted:
-                mapped.append((part, None))
-                continue
-            body, plan_external_id = self.line_body(part, payload.body["currency"])
-            body.setdefault("external_id", part.external_id)
-            if plan_external_id:
-                plan = self.context.refs.require("plan", payload.data_source_uuid, plan_external_id,
-                                                 field=f"line_items[{part.external_id}].plan_external_id")
-                body["plan_uuid"] = plan["uuid"]
-            mapped.append((part, body))
-        return mapped
-
-    @staticmethod
-    def line_body(part: t.Any, currency_code: str) -> tuple[Obj, str | None]:
-        """A stream line's body in its invoice's currency, and the plan it names by external id.
-
-        A line is checked on arrival without a currency (amounts only parsed); one whose amounts
-        have more decimals than this currency has is rejected here with its own field, and refuses
-        its invoice (RecordRejected naming the line), as a line refused on arrival does.
-        """
-        if part.refused is not None:
-            raise RecordRejected(f"its line {part.external_id} was refused: {part.refused}",
-                                 field=f"line_items[{part.external_id}]")
-        try:
-            return map_line_item(part.record, "", unit=part.unit, currency_code=currency_code)
-        except RecordRejected as exc:
-            part.refused = exc.reason
-            part.owner.reject(part.record, exc.reason, field=exc.field)
-        # the same refusal again, named in the invoice
-        return map_line_item(part.record, f"line_items[{part.external_id}].", unit=part.unit, currency_code=currency_code)
-
-    @staticmethod
-    def merged_lines(held_lines: list[Obj], mapped: list[tuple[t.Any, Obj | None]]) -> list[Obj]:
-        """ChartMogul's lines with the arrived ones replacing theirs (by external id), added, or removed.
-
-        A deleted line notes whether ChartMogul's invoice had it (it then counts `deleted`, else `unchanged`).
-        """
-        held_ids = {str(line.get("external_id")) for line in held_lines}
-        for part, body in mapped:
-            if body is None:
-                part.held = part.external_id in held_ids
-        changed = {part.external_id: body for part, body in mapped}
-        lines = [changed.pop(str(line.get("external_id")), line) if line.get("external_id") in changed else line
-                 for line in held_lines]
-        lines.extend(body for body in changed.values() if body is not None)
-        return [line for line in lines if line is not None]
-
-
-class InvoiceFinder:
-    """Finds the invoice ChartMogul holds that carries a line item or a transaction, by their external ids.
-
-    A row deleted in the source must leave ChartMogul even when the sync memory cannot say where it
-    is (payments nested in their invoice's import have no uuid of their own; a lost memory knows
-    nothing): the invoice the memory or the row names is read, else every invoice of the data source
-    is listed, once per run and only when needed.
-    """
-
-    def __init__(self, context: RunContext) -> None:
-        self.context = context
-        self._lock = threading.Lock()
-        self._index: dict[str, dict[tuple[str, str], str]] = {}  # data source -> (part, external id) -> invoice
-
-    def holding(self, data_source_uuid: str, part: str, external_id: str, invoice: str | None = None) -> Obj | None:
-        """The invoice (as ChartMogul holds it now) whose `part` ("line_items" or "transactions") has this
-        external id; `invoice` is where the memory or the row says it is. None: no invoice holds it.
-        """
-        if invoice is not None:
-            held = self._read(data_source_uuid, invoice)
-            if held is not None and carried(held, part, external_id) is not None:
-                return held
-        listed = self._listed(data_source_uuid).get((part, external_id))
-        if listed is None or listed == invoice:
-            return None
-        held = self._read(data_source_uuid, listed)
-        return held if held is not None and carried(held, part, external_id) is not None else None
-
-    def _listed(self, data_source_uuid: str) -> dict[tuple[str, str], str]:
-        """(part, external id) -> invoice external id, of every invoice of the data source (listed once)."""
-        with self._lock:
-            if data_source_uuid not in self._index:
-                index: dict[tuple[str, str], str] = {}
-                for listed in listing(self.context.client, "invoice", {"data_source_uuid": data_source_uuid}):
-                    for name in ("line_items", "transactions"):
-                        for item in listed.get(name) or []:
-                            if isinstance(item, dict) and item.get("external_id"):
-                                index[(name, str(item["external_id"]))] = str(listed.get("external_id"))
-                self._index[data_source_uuid] = index
-            return self._index[data_source_uuid]
-
-    def _read(self, data_source_uuid: str, invoice: str) -> Obj | None:
-        """One invoice, read now (by the uuid the memory keeps, else by external id)."""
-        entry = self.context.ledger.get("invoices", data_source_uuid, invoice)
-        held = get_or_none(self.context.client, "invoice", entry.uuid) if entry is not None and entry.uuid else None
-        return held if held is not None else self.context.refs.held("invoice", data_source_uuid, invoice, fresh=True)
-
-
-def carried(invoice: t.Mapping[str, t.Any], part: str, external_id: str) -> Obj | None:
-    """The line item or transaction (`part`) of an invoice with this external id, or None."""
-    for item in invoice.get(part) or []:
-        if isinstance(item, dict) and item.get("external_id") == external_id:
-            return item
-    return None
-
-
-class RecordWaiting(Unresolved):
-    """A header whose lines may still arrive (a line_items stream is still open): it waits."""

@@ -21,7 +21,8 @@ from target_chartmogul.memory.ledger import payload_hash
 from target_chartmogul.memory.references import Unresolved
 from target_chartmogul.run.invoice_parts import LinePart
 from target_chartmogul.sinks.base import ChartMogulSink
-from target_chartmogul.sinks.invoice_writing import InvoiceWriter, Pair, Record, RecordWaiting
+from target_chartmogul.sinks.invoice_lines import RecordWaiting, line_body, map_stream_lines, merged_lines
+from target_chartmogul.sinks.invoice_writing import InvoiceWriter, Pair, Record
 from target_chartmogul.sinks.line_items import remembered_lines
 from target_chartmogul.sinks.replacements import held_as_body
 
@@ -118,10 +119,10 @@ class InvoicesSink(ChartMogulSink):
         held = self.writer.held_invoice(payload)
         if held is None and payload.lines_from_stream:
             lines.extend(self.remembered_lines(payload, lines))
-        mapped = self.writer.map_stream_lines(payload, lines)
+        mapped = map_stream_lines(self.context, payload, lines)
         if payload.lines_from_stream:
             held_lines = held_as_body(held, payload.data_source_uuid)["line_items"] if held is not None else []
-            payload.body["line_items"] = self.writer.merged_lines(held_lines, mapped)
+            payload.body["line_items"] = merged_lines(held_lines, mapped)
             if not payload.body["line_items"]:
                 raise RecordRejected("no line items arrived for it (line_items stream)", field="line_items")
         if held is None:
@@ -259,7 +260,7 @@ class InvoiceEntries(Adapter):
             part.owner.count("deleted")
             return None
         prefix = f"line_items[{part.external_id}]."
-        body, plan_external_id = self.invoices.writer.line_body(part, payload.body["currency"])
+        body, plan_external_id = line_body(part, payload.body["currency"])
         if "plan_uuid" in body:
             raise RecordRejected("a line naming its plan by uuid cannot go in a bulk import",
                                  field=prefix + "plan_uuid")

@@ -34,7 +34,9 @@ from target_chartmogul.memory.ledger import payload_hash
 from target_chartmogul.run.invoice_parts import LinePart
 from target_chartmogul.run.invoice_parts import Record as PartRecord
 from target_chartmogul.sinks.base import ChartMogulSink
-from target_chartmogul.sinks.invoice_writing import InvoiceFinder, InvoiceWriter, Record
+from target_chartmogul.sinks.invoice_finder import InvoiceFinder
+from target_chartmogul.sinks.invoice_lines import map_stream_lines, merged_lines
+from target_chartmogul.sinks.invoice_writing import InvoiceWriter, Record
 from target_chartmogul.sinks.replacements import held_as_body
 from target_chartmogul.values.text import is_blank
 
@@ -202,8 +204,7 @@ class LineItemsSink(ChartMogulSink):
             payload = InvoicePayload(ds, invoice, str(held["customer_uuid"]), None, held_as_body(held, ds), [],
                                      lines_from_stream=True, stream_lines=lines)
             payload.body.pop("transactions", None)  # the invoice keeps its own (see replacements)
-            payload.body["line_items"] = self.writer.merged_lines(payload.body["line_items"],
-                                                           self.writer.map_stream_lines(payload, lines))
+            payload.body["line_items"] = merged_lines(payload.body["line_items"], map_stream_lines(self.context, payload, lines))
             outcome = self.writer.reconcile(payload, held, str(held["customer_uuid"]))
         except (RecordRejected, APIError) as exc:
             reason = exc.reason if isinstance(exc, RecordRejected) else f"ChartMogul refused it: {exc.message}"

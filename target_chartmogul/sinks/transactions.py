@@ -35,7 +35,7 @@ from target_chartmogul.mapping.transactions import map_transaction
 from target_chartmogul.memory.ledger import payload_hash
 from target_chartmogul.memory.references import Unresolved
 from target_chartmogul.run.invoice_parts import Payment
-from target_chartmogul.sinks.invoice_writing import InvoiceFinder, carried
+from target_chartmogul.sinks.invoice_finder import InvoiceFinder, carried
 from target_chartmogul.sinks.lifecycle import Changes, Item, Key, Rules
 from target_chartmogul.sinks.replacements import Replacer, held_as_body
 from target_chartmogul.values import compare
