@@ -68,6 +68,7 @@ def test_find() -> None:
         recording.find("GET", r"/invoices$", 2)
 
 
+@pytest.mark.subprocess  # reads the mirrors with git
 @pytest.mark.skipif(not MIRRORS.is_dir(), reason="the client libraries' git mirrors are not on this machine")
 def test_recording_fixtures_match_their_source_files() -> None:
     """Re-extract every recording from its cassette: the fixtures must be unedited copies."""
