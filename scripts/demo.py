@@ -29,6 +29,11 @@ DELIBERATE = {
     ("billing-refunds", "REF-2"): "a refund of invoice INV-9999, which exists nowhere",
 }
 ACCOUNT_CHECK = ("/ping", "/data_sources/")
+# How the samples' streams map (the custom attributes the customers carry, the refunds stream's object): the demo runs
+# with these, and the config it suggests to try next has them too.
+STREAMS = {"billing-customers": {"object": "customers", "custom_attributes": ["seats", "segment"]},
+           "billing-refunds": {"object": "transactions"}}
+DEV_CONFIG = {"api_key": "dev", "api_url": "http://127.0.0.1:8089/v1", "data_source_uuid": "ds_dev", "streams": STREAMS}
 
 
 def shown(path: pathlib.Path) -> str:
@@ -107,8 +112,8 @@ def what_next(config_path: pathlib.Path) -> None:
     print("   - Drive it yourself against a fake API that stays up (`kill %1` stops it):")
     for command in (
         ".venv/bin/python -m tests.fake_chartmogul --port 8089 --api-key dev --data-source-uuid ds_dev &",
-        """echo '{"api_key": "dev", "api_url": "http://127.0.0.1:8089/v1", "data_source_uuid": "ds_dev"}' > my.json""",
-        "cat samples/plans.singer samples/customers.singer | .venv/bin/target-chartmogul --config my.json",
+        f"echo '{json.dumps(DEV_CONFIG)}' > my.json",
+        f"cat {' '.join(f'samples/{name}' for name in SAMPLES)} | .venv/bin/target-chartmogul --config my.json",
         "sed 's/\"Germany\"/\"DE\"/' samples/customers.singer | .venv/bin/target-chartmogul --config my.json"
         "   # acct-4 lands",
     ):
@@ -124,8 +129,7 @@ def main() -> int:
         ds = fake.add_data_source("demo")["uuid"]
         config = {"api_key": API_KEY, "api_url": fake.url, "data_source_uuid": ds,
                   "rejects_path": str(WORK / "rejects.jsonl"), "ledger_url": f"sqlite:///{WORK / 'ledger.db'}",
-                  "streams": {"billing-customers": {"object": "customers", "custom_attributes": ["seats", "segment"]},
-                              "billing-refunds": {"object": "transactions"}}}
+                  "streams": STREAMS}
         config_path = WORK / "config.json"
         config_path.write_text(json.dumps(config, indent=2))
         files = [ROOT / "samples" / name for name in SAMPLES if (ROOT / "samples" / name).exists()]

@@ -8,18 +8,21 @@ references live in `run.ordering`; the two private SDK methods it must override 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib
+import io
 import logging
 import os
 import sys
 import typing as t
 
 from singer_sdk import Target
-from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.exceptions import ConfigValidationError, InvalidInputLine
 from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities
 from singer_sdk.sinks import Sink
 
+from target_chartmogul.config import about
 from target_chartmogul.config.checks import REFUSED, check_settings, check_variables, invalid_values
 from target_chartmogul.config.input import ENV_PREFIX, from_cli_args
 from target_chartmogul.config.registry import RANKS, REGISTRY
@@ -27,6 +30,7 @@ from target_chartmogul.config.settings import CONFIG_SCHEMA, STREAM_OPTION_NAMES
 from target_chartmogul.errors import FatalError, StoppedError
 from target_chartmogul.run.context import RunContext
 from target_chartmogul.run.reader import StrictSingerReader
+from target_chartmogul.run.report import failed_before_start
 from target_chartmogul.run.sdk_hooks import SDKOverrides
 from target_chartmogul.run.summary import RunSummary
 from target_chartmogul.sinks.base import ChartMogulSink
@@ -42,6 +46,17 @@ SINK_CLASSES: dict[str, type[ChartMogulSink] | type[SkipSink]] = {
     entry.name: t.cast("type[ChartMogulSink]", getattr(importlib.import_module(entry.sink_module), entry.sink_class))
     for entry in REGISTRY
 }
+
+
+class _SkipEnvNote(logging.Filter):
+    """Drops the SDK's `Skipping parse of env var settings...`, logged by every run: `--config ENV` is read by
+    `config.input` instead, so the line says nothing. Every other line, warnings included, passes.
+    """
+
+    NOTE = "Skipping parse of env var settings..."
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg != self.NOTE
 
 
 class TargetChartMogul(SDKOverrides, Target):
@@ -63,8 +78,18 @@ class TargetChartMogul(SDKOverrides, Target):
         self._sink_classes: dict[str, type[Sink]] = {}
         self._active: dict[str, Sink] = {}
         self._state_withheld = False
+        self._input_ended = False
+        t.cast("StrictSingerReader", self.message_reader).before_input = self.start_run
         for stream_name in self.config.get("streams") or {}:
             self.context.stream(stream_name)  # a bad option fails before any input is read
+
+    @property
+    def config(self) -> t.Mapping[str, t.Any]:
+        """The settings; once the run's context holds them, with `data_source_uuid` resolved (run.data_source),
+        so every sink reads the one default data source the run decided on.
+        """
+        context = self.__dict__.get("context")
+        return context.config if context is not None else super().config
 
     @property
     def summary(self) -> RunSummary:
@@ -84,6 +109,23 @@ class TargetChartMogul(SDKOverrides, Target):
         super().append_builtin_config(config_jsonschema)
         for name in REFUSED:
             config_jsonschema["properties"].pop(name, None)
+
+    @classmethod
+    def print_about(cls, output_format: str | None = None) -> None:
+        """`--about`: text and markdown show each setting's default and description and the options of a `streams`
+        entry (config.about); JSON is the SDK's, which holds the whole schema.
+        """
+        if output_format not in (None, "text", "markdown"):
+            super().print_about(output_format)
+            return
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            super().print_about(output_format)
+        if output_format == "markdown":
+            section, marker = about.markdown_settings(cls.settings_schema()), "## Settings\n"
+        else:
+            section, marker = about.text_settings(cls.settings_schema(), ENV_PREFIX), "Settings:\n"
+        sys.stdout.write(about.replace_settings(printed.getvalue(), section, marker))
 
     @classmethod
     def cb_config(cls, ctx: click.Context, param: click.Option, value: tuple[str, ...]) -> t.Any:
@@ -106,6 +148,16 @@ class TargetChartMogul(SDKOverrides, Target):
             self.metrics_logger.setLevel(level)
         elif "SINGER_SDK_LOG_CONFIG" not in os.environ:
             self.metrics_logger.setLevel(logging.WARNING)
+
+    def start_run(self) -> None:
+        """Before the first input line: the summary file says `running`, and the default data source is decided.
+
+        `data_source_name` is looked up (or its data source created) here, so settings that
+        disagree stop the run having read nothing, and no sink starts without knowing where
+        its records go. Building a target (as `--about` and tests do) calls nothing.
+        """
+        self.context.report.started()
+        self.context.resolve_data_source()
 
     # Routing ------------------------------------------------------------------------------
     def get_sink_class(self, stream_name: str) -> type[Sink]:
@@ -136,6 +188,7 @@ class TargetChartMogul(SDKOverrides, Target):
     def process_endofpipe(self) -> None:
         """Drain everything, retry what waited and what earlier runs refused, then apply `on_reject: fail`."""
         order = self.context.order
+        self._input_ended = True
         try:
             super().process_endofpipe()
             self.context.bulk.flush()  # new objects that waited for a bulk import, before anything is retried
@@ -239,14 +292,19 @@ class TargetChartMogul(SDKOverrides, Target):
             return
         if bulk.flush_early():  # a long backfill: import what waits, then see whether this STATE may go out
             bulk.flush()
+        # At the end of the input what waits is written (or refused) next, and STATE follows: nothing to announce.
         waiting = self.context.order.waiting()
         if waiting:
             self._state_withheld = True
-            self.logger.info("STATE held back: %d record(s) wait for objects later in the input", waiting)
+            if not self._input_ended:
+                self.logger.info("STATE held back: %d record(s) wait for objects later in the input", waiting)
             return
         if bulk.waiting():
             self._state_withheld = True
-            self.logger.info("STATE held back: %d new record(s) wait for a bulk import", bulk.waiting())
+            if not self._input_ended:
+                self.logger.info("STATE held back: %d new record(s) wait for the end of the input, where new objects are "
+                                 "written together (in bulk imports, or through REST below bulk_min_records)",
+                                 bulk.waiting())
             return
         self._state_withheld = False
         sys.stdout.write(dumps(state) + "\n")
@@ -263,6 +321,8 @@ class TargetChartMogul(SDKOverrides, Target):
         exit code 1, and no STATE covers unwritten records.
         """
         self.logger.info("Received signal %s: writing what was received, then stopping", signum)
+        self.context.report.stopped_by = signum
+        self._input_ended = True  # no more input is read: what waits is written now, or the run fails saying so
         reason = None
         try:
             self.drain_all(is_endofpipe=True)
@@ -306,15 +366,23 @@ class TargetChartMogul(SDKOverrides, Target):
             target = cls(config=config.config if config else {}, validate_config=True, parse_env_config=False)
             target.listen(file_input)
         except ConfigValidationError as exc:  # one line naming each setting, not the SDK's "Config validation failed"
-            cls.logger.error("target-chartmogul failed: %s", invalid_values(exc.errors))
+            reason = invalid_values(exc.errors)
+            cls.logger.error("target-chartmogul failed: %s", reason)
+            failed_before_start(config.config if config else {}, reason)
             sys.exit(1)
         except Exception as exc:  # a FatalError is one line; bad input or a bug too, the traceback only at DEBUG
-            if not isinstance(exc, FatalError):
+            explained = isinstance(exc, (FatalError, InvalidInputLine))  # their message says it all (a line number)
+            if not explained:
                 cls.logger.debug("Traceback of the error below", exc_info=True)
-            reason = str(exc) if isinstance(exc, FatalError) else f"{type(exc).__name__}: {exc}"
+            reason = str(exc) if explained else f"{type(exc).__name__}: {exc}"
             if target is None:
                 cls.logger.error("target-chartmogul failed: %s", reason)
+                failed_before_start(config.config if config else {}, reason)
             else:
                 target.context.close()
                 target.context.report.failed(reason)
             sys.exit(1)
+
+
+if not any(isinstance(f, _SkipEnvNote) for f in TargetChartMogul.logger.filters):
+    TargetChartMogul.logger.addFilter(_SkipEnvNote())

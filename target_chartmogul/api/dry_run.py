@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import datetime
 import json
 import logging
 import re
@@ -392,6 +393,7 @@ class DryRunClient(ChartMogulClient):
     - DELETE customers/{uuid}, invoices/{uuid}: 204 (404 when there is no such object).
     - subscription events (POST 201, PATCH 200, DELETE 204) and contacts (POST 201, PATCH 200,
       DELETE 200 `{}`): answered by `target_chartmogul/api/dry_run_answers.py`.
+    - POST data_sources (`data_source_name` names none): 201 with `ds_dryrun_1`, whose reads answer empty.
     - Any other write: 200 with the body echoed (no sink sends one today).
 
     GETs of objects this dry run created or changed are answered from its memory, never
@@ -415,7 +417,9 @@ class DryRunClient(ChartMogulClient):
             ("DELETE", re.compile(r"customers/([^/]+)/attributes/tags"), self._remove_tags),
             ("POST", re.compile(r"import/customers/([^/]+)/invoices"), self._import_invoices),
             ("POST", re.compile(r"import/invoices/([^/]+)/transactions"), self._add_transaction),
+            ("POST", re.compile(r"data_sources"), self._create_data_source),
         ]
+        self.new_sources: set[str] = set()  # data sources this dry run "created": ChartMogul holds nothing in them
         self.more = EventsAndContacts(lambda path, params: self.get(path, params).body, self.memory.made)
         for verb, pattern, handler in self.more.routes():
             self._writes.append((verb, re.compile(pattern), self._simulated_by(handler)))
@@ -484,7 +488,7 @@ class DryRunClient(ChartMogulClient):
         if local is not None:
             return local
         try:
-            response = super().request("GET", path, params=params)
+            response = self._empty(route) if self._in_new_source(route, params) else super().request("GET", path, params=params)
         except APIError as exc:
             found = self._created_listed(route, params) if exc.status == 404 and route == "customers/search" else []
             if not found:
@@ -596,6 +600,26 @@ class DryRunClient(ChartMogulClient):
             if kind != "customer" and obj.get("external_id") == ext and obj.get("data_source_uuid") in (None, ds):
                 return obj
         return None
+
+    # A data source this dry run would create ------------------------------------------------
+    def _create_data_source(self, _: str, body: t.Any) -> _Answer:
+        """201 with a stand-in uuid (`ds_dryrun_1`); reads about it are answered here, as about an empty one."""
+        name = _required(body, "name")
+        uuid = self.memory.new_uuid("ds")
+        self.new_sources.add(uuid)
+        return _Answer(201, {"uuid": uuid, "name": name, "system": "Custom", "status": "never_imported",
+                             "created_at": _chartmogul_time(datetime.datetime.now(datetime.timezone.utc))})
+
+    def _in_new_source(self, route: str, params: dict[str, t.Any] | None) -> bool:
+        """Whether a read is about a data source this dry run created (ChartMogul has never heard of it)."""
+        named = {str((params or {}).get("data_source_uuid")), *route.split("/")}
+        return bool(self.new_sources & named)
+
+    @staticmethod
+    def _empty(route: str) -> Response:
+        """What ChartMogul holds in a new data source: nothing (listings of every root key, empty)."""
+        roots: JSON = {"entries": [], "plans": [], "invoices": [], "subscription_events": [], "contacts": []}
+        return Response(200, {**roots, "cursor": None, "has_more": False}, 1)
 
     # Customers and plans --------------------------------------------------------------------
     def _create_customer(self, _: str, body: t.Any) -> _Answer:

@@ -1,4 +1,5 @@
-"""Counts of the HTTP attempts of a run, for the summary: requests, retries, 429s, writes a dry run held back.
+"""Counts of the HTTP attempts of a run, for the summary: requests, retries, 429s, bulk imports, writes a dry run
+held back.
 
 An observer of the client (like the request log), so the counts cover every call of every
 sink without the sinks knowing.
@@ -6,11 +7,14 @@ sink without the sinks knowing.
 
 from __future__ import annotations
 
+import re
 import threading
 import typing as t
 
 if t.TYPE_CHECKING:
     from target_chartmogul.api.client import Attempt
+
+BULK_IMPORT = re.compile(r"/?data_sources/[^/]+/json_imports/?")  # POST: one bulk import sent
 
 
 class RequestStats:
@@ -22,6 +26,7 @@ class RequestStats:
         self.retries = 0  # attempts after the first of a call
         self.rate_limited = 0  # attempts answered 429
         self.held_back = 0  # writes a dry run answered itself, never sent
+        self.bulk_imports = 0  # bulk imports ChartMogul accepted (POST …/json_imports answered 2xx)
 
     def __call__(self, attempt: Attempt) -> None:
         """Count one attempt."""
@@ -32,6 +37,14 @@ class RequestStats:
             self.requests += 1
             self.retries += attempt.attempt > 1
             self.rate_limited += attempt.status == 429
+            accepted = attempt.status is not None and 200 <= attempt.status < 300
+            self.bulk_imports += accepted and attempt.method == "POST" and bool(BULK_IMPORT.fullmatch(attempt.path))
+
+    def figures(self) -> dict[str, int]:
+        """The counts as the summary file names them."""
+        with self._lock:
+            return {"requests": self.requests, "retries": self.retries, "answered_429": self.rate_limited,
+                    "bulk_imports": self.bulk_imports}
 
     def describe(self) -> str:
         """`13 API requests (2 retries, 1 answered 429)`, plus the writes a dry run did not send."""

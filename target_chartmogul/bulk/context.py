@@ -28,6 +28,9 @@ class Counts(t.Protocol):
     def add(self, stream: str, outcome: str, n: int = 1) -> None:
         """Count records of a stream with an outcome."""
 
+    def total(self, outcome: str) -> int:
+        """One outcome summed over all streams."""
+
 
 class Order(t.Protocol):
     """The run's write order (`run.ordering.WriteOrder`)."""

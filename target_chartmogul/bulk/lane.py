@@ -137,9 +137,12 @@ class BulkLane:
         with context.guard.writing():
             try:
                 if self.mode == "auto" and count < self.min_records:
-                    context.logger.info("%d new record(s) waited for a bulk import: fewer than bulk_min_records (%d), "
-                                        "so they go through REST", count, self.min_records)
+                    refused = context.summary.total("rejected")
                     self._write_through_rest({stream: records for stream, records in self.spool.by_stream()})
+                    went = count - (context.summary.total("rejected") - refused)  # said once known: none if all refused
+                    if went:
+                        context.logger.info("%d new record(s) went through REST: fewer than bulk_min_records (%d) "
+                                            "waited for a bulk import", went, self.min_records)
                 elif context.dry_run:
                     self._forecast()
                 else:

@@ -15,12 +15,20 @@ import re
 import typing as t
 from urllib.parse import urlsplit
 
+from target_chartmogul.config.input import ENV_PREFIX
 from target_chartmogul.errors import FatalError
 
 REFUSED = {
     "load_method": "load_method is not a setting of target-chartmogul: every write is keyed by external id, so "
     "nothing is appended twice or overwritten wholesale; choose how each stream writes with "
     "streams.<stream>.mode (upsert, update or insert)",
+}
+
+# Settings of the whole run that a stream's entry might be expected to take, with what to do instead.
+PER_RUN = {
+    name: f"a run has one default data source, set at the top level ({name}); a record's own data_source_uuid "
+    "column overrides it (a stream map can add one to every record of a stream)"
+    for name in ("data_source_uuid", "data_source_name")
 }
 
 
@@ -50,6 +58,9 @@ def _stream_entry(stream: str, entry: t.Any, stream_options: t.Collection[str]) 
     problems = []
     for option in entry:
         if option in stream_options or str(option).startswith("_"):
+            continue
+        if option in PER_RUN:
+            problems.append(f"`streams.{stream}.{option}` is not an option of a stream: {PER_RUN[option]}")
             continue
         hint = did_you_mean(str(option), stream_options) or f" (a stream's options are: {', '.join(stream_options)})"
         problems.append(f"unknown setting `streams.{stream}.{option}`{hint}")
@@ -108,6 +119,7 @@ def check_variables(variables: t.Sequence[str], prefix: str, accepted: t.Collect
         raise FatalError("; ".join(problems))
 
 
+_REQUIRED = re.compile(r"^'(?P<name>[^']+)' is a required property$")
 _NOT_ONE_OF = re.compile(r"^'(?P<value>[^']*)' is not one of \[(?P<options>[^\]]*)\]")
 _WHERE = re.compile(r" in config((?:\[[^\]]+\])+)$")
 
@@ -121,6 +133,12 @@ def invalid_values(errors: t.Sequence[str]) -> str:
         where = _WHERE.search(error)
         setting = ".".join(part.strip("'\"") for part in re.findall(r"\[([^\]]+)\]", where.group(1))) if where else ""
         text = error[: where.start()] if where else error
+        required = _REQUIRED.match(text)
+        if required is not None and not setting:  # a top-level setting: say both ways of giving it
+            name = required.group("name")
+            explained.append(f"setting {name} is required: set it in the config file, or as the environment variable "
+                             f"{ENV_PREFIX}{name.upper()} with --config ENV")
+            continue
         wrong = _NOT_ONE_OF.match(text)
         if wrong is not None:
             options = [option.strip().strip("'\"") for option in wrong.group("options").split(",")]

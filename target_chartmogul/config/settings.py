@@ -113,6 +113,12 @@ CONFIG_SCHEMA = th.PropertiesList(
     th.Property("api_url", th.StringType, default=DEFAULT_API_URL, description="ChartMogul API base URL."),
     th.Property("data_source_uuid", th.StringType, description="Data source (ds_…) for records that carry none."),
     th.Property(
+        "data_source_name",
+        th.StringType,
+        description="Instead of data_source_uuid: the data source with this name, found (GET /data_sources) or "
+        "created once when the account has none. With data_source_uuid too, both must name the same data source.",
+    ),
+    th.Property(
         "streams",
         th.ObjectType(additional_properties=STREAM_OPTIONS),
         description="Per incoming stream: {object, mode, match_by, custom_attributes, …}. Unlisted streams map by name.",
@@ -160,6 +166,12 @@ CONFIG_SCHEMA = th.PropertiesList(
         th.StringType,
         default=DEFAULT_REJECTS_PATH,
         description="JSON-lines file receiving every refused record with its reason.",
+    ),
+    th.Property(
+        "summary_path",
+        th.StringType,
+        description="JSON file written at the end of every run: status (succeeded, succeeded_with_rejects, failed, "
+        "stopped; running while it runs), exit code, figures, and per stream the summary's counts. Unset: none.",
     ),
     th.Property(
         "on_reject",

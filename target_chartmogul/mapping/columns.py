@@ -53,14 +53,19 @@ class ColumnMapper:
         ignored = sorted(
             c for c in record if c not in self.STANDARD_FIELDS and c not in used and not c.startswith("_sdc_")
         )
-        if ignored:
+        if len(ignored) == 1:
+            name = self.settings.stream_name
+            self.notes.info(
+                "ignored",
+                "Stream '%s': column %s is not a ChartMogul %s field and is ignored "
+                "(list it in streams.%s.custom_attributes to send it as a custom attribute)",
+                name, ignored[0], self.OBJECT, name,
+            )
+        elif ignored:
             name = self.settings.stream_name
             self.notes.info(
                 "ignored",
                 "Stream '%s': columns %s are not ChartMogul %s fields and are ignored "
                 "(list them in streams.%s.custom_attributes to send them as custom attributes)",
-                name,
-                ", ".join(ignored),
-                self.OBJECT,
-                name,
+                name, ", ".join(ignored), self.OBJECT, name,
             )

@@ -12,6 +12,7 @@ import functools
 import logging
 import pathlib
 import threading
+import types
 import typing as t
 
 from target_chartmogul.api.client import ChartMogulClient
@@ -24,11 +25,12 @@ from target_chartmogul.config.settings import StreamSettings, setting, stream_se
 from target_chartmogul.errors import FatalError
 from target_chartmogul.memory.ledger import Ledger, state_dir
 from target_chartmogul.memory.references import References
+from target_chartmogul.run.data_source import DataSource, resolve
 from target_chartmogul.run.invoice_parts import InvoiceParts
 from target_chartmogul.run.ordering import WriteOrder
 from target_chartmogul.run.progress import ProgressReporter
 from target_chartmogul.run.rejects_file import RejectsFile, dry_run_path
-from target_chartmogul.run.report import RunReport
+from target_chartmogul.run.report import RunReport, summary_path_of
 from target_chartmogul.run.stopping import StopGuard
 from target_chartmogul.run.summary import RunSummary
 
@@ -47,6 +49,7 @@ class RunContext:
         self.config = config
         self.logger = logger
         self.dry_run = bool(self.setting("dry_run"))
+        self.data_source = DataSource(config.get("data_source_uuid") or None)
         self.summary = RunSummary()
         rejects_path = pathlib.Path(self.setting("rejects_path"))
         # A dry run's would-be rejects go to a file of their own, never mixed into the real one.
@@ -59,7 +62,8 @@ class RunContext:
         self.guard = StopGuard(stop)
         self.request_stats = RequestStats()
         self.state_dir = state_dir(str(self.setting("ledger_url")), rejects_path)
-        self.report = RunReport(self.summary, self.request_stats, logger, dry_run=self.dry_run, rejects_path=self.rejects.path)
+        self.report = RunReport(self.summary, self.request_stats, logger, dry_run=self.dry_run, rejects_path=self.rejects.path,
+                                summary_path=summary_path_of(config), secrets=[str(config.get("api_key") or "")])
         self.bulk = BulkLane(self)
         self.problems: list[str] = []
         self._rejected_now: set[tuple[str, str]] = set()
@@ -76,6 +80,19 @@ class RunContext:
         if stream_name not in self._streams:
             self._streams[stream_name] = stream_settings(stream_name, self.config.get("streams"))
         return self._streams[stream_name]
+
+    def resolve_data_source(self) -> DataSource:
+        """Find (or create once) the data source `data_source_name` names, before any input is read.
+
+        The one place the default data source is decided: afterwards `config["data_source_uuid"]`
+        is the resolved uuid for every reader (sinks, the bulk lane). No call without a name.
+        """
+        if self.config.get("data_source_name"):
+            self.data_source = resolve(self.client, self.config.get("data_source_uuid"),
+                                       self.config.get("data_source_name"), self.logger, dry_run=self.dry_run)
+            self.config = types.MappingProxyType({**self.config, "data_source_uuid": self.data_source.uuid})
+        self.report.data_source = self.data_source
+        return self.data_source
 
     # Opened on first use --------------------------------------------------------------------
     @functools.cached_property
@@ -115,7 +132,7 @@ class RunContext:
         """
         self.client.get("ping")
         ds = self.config.get("data_source_uuid")
-        if ds:
+        if ds and not self.config.get("data_source_name"):  # with a name, `resolve_data_source` checks it
             try:
                 self.client.get(f"data_sources/{ds}")
             except APIError as exc:

@@ -27,6 +27,14 @@ class StrictSingerReader(SingerReader):
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
         self.line_number = 0
+        self.before_input: t.Callable[[], None] | None = None  # the run's start, once, before the first line
+
+    def process_lines(self, file_input: t.IO[str] | None, callbacks: dict[str, t.Callable[[dict], None]]) -> t.Counter[str]:
+        """Start the run (`before_input`), then read every line."""
+        if self.before_input is not None:
+            start, self.before_input = self.before_input, None
+            start()
+        return super().process_lines(file_input, callbacks)
 
     def deserialize_json(self, line: str) -> dict:
         """Parse one line; anything but a JSON object with a known `type` is refused."""
