@@ -16,11 +16,12 @@ import pathlib
 import re
 
 import pytest
+import sqlalchemy as sa
 
 from target_chartmogul import target
 from target_chartmogul.bulk import lane
 from target_chartmogul.config import registry, settings
-from target_chartmogul.memory import holdings
+from target_chartmogul.memory import holdings, migrations, schema
 from target_chartmogul.run import ordering
 from target_chartmogul.sinks.base import ChartMogulSink
 from tests.conftest import REPO
@@ -263,3 +264,43 @@ def test_a_malformed_entry_fails_at_import(change, message):
     fields = {"name": "plans", "modes": {"upsert": ("external_id",)}, "default_mode": "upsert", "sink": "plans:PlansSink"}
     with pytest.raises(ValueError, match=message):
         registry.ObjectEntry(**{**fields, **change})
+
+
+# The sync memory: one module per concern, its tables and versions as the page lists them -----------------
+MEMORY_RULE = re.compile(r"^Inside `memory`, each concern module \((.+)\) imports only (.+) of the package's modules; "
+                         r"only `ledger` composes them\.$", re.M)
+
+
+def memory_section(title: str) -> str:
+    return ARCHITECTURE.read_text().split(title, 1)[1].split("\n## ", 1)[0]
+
+
+def test_each_memory_concern_imports_only_what_the_page_allows():
+    found = MEMORY_RULE.findall(ARCHITECTURE.read_text())
+    assert len(found) == 1, "docs/architecture.md should state the memory package's rule once, on one line"
+    concerns, allowed = (set(re.findall(r"`(\w+)`", part)) for part in found[0])
+    memory = {name.rsplit(".", 1)[1] for name in modules() if name.startswith("target_chartmogul.memory.")}
+    assert concerns <= memory and allowed <= memory
+    graph = import_graph()
+    crossing = {
+        concern: sorted(other.rsplit(".", 1)[1] for other in graph[f"target_chartmogul.memory.{concern}"]
+                        if other.startswith("target_chartmogul.memory.") and other.rsplit(".", 1)[1] not in allowed)
+        for concern in sorted(concerns)
+    }
+    assert {concern: others for concern, others in crossing.items() if others} == {}
+    composers = sorted(name for name, imported in graph.items()
+                       if sum(f"target_chartmogul.memory.{c}" in imported for c in concerns - allowed) > 1)
+    assert composers == ["target_chartmogul.memory.ledger"], "only the ledger composes the memory's concerns"
+
+
+def test_the_memory_tables_and_versions_are_the_page_s():
+    section = memory_section("## The sync memory: tables and migrations")
+    rows = re.findall(r"^\| `(tcm_\w+)` \| `(\w+)` \|", section, re.M)
+    assert sorted(table for table, _ in rows) == sorted(schema.metadata.tables)
+    variable = {table.name: name for name, table in vars(schema).items() if isinstance(table, sa.Table)}
+    for table, module in rows:  # the module named is the one that uses the table
+        source = (PACKAGE / "memory" / f"{module}.py").read_text()
+        assert re.search(rf"\b{variable[table]}\b", source), f"{table}: memory/{module}.py does not use it"
+    versions = {int(n) for n in re.findall(r"\b(\d+) (?:is|adds)\b", section.split("Versions:", 1)[1].split("\n\n")[0])}
+    assert versions == set(range(1, migrations.SCHEMA_VERSION + 1))
+    assert set(migrations.MIGRATIONS) == set(range(2, migrations.SCHEMA_VERSION + 1)), "one step per version"

@@ -18,80 +18,14 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from target_chartmogul.errors import FatalError
-from target_chartmogul.memory import ledger as ledger_module
-from target_chartmogul.memory.ledger import Entry, Ledger, RememberedReject, _engine_url
+from target_chartmogul.memory import migrations, schema
+from target_chartmogul.memory.database import engine_url
+from target_chartmogul.memory.ledger import Entry, Ledger, RememberedReject
 from tests.customer_rows import STREAM, rows, stream
+from tests.memory_versions import DDL_0_1_0, DDL_V2, engine_for, old_tables, unproven_marks
 from tests.running import run_target
 
-CURRENT = ledger_module.SCHEMA_VERSION
-
-# The tables exactly as target-chartmogul 0.1.0 created them: `metadata.create_all` of
-# target_chartmogul/ledger.py at 8063fab (the commit before 04309b3 added record_hash; the
-# tables are unchanged since c079b6c), compiled with SQLAlchemy 2.0 for each dialect.
-DDL_0_1_0 = {
-    "sqlite": [
-        """CREATE TABLE tcm_rejected_records (
-\tstream VARCHAR(500) NOT NULL,
-\trecord_key VARCHAR(2000) NOT NULL,
-\trecord TEXT NOT NULL,
-\treason TEXT NOT NULL,
-\tfield VARCHAR(500),
-\tstatus INTEGER,
-\trejected_at DATETIME NOT NULL,
-\tPRIMARY KEY (stream, record_key)
-)""",
-        """CREATE TABLE tcm_stream_schemas (
-\tstream VARCHAR(500) NOT NULL,
-\tschema TEXT NOT NULL,
-\tkey_properties TEXT NOT NULL,
-\tPRIMARY KEY (stream)
-)""",
-        """CREATE TABLE tcm_synced_objects (
-\tdata_source_uuid VARCHAR(100) NOT NULL,
-\tobject VARCHAR(32) NOT NULL,
-\texternal_id VARCHAR(1000) NOT NULL,
-\tuuid VARCHAR(100),
-\tpayload_hash VARCHAR(64),
-\tstream VARCHAR(500),
-\tsynced_at DATETIME NOT NULL,
-\tPRIMARY KEY (data_source_uuid, object, external_id)
-)""",
-    ],
-    "postgresql": [
-        """CREATE TABLE tcm_rejected_records (
-\tstream VARCHAR(500) NOT NULL,
-\trecord_key VARCHAR(2000) NOT NULL,
-\trecord TEXT NOT NULL,
-\treason TEXT NOT NULL,
-\tfield VARCHAR(500),
-\tstatus INTEGER,
-\trejected_at TIMESTAMP WITH TIME ZONE NOT NULL,
-\tPRIMARY KEY (stream, record_key)
-)""",
-        """CREATE TABLE tcm_stream_schemas (
-\tstream VARCHAR(500) NOT NULL,
-\tschema TEXT NOT NULL,
-\tkey_properties TEXT NOT NULL,
-\tPRIMARY KEY (stream)
-)""",
-        """CREATE TABLE tcm_synced_objects (
-\tdata_source_uuid VARCHAR(100) NOT NULL,
-\tobject VARCHAR(32) NOT NULL,
-\texternal_id VARCHAR(1000) NOT NULL,
-\tuuid VARCHAR(100),
-\tpayload_hash VARCHAR(64),
-\tstream VARCHAR(500),
-\tsynced_at TIMESTAMP WITH TIME ZONE NOT NULL,
-\tPRIMARY KEY (data_source_uuid, object, external_id)
-)""",
-    ],
-}
-# Version 2 (04309b3 .. before schema versions): the same, plus record_hash after payload_hash.
-DDL_V2 = {
-    dialect: [ddl.replace("\tpayload_hash VARCHAR(64),\n", "\tpayload_hash VARCHAR(64),\n\trecord_hash VARCHAR(64),\n")
-              for ddl in ddls]
-    for dialect, ddls in DDL_0_1_0.items()
-}
+CURRENT = migrations.SCHEMA_VERSION
 
 V1_COLUMNS = ["data_source_uuid", "object", "external_id", "uuid", "payload_hash", "stream", "synced_at"]
 CURRENT_COLUMNS = {*V1_COLUMNS, "record_hash", "tags", "parent", "status"}
@@ -101,37 +35,6 @@ SYNCED_AT = dt.datetime(2026, 11, 1, 12, 30, 5, 123456, tzinfo=dt.timezone.utc)
 REJECTED_AT = dt.datetime(2026, 11, 2, 8, 0, 0, tzinfo=dt.timezone.utc)
 REJECT_RECORD = '{"external_id": "x", "country": "Germany", "amount": 12.50}'
 SCHEMA_JSON = '{"properties": {"external_id": {"type": "string"}}}'
-
-
-def engine_for(url: str) -> sa.Engine:
-    return sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
-
-
-def old_tables(version: int) -> sa.MetaData:
-    """The tables as the old code declared them, to write rows exactly as it did (types included)."""
-    meta = sa.MetaData()
-    sa.Table("tcm_synced_objects", meta,
-             sa.Column("data_source_uuid", sa.String(100), primary_key=True),
-             sa.Column("object", sa.String(32), primary_key=True),
-             sa.Column("external_id", sa.String(1000), primary_key=True),
-             sa.Column("uuid", sa.String(100)),
-             sa.Column("payload_hash", sa.String(64)),
-             *([sa.Column("record_hash", sa.String(64))] if version == 2 else []),
-             sa.Column("stream", sa.String(500)),
-             sa.Column("synced_at", sa.DateTime(timezone=True), nullable=False))
-    sa.Table("tcm_rejected_records", meta,
-             sa.Column("stream", sa.String(500), primary_key=True),
-             sa.Column("record_key", sa.String(2000), primary_key=True),
-             sa.Column("record", sa.Text, nullable=False),
-             sa.Column("reason", sa.Text, nullable=False),
-             sa.Column("field", sa.String(500)),
-             sa.Column("status", sa.Integer),
-             sa.Column("rejected_at", sa.DateTime(timezone=True), nullable=False))
-    sa.Table("tcm_stream_schemas", meta,
-             sa.Column("stream", sa.String(500), primary_key=True),
-             sa.Column("schema", sa.Text, nullable=False),
-             sa.Column("key_properties", sa.Text, nullable=False))
-    return meta
 
 
 def synced_rows(version: int) -> list[dict[str, t.Any]]:
@@ -202,8 +105,21 @@ class Statements:
         return [s for s in self.seen if s[0] not in {"SELECT", "PRAGMA", "SHOW"}]
 
 
+def migrated(url: str, version: int) -> str:
+    """The one line a migration from `version` logs."""
+    return (f"Sync memory at {url} migrated from schema {version} to {CURRENT} (every remembered row kept; what "
+            "earlier releases wrote is compared with ChartMogul's listings once, not written again)")
+
+
+def unhashed(dumped: dict[str, t.Any]) -> dict[str, t.Any]:
+    """A dump as migration 8 leaves it: every row and uuid kept, the hashes of earlier releases forgotten."""
+    position = V1_COLUMNS.index("payload_hash")
+    rows = [(*row[:position], None, *row[position + 1:]) for row in dumped["synced"]]
+    return {**dumped, "synced": rows}
+
+
 def migration_logs(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "target_chartmogul.memory.ledger"]
+    return [r.getMessage() for r in caplog.records if r.name == "target_chartmogul.memory.migrations"]
 
 
 # Migrations ---------------------------------------------------------------------------------
@@ -225,20 +141,18 @@ def test_an_older_memory_is_migrated_on_open_and_keeps_everything(ledger_url, ve
     assert before["version"] is None
     assert before["columns"] == set(V1_COLUMNS) | ({"record_hash"} if version == 2 else set())
 
-    caplog.set_level(logging.INFO, logger="target_chartmogul.memory.ledger")
+    caplog.set_level(logging.INFO, logger="target_chartmogul.memory.migrations")
     memory = Ledger(ledger_url)
     after = dump(ledger_url)
-    assert after == {**before, "version": [(CURRENT,)], "columns": CURRENT_COLUMNS}
-    assert migration_logs(caplog) == [
-        f"Sync memory at {ledger_url} migrated from schema {version} to {CURRENT}"
-        " (tables or columns added; every remembered row kept)"
-    ]
-    record_hashes = (HASH_C, None, HASH_A) if version == 2 else (None, None, None)
-    assert memory.lookup("customers", DS, ["c1", " spaced id ", "c9"]) == {
-        "c1": Entry("cus_1", HASH_A, "public-customers", record_hashes[0], None),
-        " spaced id ": Entry("cus_2", None, "public-customers", record_hashes[1], None),
+    assert after == unhashed({**before, "version": [(CURRENT,)], "columns": CURRENT_COLUMNS})
+    assert migration_logs(caplog) == [migrated(ledger_url, version)]
+    assert memory.lookup("customers", DS, ["c1", " spaced id ", "c9"]) == {  # uuids kept, hashes forgotten
+        "c1": Entry("cus_1", None, "public-customers", None, None),
+        " spaced id ": Entry("cus_2", None, "public-customers", None, None),
     }
-    assert memory.get("plans", DS, "gold") == Entry("pl_1", HASH_B, "billing-plans", record_hashes[2], None)
+    assert memory.get("plans", DS, "gold") == Entry("pl_1", None, "billing-plans", None, None)
+    assert unproven_marks(ledger_url) == {(DS, "customers"), (DS, "plans")}
+    assert (memory.vouches_for("customers", DS), memory.vouches_for("plans", DS)) == (False, False)
     assert memory.stream_objects("customers", "public-customers") == {(DS, "c1"): "cus_1", (DS, " spaced id "): "cus_2"}
     assert memory.remembers_rejects() is True
     assert memory.remembered_rejects() == [RememberedReject(
@@ -258,8 +172,10 @@ def test_an_older_memory_is_migrated_on_open_and_keeps_everything(ledger_url, ve
     assert dump(ledger_url) == after
 
 
-def test_upgrading_the_loader_over_a_0_1_0_memory_costs_no_call(fake, ds, base_config, ledger_url, caplog):
-    """The user's view: the next run after the upgrade still finds every unchanged row unchanged."""
+def test_upgrading_the_loader_over_a_0_1_0_shaped_memory_costs_one_listing(fake, ds, base_config, ledger_url, caplog):
+    """The user's view: the next run after the upgrade finds every unchanged row unchanged, proven by one listing
+    page (the memory's hashes are not trusted), and the run after it costs nothing.
+    """
     config = {**base_config, "ledger_url": ledger_url, "streams": {STREAM: {"custom_attributes": ["seats"]}}}
     run_target(config, stream(rows(20)))
     engine = engine_for(ledger_url)
@@ -274,14 +190,18 @@ def test_upgrading_the_loader_over_a_0_1_0_memory_costs_no_call(fake, ds, base_c
     engine.dispose()
     assert len(kept) == 20
 
-    caplog.set_level(logging.INFO, logger="target_chartmogul.memory.ledger")
+    caplog.set_level(logging.INFO, logger="target_chartmogul.memory.migrations")
     fake.clear_requests()
     result = run_target(config, stream(rows(20)))
-    assert fake.count() == 0
+    assert [(r.method, r.path, r.query) for r in fake.requests] == [  # the first call checks the key and the source
+        ("GET", "/ping", {}), ("GET", f"/data_sources/{ds}", {}),
+        ("GET", "/customers", {"data_source_uuid": ds, "per_page": "200"})]
     assert result.counts(STREAM)["unchanged"] == 20
-    assert migration_logs(caplog) == [
-        f"Sync memory at {ledger_url} migrated from schema 1 to {CURRENT} (tables or columns added; every remembered row kept)"
-    ]
+    assert migration_logs(caplog) == [migrated(ledger_url, 1)]
+    assert unproven_marks(ledger_url) == set()
+    fake.clear_requests()
+    assert run_target(config, stream(rows(20))).counts(STREAM)["unchanged"] == 20
+    assert fake.count() == 0
 
 
 def test_the_migrated_memory_takes_new_writes(ledger_url):
@@ -308,7 +228,7 @@ def test_a_migrated_memory_has_the_columns_and_types_of_a_new_one(ledger_url):
         migrated = {c["name"]: (str(c["type"]), c["nullable"]) for c in sa.inspect(conn).get_columns("tcm_synced_objects")}
         # the same database, created fresh by the current code under another name
         meta = sa.MetaData()
-        ledger_module.synced.to_metadata(meta, name="fresh_synced_objects")
+        schema.synced.to_metadata(meta, name="fresh_synced_objects")
         meta.create_all(conn)
         fresh = {c["name"]: (str(c["type"]), c["nullable"]) for c in sa.inspect(conn).get_columns("fresh_synced_objects")}
         conn.commit()
@@ -323,7 +243,7 @@ def test_dry_run_also_migrates_the_schema(ledger_url):
     memory = Ledger(ledger_url, read_only=True)
     memory.written("customers", DS, "c1", uuid="cus_9", payload=HASH_C, stream="public-customers")
     memory.close()  # dry run: the write is not kept
-    assert dump(ledger_url) == {**before, "version": [(CURRENT,)], "columns": CURRENT_COLUMNS}
+    assert dump(ledger_url) == unhashed({**before, "version": [(CURRENT,)], "columns": CURRENT_COLUMNS})
 
 
 def test_a_failed_migration_changes_nothing(ledger_url, monkeypatch):
@@ -331,10 +251,10 @@ def test_a_failed_migration_changes_nothing(ledger_url, monkeypatch):
     before = dump(ledger_url)
 
     def add_tags_then_fail(conn: sa.Connection) -> None:
-        ledger_module._to_3(conn)
+        migrations._to_3(conn)
         raise RuntimeError("disk full")
 
-    monkeypatch.setitem(ledger_module.MIGRATIONS, 3, add_tags_then_fail)
+    monkeypatch.setitem(migrations.MIGRATIONS, 3, add_tags_then_fail)
     with pytest.raises(FatalError) as failed:
         Ledger(ledger_url)
     assert str(failed.value) == "cannot open the sync memory (ledger_url): RuntimeError: disk full"
@@ -344,7 +264,7 @@ def test_a_failed_migration_changes_nothing(ledger_url, monkeypatch):
 def test_two_processes_opening_an_old_memory_at_once_migrate_it_once(ledger_url, caplog):
     write_old_memory(ledger_url, 1)
     before = dump(ledger_url)
-    caplog.set_level(logging.INFO, logger="target_chartmogul.memory.ledger")
+    caplog.set_level(logging.INFO, logger="target_chartmogul.memory.migrations")
     start = threading.Barrier(2)
     errors: list[BaseException] = []
 
@@ -362,7 +282,7 @@ def test_two_processes_opening_an_old_memory_at_once_migrate_it_once(ledger_url,
         thread.join(30)
     assert errors == []
     assert len(migration_logs(caplog)) == 1
-    assert dump(ledger_url) == {**before, "version": [(CURRENT,)], "columns": CURRENT_COLUMNS}
+    assert dump(ledger_url) == unhashed({**before, "version": [(CURRENT,)], "columns": CURRENT_COLUMNS})
 
 
 def test_a_lost_version_stamp_is_inferred_from_the_columns(ledger_url, caplog):
@@ -373,12 +293,10 @@ def test_a_lost_version_stamp_is_inferred_from_the_columns(ledger_url, caplog):
     with engine.begin() as conn:
         conn.exec_driver_sql("DROP TABLE tcm_schema")
     engine.dispose()
-    caplog.set_level(logging.INFO, logger="target_chartmogul.memory.ledger")
+    caplog.set_level(logging.INFO, logger="target_chartmogul.memory.migrations")
     reopened = Ledger(ledger_url)  # record_hash present: schema 2, so step 3 runs and finds tags there
-    assert migration_logs(caplog) == [
-        f"Sync memory at {ledger_url} migrated from schema 2 to {CURRENT} (tables or columns added; every remembered row kept)"
-    ]
-    assert reopened.get("customers", DS, "c1") == Entry("cus_1", HASH_A, "s", HASH_B, ("a",))
+    assert migration_logs(caplog) == [migrated(ledger_url, 2)]
+    assert reopened.get("customers", DS, "c1") == Entry("cus_1", None, "s", None, ("a",))  # hashes forgotten, tags kept
     reopened.close()
     assert dump(ledger_url)["version"] == [(CURRENT,)]
 
@@ -389,7 +307,7 @@ def test_dropped_tables_under_a_current_stamp_are_created_again(ledger_url, capl
     with engine.begin() as conn:
         conn.exec_driver_sql("DROP TABLE tcm_synced_objects")
     engine.dispose()
-    caplog.set_level(logging.INFO, logger="target_chartmogul.memory.ledger")
+    caplog.set_level(logging.INFO, logger="target_chartmogul.memory.migrations")
     memory = Ledger(ledger_url)
     assert memory.holds_any("customers", DS) is False
     memory.close()
@@ -398,7 +316,7 @@ def test_dropped_tables_under_a_current_stamp_are_created_again(ledger_url, capl
 
 
 def test_a_new_memory_is_stamped_current(ledger_url, caplog):
-    caplog.set_level(logging.INFO, logger="target_chartmogul.memory.ledger")
+    caplog.set_level(logging.INFO, logger="target_chartmogul.memory.migrations")
     Ledger(ledger_url).close()
     created = dump(ledger_url)
     assert (created["version"], created["columns"], created["synced"]) == ([(CURRENT,)], CURRENT_COLUMNS, [])
@@ -538,21 +456,21 @@ def test_dry_run_adopts_nothing(ledger_url):
 
 
 # URLs --------------------------------------------------------------------------------------
-def test_engine_url(tmp_path: pathlib.Path, monkeypatch):
+def testengine_url(tmp_path: pathlib.Path, monkeypatch):
     for given in ("postgresql://u:p@db.example:5433/warehouse", "postgres://u:p@db.example:5433/warehouse"):
-        assert _engine_url(given).render_as_string(hide_password=False) == "postgresql+psycopg://u:p@db.example:5433/warehouse"
-    assert _engine_url("postgresql+psycopg2://u@h/d").render_as_string() == "postgresql+psycopg2://u@h/d"
+        assert engine_url(given).render_as_string(hide_password=False) == "postgresql+psycopg://u:p@db.example:5433/warehouse"
+    assert engine_url("postgresql+psycopg2://u@h/d").render_as_string() == "postgresql+psycopg2://u@h/d"
     path = tmp_path / "a" / "b" / "ledger.db"
-    assert _engine_url(f"sqlite:///{path}").render_as_string() == f"sqlite:///{path}"
+    assert engine_url(f"sqlite:///{path}").render_as_string() == f"sqlite:///{path}"
     assert path.parent.is_dir()
     monkeypatch.chdir(tmp_path)
-    assert _engine_url("sqlite:///.target-chartmogul/ledger.db").database == ".target-chartmogul/ledger.db"
+    assert engine_url("sqlite:///.target-chartmogul/ledger.db").database == ".target-chartmogul/ledger.db"
     assert (tmp_path / ".target-chartmogul").is_dir()
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert _engine_url("sqlite:///~/memory/ledger.db").database == str(tmp_path / "home" / "memory" / "ledger.db")
+    assert engine_url("sqlite:///~/memory/ledger.db").database == str(tmp_path / "home" / "memory" / "ledger.db")
     assert (tmp_path / "home" / "memory").is_dir()
-    assert _engine_url("sqlite:///:memory:").database == ":memory:"
-    assert _engine_url("sqlite://").database is None
+    assert engine_url("sqlite:///:memory:").database == ":memory:"
+    assert engine_url("sqlite://").database is None
     assert sorted(p.name for p in tmp_path.iterdir()) == [".target-chartmogul", "a", "home"]
 
 
@@ -598,7 +516,7 @@ def test_a_version_4_memory_gains_the_bulk_import_table_and_keeps_its_rows(ledge
         conn.exec_driver_sql("UPDATE tcm_schema SET version = 4")
     engine.dispose()
     before = dump(ledger_url)
-    caplog.set_level(logging.INFO, logger="target_chartmogul.memory.ledger")
+    caplog.set_level(logging.INFO, logger="target_chartmogul.memory.migrations")
 
     memory = Ledger(ledger_url)
     memory.bulk_import_sending("local-1", DS, [{"stream": "public-customers"}])
@@ -606,9 +524,8 @@ def test_a_version_4_memory_gains_the_bulk_import_table_and_keeps_its_rows(ledge
     in_flight = memory.bulk_imports_in_flight()
     memory.close()
 
-    assert migration_logs(caplog) == [f"Sync memory at {ledger_url} migrated from schema 4 to {CURRENT} "
-                                      "(tables or columns added; every remembered row kept)"]
-    assert dump(ledger_url) == {**before, "version": [(CURRENT,)]}
+    assert migration_logs(caplog) == [migrated(ledger_url, 4)]
+    assert dump(ledger_url) == unhashed({**before, "version": [(CURRENT,)]})
     assert in_flight == [("local-1", DS, "imp-1", [{"stream": "public-customers"}])]
     reopened = Ledger(ledger_url)
     entry = reopened.get("customers", DS, "c-1")
@@ -634,7 +551,7 @@ def test_a_version_5_memory_gains_the_replacement_status_and_keeps_its_marks(led
     engine.dispose()
     before = dump(ledger_url)
     assert "status" not in before["columns"]
-    caplog.set_level(logging.INFO, logger="target_chartmogul.memory.ledger")
+    caplog.set_level(logging.INFO, logger="target_chartmogul.memory.migrations")
 
     memory = Ledger(ledger_url)
     kept = memory.pending_replacements()
@@ -644,12 +561,11 @@ def test_a_version_5_memory_gains_the_replacement_status_and_keeps_its_marks(led
     memory.set_status("invoices", DS, "inv-1", "voided")
     memory.close()
 
-    assert migration_logs(caplog) == [f"Sync memory at {ledger_url} migrated from schema 5 to {CURRENT} "
-                                      "(tables or columns added; every remembered row kept)"]
-    assert dump(ledger_url) == {**before, "version": [(CURRENT,)], "columns": CURRENT_COLUMNS}
-    assert invoice == Entry("inv_1", HASH_A, "billing-invoices", HASH_B, None, None, None)
+    assert migration_logs(caplog) == [migrated(ledger_url, 5)]
+    assert dump(ledger_url) == unhashed({**before, "version": [(CURRENT,)], "columns": CURRENT_COLUMNS})
+    assert invoice == Entry("inv_1", None, "billing-invoices", None, None, None, None)
     reopened = Ledger(ledger_url)
-    assert reopened.get("invoices", DS, "inv-1") == Entry("inv_1", HASH_A, "billing-invoices", HASH_B, None, None,
+    assert reopened.get("invoices", DS, "inv-1") == Entry("inv_1", None, "billing-invoices", None, None, None,
                                                           "voided")
     reopened.close()
     assert kept == [(DS, "inv-1", "cus_1", body, None)]
@@ -701,7 +617,7 @@ def test_a_version_6_memory_gains_the_facts_table_and_keeps_everything(ledger_ur
         conn.exec_driver_sql("UPDATE tcm_schema SET version = 6")
     engine.dispose()
     before = dump(ledger_url)
-    caplog.set_level(logging.INFO, logger="target_chartmogul.memory.ledger")
+    caplog.set_level(logging.INFO, logger="target_chartmogul.memory.migrations")
 
     memory = Ledger(ledger_url)
     unknown = memory.fact(DS, "bulk_customer_attributes")
@@ -711,9 +627,8 @@ def test_a_version_6_memory_gains_the_facts_table_and_keeps_everything(ledger_ur
     in_flight = memory.bulk_imports_in_flight()
     memory.close()
 
-    assert migration_logs(caplog) == [f"Sync memory at {ledger_url} migrated from schema 6 to {CURRENT} "
-                                      "(tables or columns added; every remembered row kept)"]
-    assert dump(ledger_url) == {**before, "version": [(CURRENT,)]}
+    assert migration_logs(caplog) == [migrated(ledger_url, 6)]
+    assert dump(ledger_url) == unhashed({**before, "version": [(CURRENT,)]})
     assert unknown is None
     assert in_flight == [("local-1", DS, None, [{"stream": "public-customers"}])]
     reopened = Ledger(ledger_url)

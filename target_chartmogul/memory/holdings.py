@@ -1,10 +1,13 @@
 """What ChartMogul already holds in a data source, read in pages when the sync memory cannot tell.
 
 A lost sync memory (a new working directory, a deleted file, another worker, a memory
-kept elsewhere) must cost reads, never writes or losses. So when the memory holds
-nothing for a data source and kind of object, every object of that kind is listed once
-(200 per page) before anything is decided: the memory adopts their uuids, and the
-listed copies let the sinks compare instead of writing what is already there.
+kept elsewhere) must cost reads, never writes or losses; so must an upgrade, which leaves
+the memory's rows without hashes it can trust (memory.migrations.unprove_hashes). So when
+the memory cannot vouch for a data source and kind of object (it holds none of it, or an
+upgrade left it unproven: `Ledger.vouches_for`), every object of that kind is listed once
+(200 per page) before anything is decided: the memory adopts their uuids (filling the
+uuids it lacks), the listing proves the kind again (`Ledger.proven`), and the listed copies
+let the sinks compare instead of writing what is already there.
 
 Invoices carry no `data_source_uuid` in ChartMogul's answers (recorded): a listing
 filtered by data source is trusted to hold only that data source's invoices.
@@ -34,6 +37,8 @@ Obj = dict[str, t.Any]
 LISTS: dict[str, tuple[str, str, str]] = {
     entry.listing.kind: (entry.listing.path, entry.listing.root, entry.name) for entry in REGISTRY if entry.listing
 }
+# What a listing shows besides its own objects, and so proves too: an invoice comes with its lines and transactions.
+SHOWN_WITH: dict[str, tuple[str, ...]] = {"invoice": ("line_items", "transactions")}
 # Keys of a listed object that no comparison reads: dropped so a large account stays small in memory.
 NOISE = frozenset(
     {"address", "chartmogul-url", "billing-system-url", "billing-system-type", "currency-sign", "mrr", "arr", "id"}
@@ -72,12 +77,12 @@ class Holdings:
         self.objects_read = 0
 
     def prefetch(self, kind: str, data_source_uuid: str) -> None:
-        """Start reading the listing in the background if the memory holds none of `kind` in the data source."""
+        """Start reading the listing in the background if the memory cannot vouch for `kind` in the data source."""
         key = (kind, data_source_uuid)
         with self._lock:
             if key in self._listed or key in self._ahead:
                 return
-        if self._memory_holds(key):
+        if self._memory_vouches(key):
             return
         ahead: concurrent.futures.Future[Listing] = concurrent.futures.Future()
         with self._lock:
@@ -94,7 +99,7 @@ class Holdings:
         threading.Thread(target=read, name=f"list-{kind}", daemon=True).start()
 
     def ensure(self, kind: str, data_source_uuid: str) -> bool:
-        """Read every `kind` object of the data source if the memory holds none of them.
+        """Read every `kind` object of the data source if the memory cannot vouch for them.
 
         True when this run holds the whole listing, so a miss in it is authoritative.
         """
@@ -109,7 +114,7 @@ class Holdings:
             with self._lock:
                 if key in self._listed:
                     return True
-            if self._memory_holds(key):
+            if self._memory_vouches(key):
                 return False
             with self._lock:
                 ahead = self._ahead.get(key)
@@ -119,7 +124,7 @@ class Holdings:
                 with self._lock:
                     self._ahead.pop(key, None)  # a failed read is not kept: the next use reads again
                 raise
-            self._ledger().adopt(LISTS[kind][2], data_source_uuid, found)
+            self._proven(kind, data_source_uuid, found)
             with self._lock:
                 self._held.update(held)
                 self._every[key] = every
@@ -128,16 +133,24 @@ class Holdings:
                 self.objects_read += len(held)
             return True
 
-    def _memory_holds(self, key: tuple[str, str]) -> bool:
-        """Whether the sync memory holds some of (kind, data source): then no listing is read for it (asked once)."""
+    def _memory_vouches(self, key: tuple[str, str]) -> bool:
+        """Whether the sync memory can answer for (kind, data source): then no listing is read for it (asked once)."""
         with self._lock:
             if key in self._checked:
                 return True
-        if not self._ledger().holds_any(LISTS[key[0]][2], key[1]):
+        kind, data_source_uuid = key
+        if not self._ledger().vouches_for(LISTS[kind][2], data_source_uuid, *SHOWN_WITH.get(kind, ())):
             return False
         with self._lock:
             self._checked.add(key)
         return True
+
+    def _proven(self, kind: str, data_source_uuid: str, found: dict[str, str]) -> None:
+        """The memory adopts what the listing found, and vouches again for everything the listing shows."""
+        ledger = self._ledger()
+        ledger.adopt(LISTS[kind][2], data_source_uuid, found)
+        for obj in (LISTS[kind][2], *SHOWN_WITH.get(kind, ())):
+            ledger.proven(obj, data_source_uuid)
 
     def _read(self, kind: str, data_source_uuid: str) -> Listing:
         """Page through the listing: (external id -> uuid, copies by key, every copy, with or without an external id)."""

@@ -2,7 +2,7 @@
 
 Invoices need their customer's uuid and their plans' uuids, transactions their
 invoice's uuid. Each is found once: in this run's cache, the sync memory, a listing of
-the whole data source (when the memory holds none of that kind, see `holdings`), or one
+the whole data source (when the memory cannot vouch for that kind, see `holdings`), or one
 lookup. A miss is remembered too: records that need an object the input has not brought
 yet wait for it (see the sinks' deferral) without one lookup per record; writing the
 object later in the run replaces the miss.

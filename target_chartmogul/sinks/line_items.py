@@ -68,6 +68,8 @@ class LineItemsSink(LinesAssembly):
             except RecordRejected as exc:
                 self.reject(record, exc.reason, field=exc.field)
                 self.refused_line(record, exc.reason)
+        for ds in sorted({part.data_source_uuid for part in lines}):  # memory cannot vouch: compare with a listing
+            self.context.refs.holdings.ensure("invoice", ds)
         self.known = self.memory_lookup((part.data_source_uuid, part.external_id) for part in lines)
         for part in lines:
             if self.is_current(self.known.get((part.data_source_uuid, part.external_id)), part.fingerprint):
@@ -210,7 +212,11 @@ class LineItemsSink(LinesAssembly):
                 self.line_written(part, str(held["uuid"]))
 
     def held_for(self, data_source_uuid: str, invoice: str) -> Obj | None:
-        """The invoice as ChartMogul holds it (with its customer), by remembered uuid or by external id."""
+        """The invoice as ChartMogul holds it (with its customer): listed in this run, by remembered uuid, or by
+        external id.
+        """
+        if self.context.refs.holdings.listed("invoice", data_source_uuid):
+            return self.context.refs.holdings.get("invoice", data_source_uuid, invoice)
         entry = self.context.ledger.get("invoices", data_source_uuid, invoice)
         if entry is not None and entry.uuid:
             held = self._get_or_none(str(entry.uuid))

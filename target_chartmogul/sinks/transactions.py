@@ -66,6 +66,8 @@ class TransactionsSink(DeletesMissing):
     def write_records(self, records: list[Record]) -> None:
         """Write concurrently; references are resolved per record."""
         upserts = self.split_deletions(records)
+        for ds in sorted({self.memory_key(r)[0] for r in upserts} - {""}):  # memory cannot vouch: compare with a listing
+            self.context.refs.holdings.ensure("invoice", ds)
         self.known = self.memory_lookup(self.memory_key(r) for r in upserts)
         self.run_each(upserts, self.write_remembered, records_of=lambda record: [record])
 

@@ -698,6 +698,10 @@ class FakeChartMogul:
         """All stored objects as JSON-ready data."""
         return self.store.snapshot()
 
+    def load_state(self, state: JSON) -> None:
+        """Hold what `dump_state` gave (of this fake or an older one), uuids included."""
+        self.store.restore(state)
+
     # -- request log and counters
 
     @property

@@ -1466,6 +1466,48 @@ class Store:
 
     # ------------------------------------------------------------------ whole state
 
+    # Keys an older fake kept in its stored customers that this one renders in its answers instead.
+    _RENDERED_CUSTOMER_KEYS = ("address", "customer-since", "chartmogul-url")
+
+    def restore(self, state: JSON) -> None:
+        """Hold exactly what a `snapshot` (of this fake or an older one) held, uuids included, indexes rebuilt:
+        ChartMogul as it was when an older release of the target wrote its sync memory.
+        """
+        with self.lock:
+            for source in state.get("data_sources", []):
+                self.data_sources[source["uuid"]] = copy.deepcopy(source)
+            for customer in state.get("customers", []):
+                kept = {k: copy.deepcopy(v) for k, v in customer.items() if k not in self._RENDERED_CUSTOMER_KEYS}
+                self.customers[kept["uuid"]] = kept
+                for ds_uuid in kept["data_source_uuids"]:
+                    for ext in kept["external_ids"]:
+                        self._customer_ext[(ds_uuid, ext)] = kept["uuid"]
+                self._next_customer_id = max(self._next_customer_id, int(kept["id"]) + 1)
+            self._custom_types.update(copy.deepcopy(state.get("custom_attribute_types", {})))
+            for plan in state.get("plans", []):
+                self.plans[plan["uuid"]] = copy.deepcopy(plan)
+                self._plan_ext[(plan["data_source_uuid"], plan["external_id"])] = plan["uuid"]
+            for invoice in copy.deepcopy(state.get("invoices", [])):
+                self._restore_invoice(invoice)
+
+    def _restore_invoice(self, invoice: JSON) -> None:
+        """One stored invoice with its line items' and transactions' indexes (transactions shared with its list)."""
+        ds_uuid = invoice["data_source_uuid"]
+        self.invoices[invoice["uuid"]] = invoice
+        self._invoice_ext[(ds_uuid, invoice["external_id"])] = invoice["uuid"]
+        self._imported_customers.add(invoice["customer_uuid"])
+        for item in invoice["line_items"]:
+            if item.get("external_id") is not None:
+                self._line_item_ext[(ds_uuid, item["external_id"])] = item["uuid"]
+            sub_ext = _external_id(item.get("subscription_external_id"))
+            if item.get("subscription_uuid") and sub_ext is not None:
+                self._subscriptions[(invoice["customer_uuid"], sub_ext)] = item["subscription_uuid"]
+        for tx in invoice["transactions"]:
+            self.transactions[tx["uuid"]] = tx
+            self._transaction_invoice[tx["uuid"]] = invoice["uuid"]
+            if tx.get("external_id") is not None:
+                self._transaction_ext[(ds_uuid, tx["external_id"])] = tx["uuid"]
+
     def snapshot(self) -> JSON:
         """Everything as plain JSON (for ``--dump``)."""
         with self.lock:
