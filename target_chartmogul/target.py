@@ -28,6 +28,7 @@ from target_chartmogul.config.input import ENV_PREFIX, from_cli_args
 from target_chartmogul.config.registry import RANKS, REGISTRY
 from target_chartmogul.config.settings import CONFIG_SCHEMA, STREAM_OPTION_NAMES
 from target_chartmogul.errors import FatalError, StoppedError
+from target_chartmogul.reconcile.run import Reconciliation
 from target_chartmogul.run.context import RunContext
 from target_chartmogul.run.reader import StrictSingerReader
 from target_chartmogul.run.report import failed_before_start
@@ -75,6 +76,8 @@ class TargetChartMogul(SDKOverrides, Target):
         # Streams share one rate limit and writes follow dependency order.
         self.max_parallelism = 1
         self.context = RunContext(self.config, self.logger, drain=self.drain_one, stop=self.stop)
+        # reconcile: true routes every stream to the comparison (target_chartmogul/reconcile), which writes nothing
+        self.reconciliation = Reconciliation(self.context) if self.context.setting("reconcile") else None
         self._sink_classes: dict[str, type[Sink]] = {}
         self._active: dict[str, Sink] = {}
         self._state_withheld = False
@@ -164,7 +167,8 @@ class TargetChartMogul(SDKOverrides, Target):
         """The sink of the stream's ChartMogul object, bound to this run's context, or the skipping sink."""
         obj = self.context.stream(stream_name).object or "(skipped)"
         if obj not in self._sink_classes:
-            self._sink_classes[obj] = SINK_CLASSES.get(obj, SkipSink).bound_to(self.context)
+            reconciling = self.reconciliation.sink_for(obj) if self.reconciliation is not None else None
+            self._sink_classes[obj] = reconciling or SINK_CLASSES.get(obj, SkipSink).bound_to(self.context)
         return self._sink_classes[obj]
 
     def get_sink(
@@ -177,8 +181,12 @@ class TargetChartMogul(SDKOverrides, Target):
     ) -> Sink:
         """The stream's sink; seeing another stream's message ends the previous stream's full-table version."""
         self.context.order.stream_seen(stream_name, self._object_sinks())
+        if self.reconciliation is not None:
+            self.reconciliation.stream_seen(stream_name)
         sink = super().get_sink(stream_name, record=record, schema=schema, key_properties=key_properties)
         self._active[stream_name] = sink
+        if self.reconciliation is not None:
+            self.reconciliation.sink_opened(sink)
         return sink
 
     def _object_sinks(self) -> list[ChartMogulSink]:
@@ -187,6 +195,9 @@ class TargetChartMogul(SDKOverrides, Target):
     # The end of the input -------------------------------------------------------------------
     def process_endofpipe(self) -> None:
         """Drain everything, retry what waited and what earlier runs refused, then apply `on_reject: fail`."""
+        if self.reconciliation is not None:
+            self.finish_reconcile(self.reconciliation)
+            return
         order = self.context.order
         self._input_ended = True
         try:
@@ -204,6 +215,15 @@ class TargetChartMogul(SDKOverrides, Target):
             self.context.report.log_summary()
         self.fail_on_rejects()
         self.context.report.finished()
+
+    def finish_reconcile(self, reconciliation: Reconciliation) -> None:
+        """A reconcile run's end: nothing was staged, waits or is retried; ChartMogul is read and compared."""
+        try:
+            super().process_endofpipe()
+            code = reconciliation.finish()
+        finally:
+            self.context.close()
+        self.context.report.reconciled(code, reconciliation.details())
 
     def repair_replacements(self) -> None:
         """Finish invoice replacements an earlier run left between its delete and its import."""
@@ -277,12 +297,13 @@ class TargetChartMogul(SDKOverrides, Target):
         """Print STATE with an encoder that accepts Decimal (meltano/sdk#3787).
 
         Withheld while records wait for a reference (deferred): they are neither
-        written nor rejected yet. Never in a dry run: Meltano would save it as
+        written nor rejected yet. Never in a dry run or a reconcile run: Meltano would save it as
         the tap's bookmark and the real run after it would skip those rows.
         """
-        if self.context.dry_run:
+        if self.context.dry_run or self.reconciliation is not None:
             if not self._state_withheld:
-                self.logger.info("DRY RUN: STATE not emitted, so the next real run reads the same rows")
+                mode = "RECONCILE" if self.reconciliation is not None else "DRY RUN"
+                self.logger.info("%s: STATE not emitted, so the next real run reads the same rows", mode)
             self._state_withheld = True
             return
         bulk = self.context.bulk
@@ -320,6 +341,11 @@ class TargetChartMogul(SDKOverrides, Target):
         Unlike the SDK's handler, a drain that fails (or records left waiting) ends with
         exit code 1, and no STATE covers unwritten records.
         """
+        if self.reconciliation is not None:  # exit 0 would say "agree": a stopped comparison is a failure
+            self.context.report.stopped_by = signum
+            self.context.close()
+            self.context.report.failed(f"stopped by signal {signum} before ChartMogul was compared")
+            sys.exit(1)
         self.logger.info("Received signal %s: writing what was received, then stopping", signum)
         self.context.report.stopped_by = signum
         self._input_ended = True  # no more input is read: what waits is written now, or the run fails saying so
@@ -365,6 +391,8 @@ class TargetChartMogul(SDKOverrides, Target):
         try:
             target = cls(config=config.config if config else {}, validate_config=True, parse_env_config=False)
             target.listen(file_input)
+            if target.reconciliation is not None:
+                sys.exit(target.reconciliation.exit_code)  # 0: ChartMogul agrees with the input, 3: it differs
         except ConfigValidationError as exc:  # one line naming each setting, not the SDK's "Config validation failed"
             reason = invalid_values(exc.errors)
             cls.logger.error("target-chartmogul failed: %s", reason)

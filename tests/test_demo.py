@@ -8,9 +8,12 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from tests.running import REPO
 
 
+@pytest.mark.subprocess  # the demo script as `bash scripts/demo.sh` runs it
 def test_the_demo_output_is_labelled_and_explained(tmp_path):
     env = {**os.environ, "TCM_DEMO_DIR": str(tmp_path / "demo")}
     proc = subprocess.run([sys.executable, "-m", "scripts.demo"], cwd=REPO, env=env, capture_output=True, text=True,

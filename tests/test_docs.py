@@ -5,8 +5,6 @@ from __future__ import annotations
 import ast
 import json
 import re
-import subprocess
-import sys
 
 import yaml
 
@@ -14,12 +12,12 @@ from scripts.settings_table import settings_markdown
 from target_chartmogul.config.settings import MODES
 from target_chartmogul.target import TargetChartMogul
 from tests.fake_chartmogul import FakeChartMogul
-from tests.running import API_KEY, REPO, run_cli, run_command
+from tests.running import API_KEY, REPO, invoke_cli, invoke_target
 
 
-def about() -> dict:
-    proc = subprocess.run([sys.executable, "-m", "target_chartmogul", "--about", "--format", "json"],
-                          capture_output=True, text=True, check=True)
+def about(tmp_path) -> dict:
+    proc = invoke_cli(["--about", "--format", "json"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
 
@@ -38,9 +36,9 @@ def test_readme_opens_with_the_demo_and_test_commands():
     assert "bash scripts/test.sh" in (REPO / ".ci" / "run").read_text()
 
 
-def test_hub_definition_declares_every_setting_and_capability():
+def test_hub_definition_declares_every_setting_and_capability(tmp_path):
     hub = yaml.safe_load((REPO / "meltano-hub" / "target-chartmogul.yml").read_text())
-    info = about()
+    info = about(tmp_path)
     assert [s["name"] for s in hub["settings"]] == list(info["settings"]["properties"])
     assert hub["capabilities"] == info["capabilities"]
     sensitive = {s["name"] for s in hub["settings"] if s.get("sensitive")}
@@ -100,12 +98,12 @@ def real_messages(tmp_path) -> str:
         config = {"api_key": API_KEY, "api_url": fake.url, "data_source_uuid": ds,
                   "rejects_path": str(tmp_path / "rejects.jsonl"), "ledger_url": f"sqlite:///{tmp_path / 'l.db'}",
                   "streams": {"billing-refunds": {"object": "transactions"}}}
-        samples = run_cli(config, text, tmp_path).stderr
-    samples += run_cli({**config, "ledger_url": f"sqlite:///{tmp_path / 'l2.db'}"}, text, tmp_path).stderr  # gone
-    samples += run_cli({**config, "streams": {"accounts": {"object": "customer"}}}, "", tmp_path).stderr
-    samples += run_cli({**config, "max_concurency": 2}, "", tmp_path).stderr  # a misspelt setting
+        samples = invoke_target(config, text, tmp_path).stderr
+    samples += invoke_target({**config, "ledger_url": f"sqlite:///{tmp_path / 'l2.db'}"}, text, tmp_path).stderr  # gone
+    samples += invoke_target({**config, "streams": {"accounts": {"object": "customer"}}}, "", tmp_path).stderr
+    samples += invoke_target({**config, "max_concurency": 2}, "", tmp_path).stderr  # a misspelt setting
     env = {"TARGET_CHARTMOGUL_API_KEY": "k", "TARGET_CHARTMOGUL_MAX_CONCURRENCY": "ten"}
-    return samples + run_command(["--config", "ENV"], tmp_path, env=env).stderr
+    return samples + invoke_cli(["--config", "ENV"], tmp_path, env=env).stderr
 
 
 def test_readme_json_examples_are_settings_the_target_accepts():

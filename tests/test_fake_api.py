@@ -995,6 +995,7 @@ def test_stop_is_prompt_with_idle_keep_alive_connections() -> None:
     client.session.close()
 
 
+@pytest.mark.subprocess  # the fake's command line (python -m tests.fake_chartmogul)
 def test_command_line_runner(tmp_path: Path) -> None:
     dump = tmp_path / "state.json"
     proc = subprocess.Popen(

@@ -702,6 +702,7 @@ def test_switch_values_are_checked(fake: FakeChartMogul) -> None:
         True, "id", True, "async", {"c-1", "inv-1"}, "ignored", 10, "accept")
 
 
+@pytest.mark.subprocess  # the fake's command line
 def test_command_line_bulk_delays(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.fake_chartmogul", "--port", "0", "--api-key", "k", "--data-source-uuid", "ds_cli",
@@ -1194,6 +1195,7 @@ def test_command_line_bulk_switches() -> None:
         "both", False, "sync", set(), "kept", 5_000_000, "refuse")
 
 
+@pytest.mark.subprocess  # the fake's command line
 def test_the_benchmarks_fake_takes_the_switches() -> None:
     """``bench/fake_server.py`` (benchmarks) over real HTTP: poll_by and max_body_bytes from its command line."""
     proc = subprocess.Popen(

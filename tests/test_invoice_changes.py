@@ -245,6 +245,7 @@ def test_a_refused_status_transition_with_a_lost_memory_is_never_counted_done(fa
         assert "most likely" not in warning
 
 
+@pytest.mark.subprocess  # a run killed (SIGKILL) mid-replacement
 @pytest.mark.parametrize("status", ["paid", "voided"])
 def test_a_run_killed_between_the_delete_and_the_new_import_is_repaired_by_the_next(fake, ds, base_config,
                                                                                     tmp_path, status):
@@ -269,7 +270,7 @@ def test_a_run_killed_between_the_delete_and_the_new_import_is_repaired_by_the_n
     proc = TargetProcess(config, work, input_file=feed)
     try:
         wait_for(lambda: fake.count("DELETE", r"^/invoices/") == 1 and fake.count("POST", IMPORT_PATH) >= 2,
-                 timeout=60)
+                 timeout=60, fake=fake)
     finally:
         proc.kill(signal.SIGKILL)
     proc.wait()

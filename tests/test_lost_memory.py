@@ -124,6 +124,7 @@ def held_back_run(config: dict[str, t.Any], tmp_path: pathlib.Path, first: str, 
     return early, proc.returncode, stderr
 
 
+@pytest.mark.subprocess  # a tap's stdin held open between two parts of the input
 def test_with_the_memory_lost_the_listing_is_read_while_the_records_still_arrive(fake, ds, base_config, tmp_path):
     rows = customer_rows(3)
     run_target(base_config, customers_stream(STREAM, rows))
@@ -140,6 +141,7 @@ def test_with_the_memory_lost_the_listing_is_read_while_the_records_still_arrive
     assert write_calls(fake) == []
 
 
+@pytest.mark.subprocess  # a tap's stdin held open between two parts of the input
 def test_with_no_memory_the_plans_new_invoices_name_are_listed_before_the_plans_stream_comes(
         fake, ds, base_config, tmp_path):
     config = billing_config(base_config, batch_size_rows=2)  # the invoices are drained while they arrive

@@ -258,6 +258,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@pytest.mark.subprocess  # scripts/postgres.sh starts and stops a server of its own
 @pytest.mark.skipif(os.geteuid() != 0 or not (PG_BIN / "pg_ctl").exists() or shutil.which("su") is None,
                     reason="needs root, su and Debian's PostgreSQL 15 (scripts/postgres.sh runs it as postgres)")
 def test_postgres_script_from_a_private_directory_leaves_nothing_behind(tmp_path):

@@ -10,7 +10,7 @@ from target_chartmogul.run.progress import ProgressReporter
 from target_chartmogul.run.summary import RunSummary
 from tests.fake_chartmogul import Fault
 from tests.helpers import request_log
-from tests.running import API_KEY, run_cli, run_target
+from tests.running import API_KEY, invoke_target, run_target
 from tests.singer_messages import INTEGER, customers_stream, state
 
 STREAM = "customers"
@@ -81,7 +81,7 @@ def test_progress_lines_on_long_runs(fake, ds, base_config, tmp_path):
     fake.set_latency(0.05)
     config = {**base_config, "progress_interval": 0.2, "max_concurrency": 1}
     rows = [{"external_id": f"p{i}", "name": "P", "seats": 1} for i in range(30)]
-    proc = run_cli(config, stream(rows), tmp_path, env={"TARGET_CHARTMOGUL_LOGLEVEL": "INFO"})
+    proc = invoke_target(config, stream(rows), tmp_path, env={"TARGET_CHARTMOGUL_LOGLEVEL": "INFO"})
     assert proc.returncode == 0, proc.stderr
     progress = [line.rsplit(" | ", 1)[1] for line in proc.stderr.splitlines() if "| Progress customers:" in line]
     # One line per 0.2 s while the run moves: how many depends on wall-clock time, so a bound; each line exact.
@@ -122,7 +122,7 @@ def test_progress_lines_name_only_streams_that_moved_and_never_skipped_ones(capl
 
 def test_unknown_data_source_fails_before_the_first_write(fake, ds, base_config, tmp_path):
     config = {**base_config, "data_source_uuid": "ds_does_not_exist"}
-    proc = run_cli(config, stream(ROWS), tmp_path)
+    proc = invoke_target(config, stream(ROWS), tmp_path)
     assert proc.returncode == 1
     assert "data_source_uuid 'ds_does_not_exist' is not a data source of this ChartMogul account" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -60,12 +60,24 @@ def imported_top_level_modules() -> set[str]:
     return found - {"target_chartmogul", "__future__"} - set(sys.stdlib_module_names)
 
 
+def distributions_of(module: str) -> list[str]:
+    """The installed distributions that hold a top-level module.
+
+    Python 3.10 maps a module to its distribution only through top_level.txt, which some wheels lack (singer-sdk,
+    python-backoff 2.x): then the files each distribution installed tell, and failing that the module's own name
+    stands for it.
+    """
+    found = importlib.metadata.packages_distributions().get(module)
+    if found:
+        return found
+    owners = [dist.metadata["Name"] for dist in importlib.metadata.distributions()
+              if any(file.parts[0] == module for file in dist.files or [])]
+    return owners or [module]
+
+
 def test_every_imported_distribution_is_declared():
-    distributions = importlib.metadata.packages_distributions()
     declared = {name_of(r) for r in pyproject()["project"]["dependencies"]}
-    # Python 3.10 maps a module to its distribution only through top_level.txt, which singer-sdk lacks: then the
-    # module's own name, normalised as distribution names are, stands for it
-    imported = {module: [name_of(d) for d in distributions.get(module, [module])] for module in imported_top_level_modules()}
+    imported = {module: [name_of(d) for d in distributions_of(module)] for module in imported_top_level_modules()}
     undeclared = {module: dists for module, dists in imported.items() if not set(dists) & declared}
     assert undeclared == {}, "imported but not declared in [project] dependencies"
     assert {"sqlalchemy", "python-dotenv", "singer-sdk", "requests"} <= declared

@@ -1,4 +1,4 @@
-"""Run-level behaviour: STATE timing, Decimal in STATE, fatal errors, on_reject, secrets."""
+"""Run-level behaviour: STATE timing, Decimal in STATE, fatal errors, on_reject, secrets (the CLI in this process)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 
 from tests.fake_chartmogul import Fault
 from tests.helpers import error_lines
-from tests.running import API_KEY, run_cli, run_target
+from tests.running import API_KEY, invoke_target, run_target
 from tests.singer_messages import customers_stream, record, state
 
 STREAM = "customers"
@@ -32,7 +32,7 @@ def test_no_state_when_a_batch_fails(fake, ds, base_config, tmp_path):
     fake.inject(Fault("error_before", method="POST", times=100, status=503))
     config = {**base_config, "max_retries": 1}
     messages = [*customers_stream(STREAM, [{"external_id": "a", "name": "A"}]), state({"b": 1})]
-    proc = run_cli(config, messages, tmp_path, env={"TARGET_CHARTMOGUL_LOGLEVEL": "INFO"})
+    proc = invoke_target(config, messages, tmp_path, env={"TARGET_CHARTMOGUL_LOGLEVEL": "INFO"})
     assert proc.returncode == 1
     assert proc.stdout.strip() == ""  # no STATE: the record is neither written nor rejected
     assert "did not answer POST customers after 2 attempts" in proc.stderr
@@ -42,7 +42,7 @@ def test_no_state_when_a_batch_fails(fake, ds, base_config, tmp_path):
 def test_wrong_api_key_fails_fast_with_one_clear_line(fake, ds, base_config, tmp_path):
     config = {**base_config, "api_key": "wrong-key"}
     rows = [{"external_id": f"k{i}", "name": "K"} for i in range(30)]
-    proc = run_cli(config, customers_stream(STREAM, rows), tmp_path)
+    proc = invoke_target(config, customers_stream(STREAM, rows), tmp_path)
     assert proc.returncode == 1
     assert "ChartMogul refused the API key (HTTP 401" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -55,7 +55,7 @@ def test_on_reject_fail_writes_good_records_then_exits_non_zero(fake, ds, base_c
     config = {**base_config, "on_reject": "fail"}
     messages = [*customers_stream(STREAM, [{"external_id": "ok", "name": "OK"}, {"external_id": "bad"}]),
                 state({"s": 1})]
-    proc = run_cli(config, messages, tmp_path)
+    proc = invoke_target(config, messages, tmp_path)
     assert proc.returncode == 1
     assert "1 record(s) were rejected" in proc.stderr
     assert [c["external_id"] for c in fake.customers.values()] == ["ok"]
@@ -67,8 +67,8 @@ def test_api_key_appears_nowhere(fake, ds, base_config, tmp_path):
     config = {**base_config, "rejects_path": str(tmp_path / "rejects.jsonl")}
     rows = [{"external_id": "a", "name": "A"}, {"external_id": "b"}, {"external_id": "c", "name": "C",
                                                                        "country": "Nowhere"}]
-    proc = run_cli(config, [*customers_stream(STREAM, rows), state({"s": 1})], tmp_path,
-                   env={"TARGET_CHARTMOGUL_LOGLEVEL": "DEBUG"})
+    proc = invoke_target(config, [*customers_stream(STREAM, rows), state({"s": 1})], tmp_path,
+                         env={"TARGET_CHARTMOGUL_LOGLEVEL": "DEBUG"})
     assert proc.returncode == 0, proc.stderr
     rejects = (tmp_path / "rejects.jsonl").read_text()
     assert len(rejects.splitlines()) == 2
@@ -80,7 +80,7 @@ def test_api_key_appears_nowhere(fake, ds, base_config, tmp_path):
 
 def test_invalid_stream_option_is_one_clear_line(base_config, tmp_path):
     config = {**base_config, "streams": {"accounts": {"object": "accounts"}}}
-    proc = run_cli(config, [], tmp_path)
+    proc = invoke_target(config, [], tmp_path)
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     errors = error_lines(proc.stderr)
@@ -94,7 +94,7 @@ def test_invalid_stream_option_is_one_clear_line(base_config, tmp_path):
 
 
 def test_a_setting_of_the_wrong_type_in_a_config_file_is_one_line_naming_it(base_config, tmp_path):
-    proc = run_cli({**base_config, "max_concurrency": "ten"}, [], tmp_path)
+    proc = invoke_target({**base_config, "max_concurrency": "ten"}, [], tmp_path)
     assert proc.returncode == 1
     assert error_lines(proc.stderr) == [proc.stderr.rstrip().splitlines()[-1]]
     assert proc.stderr.rstrip().endswith(

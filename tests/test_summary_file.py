@@ -198,6 +198,7 @@ def stopped_config(base_config: dict[str, t.Any], tmp_path: pathlib.Path, bulk_i
             "bulk_import": bulk_import}
 
 
+@pytest.mark.subprocess  # SIGTERM to the target's process
 def test_a_run_stopped_by_sigterm_after_writing_what_it_received(fake, ds, base_config, tmp_path):
     config = stopped_config(base_config, tmp_path, "never")
     proc = TargetProcess(config, tmp_path / "work")
@@ -221,6 +222,7 @@ def test_a_run_stopped_by_sigterm_after_writing_what_it_received(fake, ds, base_
     }
 
 
+@pytest.mark.subprocess  # SIGTERM to the target's process
 def test_a_run_stopped_by_sigterm_with_records_it_did_not_write(fake, ds, base_config, tmp_path):
     """New customers wait for a bulk import, which a stop does not start: exit 1, and the file says why."""
     config = stopped_config(base_config, tmp_path, "always")

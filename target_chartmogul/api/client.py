@@ -1,10 +1,13 @@
 """The one HTTP client every sink shares: connection pooling, pacing, retries.
 
 Layering follows `requests`: sinks call `ChartMogulClient.request` (or a verb helper),
-which paces each attempt through `Pacer`, retries transient failures (exponential,
-jittered, honouring Retry-After) and turns refusals into `APIError`. The retry loop is our
-own, not the `backoff` library's, so that a SIGTERM ends a wait at once (`stop_requested`),
-and an API that cannot be reached at all fails at once (`connection.unreachable`).
+which paces each attempt through `Pacer`, retries transient failures and turns refusals into
+`APIError`. Retries go through the `backoff` library (as singer-sdk's REST streams do):
+`backoff.on_exception` runs the attempts, `retry_waits` says how long to wait (`backoff.expo`
+with `backoff.full_jitter`, never less than Retry-After). The wait itself is spent on the
+stop event (`Clock.wait`), not in backoff's `time.sleep`, so that a SIGTERM ends it at once
+(`stop_requested`). An API that cannot be reached at all fails at once
+(`connection.unreachable`).
 """
 
 from __future__ import annotations
@@ -13,11 +16,11 @@ import base64
 import dataclasses
 import logging
 import os
-import random
 import threading
 import time
 import typing as t
 
+import backoff
 import requests
 from requests.adapters import HTTPAdapter
 
@@ -41,6 +44,7 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 520, 524})
 # Refusals before any work: the rate limit (429) and too many parallel connections (503). Any other transient
 # failure of a write may come after ChartMogul wrote it.
 NOT_PROCESSED_STATUSES = frozenset({429, 503})
+BACKOFF_BASE = 0.5  # seconds: the first retry's ceiling, doubling from there (tests/conftest.py lowers it)
 MAX_BACKOFF_SECONDS = 60.0
 MAX_RETRY_AFTER_SECONDS = 120.0
 
@@ -88,13 +92,23 @@ class _Call:
 
 
 class _Transient(Exception):
-    """An attempt that may succeed if repeated; carries the server's Retry-After and the status (None: no answer)."""
+    """An attempt that may succeed if repeated; carries the server's Retry-After and the status (None: no answer).
+
+    `call`: the call it failed, set by `_attempt`, so that backoff's hooks (which see only the
+    failure) can name the call and tell a write that must not be repeated.
+    """
 
     def __init__(self, description: str, retry_after: float | None = None, status: int | None = None) -> None:
         super().__init__(description)
         self.description = description
         self.retry_after = retry_after
         self.status = status
+        self.call: _Call | None = None
+
+    @property
+    def uncertain(self) -> bool:
+        """A write that must not be repeated blindly failed in a way after which it may have landed."""
+        return self.call is not None and self.call.once and self.status not in NOT_PROCESSED_STATUSES
 
 
 def _retry_after(response: requests.Response) -> float | None:
@@ -125,22 +139,35 @@ def _log_give_up(call: _Call, exc: _Transient) -> None:
     LOGGER.warning("%s %s gave up after %d attempts: %s", call.method, call.path, call.attempts, exc.description)
 
 
-def _wait_gen(base: float, cap: float) -> t.Generator[float, t.Any, None]:
-    """Full-jitter exponential waits, never shorter than the server's Retry-After.
+def retry_waits(base: float, cap: float = MAX_BACKOFF_SECONDS) -> t.Generator[float, t.Any, None]:
+    """A backoff wait generator: full-jitter exponential waits, never shorter than the server's Retry-After.
 
-    The retry loop sends the failed attempt's exception into the generator, which is how
-    Retry-After reaches it; jitter is applied here so it cannot undercut Retry-After.
+    Ceilings come from `backoff.expo` (base, twice it, four times, … up to `cap`) and each wait is
+    `backoff.full_jitter` of its ceiling (anywhere from 0 to it), so clients that failed together
+    do not retry together. backoff sends each failure into the generator, which is how
+    Retry-After reaches it; jitter is applied here (backoff gets `jitter=None`) so that it
+    cannot undercut Retry-After.
     """
-    exc = yield 0.0
-    n = 0
+    ceilings = backoff.expo(factor=base, max_value=cap)
+    next(ceilings)  # expo's priming value
+    failure = yield 0.0  # backoff primes the generator with send(None)
     while True:
-        ceiling = min(cap, base * (2**n))
-        wait = random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not crypto
-        retry_after = getattr(exc, "retry_after", None)
+        wait = backoff.full_jitter(next(ceilings))
+        retry_after = getattr(failure, "retry_after", None)
         if retry_after is not None:
             wait = max(wait, retry_after)
-        n += 1
-        exc = yield wait
+        failure = yield wait
+
+
+class Clock:
+    """How the client waits between attempts: until the time passed or a stop was requested.
+
+    Tests hand the client a clock that does not sleep (tests/clocks.py).
+    """
+
+    def wait(self, stop: threading.Event, seconds: float) -> bool:
+        """Wait up to `seconds`; True when `stop` was set (at once if it already was)."""
+        return stop.wait(seconds)
 
 
 class ChartMogulClient:
@@ -159,14 +186,26 @@ class ChartMogulClient:
         max_concurrency: int = 10,
         timeout: float = 30.0,
         max_retries: int = 8,
-        backoff_base: float = 0.5,
+        backoff_base: float | None = None,
         observers: t.Sequence[t.Callable[[Attempt], None]] = (),
         stop_requested: threading.Event | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.base_url = api_url.rstrip("/")
         self.timeout = timeout
         self.max_retries = max(0, int(max_retries))
-        self.backoff_base = backoff_base
+        self.backoff_base = BACKOFF_BASE if backoff_base is None else backoff_base
+        self.clock = clock or Clock()
+        # Built once (building it per request costs ~8 µs, docs/benchmarks.md): the attempts of one call, retried
+        # by backoff; max_tries is read at each call (the first attempt and max_retries more).
+        self._retrying = backoff.on_exception(
+            self._pauses,
+            _Transient,
+            max_tries=lambda: self.max_retries + 1,
+            jitter=None,  # retry_waits jitters, under its Retry-After floor
+            giveup=lambda failure: failure.uncertain,
+            logger=None,  # _pauses and _send_with_retries log, naming the call
+        )(self._attempt)
         self.pacer = Pacer(max_requests_per_second, max_concurrency)
         self.observers = list(observers)
         # Set by the stop guard on SIGTERM/SIGINT: a retry wait ends at once and the call fails.
@@ -207,31 +246,42 @@ class ChartMogulClient:
     def _send_with_retries(self, call: _Call) -> Response:
         """`_attempt` until it succeeds, is refused, has been retried `max_retries` times, or a stop is requested.
 
-        Exponential full-jitter waits that honour Retry-After (`_wait_gen`). A SIGTERM during
-        a wait (or before it) abandons the call with `StoppedError` instead of keeping the
-        run alive through minutes of retries.
+        backoff runs the attempts and gives up at once on a write of `once` that may have
+        landed (`UncertainWrite`; a 429 or 503 is still retried). A refused first connection is
+        a `FatalError`, which backoff does not retry. A SIGTERM during a wait (or before it)
+        abandons the call with `StoppedError` instead of keeping the run alive through minutes
+        of retries.
         """
-        waits = _wait_gen(self.backoff_base, MAX_BACKOFF_SECONDS)
-        next(waits)
+        try:
+            return t.cast("Response", self._retrying(call))
+        except _Transient as exc:
+            if exc.uncertain:
+                msg = f"{call.method} {call.path}: {exc.description}; it may have reached ChartMogul"
+                raise UncertainWrite(msg) from None
+            _log_give_up(call, exc)
+            raise
+
+    def _pauses(self) -> t.Generator[float, t.Any, None]:
+        """The wait generator backoff drives for one call: each wait of `retry_waits` is spent here.
+
+        backoff would sleep with `time.sleep`, which no signal ends; so the wait is spent on
+        `stop_requested` through the clock, and backoff is handed 0. A stop requested before
+        or during the wait raises `StoppedError` out of backoff's loop.
+        """
+        waits = retry_waits(self.backoff_base)
+        failure = yield next(waits)
         while True:
-            try:
-                return self._attempt(call)
-            except _Transient as exc:
-                if call.once and exc.status not in NOT_PROCESSED_STATUSES:
-                    msg = f"{call.method} {call.path}: {exc.description}; it may have reached ChartMogul"
-                    raise UncertainWrite(msg) from None
-                if call.attempts > self.max_retries:
-                    _log_give_up(call, exc)
-                    raise
-                wait = waits.send(exc)
-                if not self.stop_requested.is_set():
-                    _log_retry(call, exc, wait)
-                if self.stop_requested.wait(wait):
-                    msg = (
-                        f"stopped by a signal while retrying {call.method} {call.path} (last: {exc.description}); "
-                        "records not written are not covered by STATE"
-                    )
-                    raise StoppedError(msg) from None
+            wait = waits.send(failure)
+            call = failure.call
+            if not self.stop_requested.is_set():
+                _log_retry(call, failure, wait)
+            if self.clock.wait(self.stop_requested, wait):
+                msg = (
+                    f"stopped by a signal while retrying {call.method} {call.path} (last: {failure.description}); "
+                    "records not written are not covered by STATE"
+                )
+                raise StoppedError(msg)
+            failure = yield 0.0
 
     def close(self) -> None:
         """Release pooled connections."""
@@ -329,7 +379,11 @@ class ChartMogulClient:
     def _attempt(self, call: _Call) -> Response:
         """One attempt: send it, then read the answer (the retry policy repeats this)."""
         call.attempts += 1
-        return self._classify(call, self._send(call))
+        try:
+            return self._classify(call, self._send(call))
+        except _Transient as exc:
+            exc.call = call
+            raise
 
     def _send(self, call: _Call) -> requests.Response:
         """Put one attempt on the wire (paced) and tell the observers, whatever happens.

@@ -171,7 +171,8 @@ CONFIG_SCHEMA = th.PropertiesList(
         "summary_path",
         th.StringType,
         description="JSON file written at the end of every run: status (succeeded, succeeded_with_rejects, failed, "
-        "stopped; running while it runs), exit code, figures, and per stream the summary's counts. Unset: none.",
+        "stopped; running while it runs; succeeded_with_differences when a reconcile run found some), exit code, "
+        "figures, and per stream the summary's counts. Unset: none.",
     ),
     th.Property(
         "on_reject",
@@ -184,6 +185,20 @@ CONFIG_SCHEMA = th.PropertiesList(
         th.BooleanType,
         default=False,
         description="Read but never write: log every write it would make and summarise would-create/update/delete.",
+    ),
+    th.Property(
+        "reconcile",
+        th.BooleanType,
+        default=False,
+        description="Compare, never write: read the input and ChartMogul, ignore the sync memory, and report what "
+        "ChartMogul lacks (missing), holds otherwise (different, per field), holds beyond a complete full-table "
+        "stream (extra) and the monthly revenue of both sides; exit 3 when they differ, 0 when they agree.",
+    ),
+    th.Property(
+        "reconcile_path",
+        th.StringType,
+        description="JSON-lines file of a reconcile run's differences (default: reconcile.jsonl in the rejects "
+        "file's folder); the HTML page with the revenue chart is written next to it (.html).",
     ),
     th.Property(
         "request_log",

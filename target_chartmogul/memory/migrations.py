@@ -121,7 +121,8 @@ def _to_8(conn: sa.Connection) -> None:
 # The tables as `unprove_hashes` reads and writes them (version 8 onwards).
 _SYNCED = sa.table("tcm_synced_objects", sa.column("data_source_uuid"), sa.column("object"),
                    sa.column("payload_hash"), sa.column("record_hash"))
-_UNPROVEN = sa.table("tcm_unproven", sa.column("data_source_uuid"), sa.column("object"), sa.column("marked_at"))
+_UNPROVEN = sa.table("tcm_unproven", sa.column("data_source_uuid"), sa.column("object"),
+                     sa.column("marked_at", sa.DateTime(timezone=True)))  # typed: no driver date adapter
 _BULK = sa.table("tcm_bulk_imports", sa.column("local_id"), sa.column("entries"))
 
 

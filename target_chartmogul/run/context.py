@@ -89,7 +89,8 @@ class RunContext:
         """
         if self.config.get("data_source_name"):
             self.data_source = resolve(self.client, self.config.get("data_source_uuid"),
-                                       self.config.get("data_source_name"), self.logger, dry_run=self.dry_run)
+                                       self.config.get("data_source_name"), self.logger, dry_run=self.dry_run,
+                                       create=not self.setting("reconcile"))
             self.config = types.MappingProxyType({**self.config, "data_source_uuid": self.data_source.uuid})
         self.report.data_source = self.data_source
         return self.data_source

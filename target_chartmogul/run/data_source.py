@@ -97,8 +97,12 @@ def resolve(
     logger: logging.Logger,
     *,
     dry_run: bool,
+    create: bool = True,
 ) -> DataSource:
-    """The default data source of the run; a FatalError when the settings disagree or ChartMogul refuses."""
+    """The default data source of the run; a FatalError when the settings disagree or ChartMogul refuses.
+
+    `create` False (a reconcile run, which writes nothing): a name no data source has stops the run instead.
+    """
     if not name:
         return DataSource(uuid or None)
     found = _named(client, name)
@@ -107,4 +111,8 @@ def resolve(
     if found is not None:
         logger.info("Data source %r: %s", name, found["uuid"])
         return DataSource(str(found["uuid"]), name)
+    if not create:
+        msg = (f"no data source is named {name!r} (data_source_name), and a reconcile run creates nothing: "
+               "ChartMogul holds none of the input")
+        raise FatalError(msg)
     return _create(client, name, logger, dry_run=dry_run)

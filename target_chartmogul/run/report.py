@@ -105,6 +105,13 @@ class RunReport:
         """`running` in the summary file: a run killed outright leaves that, never the last run's outcome."""
         self.write_summary_file("running", None)
 
+    def reconciled(self, exit_code: int, details: t.Mapping[str, t.Any]) -> None:
+        """A reconcile run's summary file: `succeeded` (both sides agree, exit 0) or `succeeded_with_differences`
+        (exit 3), with what it found under `reconcile`; its closing line is the reconciliation's own.
+        """
+        status = "succeeded" if exit_code == 0 else "succeeded_with_differences"
+        self.write_summary_file(status, exit_code, extra={"reconcile": dict(details)})
+
     def document(self, status: str, exit_code: int | None, reason: str | None = None) -> dict[str, t.Any]:
         """The summary file's content: the figures and counts the log's last lines show."""
         counts = self.summary.as_dict()
@@ -125,12 +132,13 @@ class RunReport:
             "totals": summary_file.totals(counts),
         }
 
-    def write_summary_file(self, status: str, exit_code: int | None, reason: str | None = None) -> None:
+    def write_summary_file(self, status: str, exit_code: int | None, reason: str | None = None, *,
+                           extra: t.Mapping[str, t.Any] | None = None) -> None:
         """Write the summary file, when `summary_path` is set; a file that cannot be written is logged, not fatal."""
         if self.summary_path is None:
             return
         try:
-            summary_file.write(self.summary_path, self.document(status, exit_code, reason))
+            summary_file.write(self.summary_path, {**self.document(status, exit_code, reason), **(extra or {})})
         except OSError as exc:
             self.logger.error("Could not write the summary file %s: %s", self.summary_path, exc)
 

@@ -21,7 +21,8 @@ import typing as t
 from target_chartmogul.run.summary import OUTCOMES
 from target_chartmogul.values.encoding import dumps
 
-STATUSES = ("running", "succeeded", "succeeded_with_rejects", "failed", "stopped")
+STATUSES = ("running", "succeeded", "succeeded_with_rejects", "failed", "stopped",
+            "succeeded_with_differences")  # the last: a reconcile run (`reconcile: true`) found differences (exit 3)
 HIDDEN = "***"
 MIN_SECRET = 6
 

@@ -89,6 +89,41 @@ def same_value(ours: t.Any, held: t.Any, *, is_date: bool = False) -> bool:
     return bool(ours == held)
 
 
+class Difference(t.NamedTuple):
+    """One field ChartMogul holds otherwise: its name (as the writing path words it), our value and ChartMogul's.
+
+    The values are what the rule compared (a field we do not send as its default), so a report can show both.
+    """
+
+    name: str
+    ours: t.Any
+    held: t.Any
+
+
+def field_differences(
+    ours: Obj,
+    held: Obj,
+    *,
+    dates: t.Collection[str] = (),
+    defaults: t.Mapping[str, t.Any] | None = None,
+    compared: t.Iterable[str] | None = None,
+) -> list[Difference]:
+    """The fields whose held value differs from ours, with both values; fields not in `held` are not compared.
+
+    `compared` limits the fields looked at (default: the keys of `ours`); a field of
+    `compared` that we do not send counts as its default, or as unset.
+    """
+    names = list(compared) if compared is not None else list(ours)
+    found = []
+    for name in names:
+        if name not in held:
+            continue
+        mine = ours[name] if name in ours else (defaults or {}).get(name)
+        if not same_value(mine, held[name], is_date=name in dates):
+            found.append(Difference(name, mine, held[name]))
+    return found
+
+
 def changed_fields(
     ours: Obj,
     held: Obj,
@@ -97,26 +132,32 @@ def changed_fields(
     defaults: t.Mapping[str, t.Any] | None = None,
     compared: t.Iterable[str] | None = None,
 ) -> list[str]:
-    """Names of the fields whose held value differs from ours; fields not in `held` are not compared.
-
-    `compared` limits the fields looked at (default: the keys of `ours`); a field of
-    `compared` that we do not send counts as its default, or as unset.
-    """
-    names = list(compared) if compared is not None else list(ours)
-    changed = []
-    for name in names:
-        if name not in held:
-            continue
-        mine = ours[name] if name in ours else (defaults or {}).get(name)
-        if not same_value(mine, held[name], is_date=name in dates):
-            changed.append(name)
-    return changed
+    """Names of the fields whose held value differs from ours (see `field_differences`)."""
+    return [found.name for found in field_differences(ours, held, dates=dates, defaults=defaults, compared=compared)]
 
 
 # Customers ---------------------------------------------------------------------------
+def customer_differences(fields: Obj, held: Obj, date_fields: t.Collection[str]) -> list[Difference]:
+    """Standard customer fields ChartMogul holds otherwise, with both values (fields it does not echo, such as
+    primary_contact, are not compared).
+    """
+    return field_differences(fields, held, dates=date_fields)
+
+
 def customer_changes(fields: Obj, held: Obj, date_fields: t.Collection[str]) -> list[str]:
-    """Standard customer fields to PATCH (fields ChartMogul does not echo, such as primary_contact, are not compared)."""
-    return changed_fields(fields, held, dates=date_fields)
+    """Standard customer fields to PATCH (see `customer_differences`)."""
+    return [found.name for found in customer_differences(fields, held, date_fields)]
+
+
+def custom_attribute_differences(ours: t.Mapping[str, tuple[str, t.Any]], held: Obj | None) -> list[Difference]:
+    """Custom attributes (key -> (type, value)) ChartMogul holds otherwise, with both values.
+
+    A key ChartMogul does not hold counts as null, so a value that became null is no change
+    when it is already gone. Customers and contacts both compare their attributes so.
+    """
+    have = held or {}
+    return [Difference(key, value, have.get(key)) for key, (kind, value) in ours.items()
+            if not attributes.same_value(kind, value, have.get(key))]
 
 
 def _folded(tags: t.Iterable[str]) -> dict[str, str]:
@@ -145,10 +186,17 @@ def tag_changes(
 
 
 # Plans -------------------------------------------------------------------------------
+PLAN_COMPARED = ("name", "interval_count", "interval_unit")
+
+
+def plan_differences(ours: Obj, held: Obj) -> list[Difference]:
+    """The plan fields ChartMogul holds differently, with both values."""
+    return field_differences(ours, held, compared=PLAN_COMPARED)
+
+
 def plan_changes(ours: Obj, held: Obj) -> dict[str, t.Any]:
     """The plan fields ChartMogul holds differently (for a PATCH)."""
-    names = ("name", "interval_count", "interval_unit")
-    return {name: ours[name] for name in changed_fields(ours, held, compared=names)}
+    return {found.name: ours[found.name] for found in plan_differences(ours, held)}
 
 
 # Invoices ----------------------------------------------------------------------------
@@ -167,17 +215,18 @@ def _line_key(item: Obj) -> tuple[t.Any, ...]:
     return tuple(key)
 
 
-def _line_changes(ours: Obj, held: Obj, where: str) -> list[str]:
-    fields = changed_fields(ours, held, dates=LINE_ITEM_DATES, defaults=LINE_ITEM_DEFAULTS, compared=LINE_ITEM_COMPARED)
-    return [f"{where}.{name}" for name in fields]
+def _line_differences(ours: Obj, held: Obj, where: str) -> list[Difference]:
+    fields = field_differences(ours, held, dates=LINE_ITEM_DATES, defaults=LINE_ITEM_DEFAULTS, compared=LINE_ITEM_COMPARED)
+    return [Difference(f"{where}.{found.name}", found.ours, found.held) for found in fields]
 
 
-def line_item_changes(ours: t.Sequence[Obj], held: t.Sequence[Obj]) -> list[str]:
-    """What differs between our line items and ChartMogul's: matched by external id, else by content.
+def line_item_differences(ours: t.Sequence[Obj], held: t.Sequence[Obj]) -> list[Difference]:
+    """What differs between our line items and ChartMogul's, with both sides: matched by external id, else by content.
 
-    ChartMogul may answer line items in another order than they were sent (recorded).
+    ChartMogul may answer line items in another order than they were sent (recorded). A line only
+    one side has is named with where it is, and carries the whole line on that side (None on the other).
     """
-    changes: list[str] = []
+    changes: list[Difference] = []
     held_by_id = {item["external_id"]: item for item in held if not is_blank(item.get("external_id"))}
     unmatched_held = [item for item in held if is_blank(item.get("external_id"))]
     for index, item in enumerate(ours):
@@ -186,21 +235,36 @@ def line_item_changes(ours: t.Sequence[Obj], held: t.Sequence[Obj]) -> list[str]
         if not is_blank(ext):
             match = held_by_id.pop(ext, None)
             if match is None:
-                changes.append(f"{where} (not in ChartMogul)")
+                changes.append(Difference(f"{where} (not in ChartMogul)", item, None))
             else:
-                changes.extend(_line_changes(item, match, where))
+                changes.extend(_line_differences(item, match, where))
             continue
         key = _line_key(item)
         found = next((i for i, other in enumerate(unmatched_held) if _line_key(other) == key), None)
         if found is None:
-            changes.append(f"{where} (no such line item in ChartMogul)")
+            changes.append(Difference(f"{where} (no such line item in ChartMogul)", item, None))
         else:
             unmatched_held.pop(found)
-    for ext in held_by_id:
-        changes.append(f"line_items[{ext}] (only in ChartMogul)")
+    for ext, line in held_by_id.items():
+        changes.append(Difference(f"line_items[{ext}] (only in ChartMogul)", None, line))
     if unmatched_held:
-        changes.append(f"{len(unmatched_held)} line item(s) only in ChartMogul")
+        changes.append(Difference(f"{len(unmatched_held)} line item(s) only in ChartMogul", None, unmatched_held))
     return changes
+
+
+def line_item_changes(ours: t.Sequence[Obj], held: t.Sequence[Obj]) -> list[str]:
+    """What differs between our line items and ChartMogul's, named (see `line_item_differences`)."""
+    return [found.name for found in line_item_differences(ours, held)]
+
+
+def invoice_differences(ours: Obj, held: Obj) -> list[Difference]:
+    """What differs between an invoice body (plans resolved) and ChartMogul's invoice, with both values
+    (transactions aside; fields ChartMogul does not answer with are not compared).
+    """
+    # collection_method only when we send it: what ChartMogul assumes without it is not recorded.
+    compared = [name for name in INVOICE_COMPARED if name in ours or name != "collection_method"]
+    changes = field_differences(ours, held, dates=INVOICE_DATES, compared=compared)
+    return changes + line_item_differences(ours.get("line_items") or [], held.get("line_items") or [])
 
 
 def invoice_changes(ours: Obj, held: Obj, *, written_differs: bool = False) -> list[str]:
@@ -210,19 +274,23 @@ def invoice_changes(ours: Obj, held: Obj, *, written_differs: bool = False) -> l
     fields ChartMogul answers with show no difference, the change is in one it does not echo
     (collection_method, the customer): still a change, named as far as it can be.
     """
-    # collection_method only when we send it: what ChartMogul assumes without it is not recorded.
-    compared = [name for name in INVOICE_COMPARED if name in ours or name != "collection_method"]
-    changes = changed_fields(ours, held, dates=INVOICE_DATES, compared=compared)
-    changes += line_item_changes(ours.get("line_items") or [], held.get("line_items") or [])
+    changes = [found.name for found in invoice_differences(ours, held)]
     if changes or not written_differs:
         return changes
     unanswered = " or ".join(name for name in INVOICE_UNANSWERED if name in ours and name not in held)
     return [f"{unanswered or 'a field'} (not in ChartMogul's answers)"]
 
 
+def transaction_differences(ours: Obj, held: Obj) -> list[Difference]:
+    """Fields of a transaction that ChartMogul holds differently, with both values (amount null means the full
+    amount).
+    """
+    return field_differences(ours, held, dates=("date",), compared=TRANSACTION_COMPARED)
+
+
 def transaction_changes(ours: Obj, held: Obj) -> list[str]:
-    """Fields of a transaction that ChartMogul holds differently (amount null means the full amount)."""
-    return changed_fields(ours, held, dates=("date",), compared=TRANSACTION_COMPARED)
+    """Fields of a transaction that ChartMogul holds differently (see `transaction_differences`)."""
+    return [found.name for found in transaction_differences(ours, held)]
 
 
 def _transaction_key(tx: Obj) -> tuple[t.Any, ...]:
@@ -274,26 +342,35 @@ def changed_transactions(ours: t.Sequence[Obj], held: t.Sequence[Obj]) -> list[t
 EVENT_DATES = frozenset({"event_date", "effective_date"})
 
 
-def event_changes(ours: Obj, held: Obj) -> list[str]:
-    """Event fields ChartMogul holds differently.
+def event_differences(ours: Obj, held: Obj) -> list[Difference]:
+    """Event fields ChartMogul holds differently, with both values.
 
     Unset numbers and texts are answered as "" or null (both recorded), dates as `…Z`; a
     field ChartMogul does not answer with (`event_order`) is not compared.
     """
-    return changed_fields(ours, held, dates=EVENT_DATES)
+    return field_differences(ours, held, dates=EVENT_DATES)
+
+
+def event_changes(ours: Obj, held: Obj) -> list[str]:
+    """Event fields ChartMogul holds differently (see `event_differences`)."""
+    return [found.name for found in event_differences(ours, held)]
 
 
 # Contacts ------------------------------------------------------------------------------
+def contact_differences(fields: Obj, held: Obj) -> list[Difference]:
+    """Standard contact fields ChartMogul holds differently, with both values (a column that became null clears
+    its field).
+    """
+    return field_differences(fields, held)
+
+
 def contact_changes(fields: Obj, held: Obj) -> list[str]:
-    """Standard contact fields ChartMogul holds differently (a column that became null clears its field)."""
-    return changed_fields(fields, held)
+    """Standard contact fields ChartMogul holds differently (see `contact_differences`)."""
+    return [found.name for found in contact_differences(fields, held)]
 
 
 def contact_custom_changes(ours: t.Mapping[str, tuple[str, t.Any]], held: Obj | None) -> list[str]:
-    """Keys of the contact's custom attributes (key -> (type, value)) that ChartMogul holds otherwise.
-
-    A key ChartMogul does not hold counts as null, so a value that became null is no change
-    when it is already gone.
+    """Keys of the contact's custom attributes (key -> (type, value)) that ChartMogul holds otherwise (see
+    `custom_attribute_differences`).
     """
-    have = held or {}
-    return [key for key, (kind, value) in ours.items() if not attributes.same_value(kind, value, have.get(key))]
+    return [found.name for found in custom_attribute_differences(ours, held)]

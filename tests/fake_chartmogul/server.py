@@ -505,6 +505,8 @@ class FakeChartMogul:
         self._latency = latency
         self._meta = threading.Lock()
         self._requests: list[RequestRecord] = []
+        # notified after each request is recorded: tests wait on it instead of polling (`wait_until`)
+        self.changed = threading.Condition()
         self._window: deque[float] = deque()
         self._in_flight_now = 0
         self._max_concurrent_seen = 0
@@ -527,7 +529,7 @@ class FakeChartMogul:
         self.url = f"http://{self.host}:{port}{API_PREFIX}"
         self._thread = threading.Thread(
             target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
+            kwargs={"poll_interval": 0.005},  # how long stop() waits for the loop to see it: tests stop hundreds of fakes
             name="fake-chartmogul",
             daemon=True,
         )
@@ -874,6 +876,8 @@ class FakeChartMogul:
         record.status = reply.status
         with self._meta:
             self._requests.append(record)
+        with self.changed:
+            self.changed.notify_all()
         return reply
 
     def _apply(

@@ -262,10 +262,14 @@ class TargetProcess:
             args += ["--input", str(input_file)]
         self.stderr_path = workdir / f"stderr-{id(self)}.log"
         self._stderr = self.stderr_path.open("w", encoding="utf-8")
-        self.proc = subprocess.Popen(
-            args, cwd=workdir, stdin=subprocess.PIPE if input_file is None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=self._stderr, text=True, env={**os.environ, **(env or {})},
-        )
+        try:
+            self.proc = subprocess.Popen(
+                args, cwd=workdir, stdin=subprocess.PIPE if input_file is None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=self._stderr, text=True, env={**os.environ, **(env or {})},
+            )
+        except BaseException:  # (the fast tier refuses processes): no open file is left to fail a later test
+            self._stderr.close()
+            raise
         self.stdout_lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -323,12 +327,21 @@ class TargetProcess:
         return unread[0] == 0
 
 
-def wait_for(condition: t.Callable[[], bool], timeout: float = 30, interval: float = 0.001) -> None:
+PROCESS_CHECK = 0.01  # seconds between looks at what no request of the fake shows (a process's state)
+
+
+def wait_for(condition: t.Callable[[], bool], timeout: float = 30, *, fake: FakeChartMogul | None = None) -> None:
+    """Until `condition()` holds: looked at again after each request the fake records (when given), and every
+    10 ms for what no request shows (a process that ended, or waits on stdin); an AssertionError after `timeout`.
+    """
     deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(interval)
+    woken = fake.changed if fake is not None else threading.Condition()
+    with woken:  # the fake notifies under this lock, so no request between a look and the wait goes unseen
+        while not condition():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError("condition not reached in time")
+            woken.wait(min(remaining, PROCESS_CHECK))
 
 
 def resume_messages(messages: list[t.Any], last_state: dict[str, t.Any] | None) -> list[t.Any]:

@@ -6,7 +6,8 @@
   records just before and after it (same stream) land; exit 0.
 - `lands-…`: odd but valid input. It lands intact; no reject; exit 0.
 
-Every case runs the real CLI (`python -m target_chartmogul`) against the fake API.
+Every case runs the CLI (`TargetChartMogul.cli`, in this process through click's CliRunner) against the fake
+API: the checks are messages, exit codes, rejects and what the fake holds.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from tests.billing import (
 )
 from tests.helpers import error_lines
 from tests.robustness.load import load_config
-from tests.running import run_cli
+from tests.running import invoke_target
 from tests.singer_messages import CUSTOMER_PROPS, INTEGER, STRING, lines, schema, state
 
 # ------------------------------------------------------------------------------ building blocks
@@ -273,7 +274,7 @@ def test_bad_input(case_id, fake, ds, base_config, tmp_path):
     for key in case.drop_config:
         config.pop(key)
     messages = case.messages if isinstance(case.messages, str) else lines(with_state(case.messages))
-    result = run_cli(config, messages, tmp_path, timeout=60)
+    result = invoke_target(config, messages, tmp_path)
     stderr = result.stderr
     assert "Traceback" not in stderr, stderr[-4000:]
     rejects_path = tmp_path / "rejects.jsonl"

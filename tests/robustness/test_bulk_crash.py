@@ -40,7 +40,7 @@ def kill_once_polled(fake: FakeChartMogul, first: TargetProcess, sig: int, polls
     """Send `sig` once the import was polled `polls` times (or the run ended)."""
     try:
         wait_for(lambda: any(n >= polls for n in fake.json_imports.polls.values()) or first.proc.poll() is not None,
-                 timeout=60)
+                 timeout=60, fake=fake)
     finally:
         first.kill(sig)
 

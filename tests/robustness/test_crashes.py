@@ -72,14 +72,14 @@ def test_sigkill_then_resume_from_last_state_is_exact(fake, ds, base_config, tmp
 
     first = TargetProcess(config, work, input_file=feed)
     try:
-        wait_for(lambda: kill_when(fake, first) or first.proc.poll() is not None, timeout=60)
+        wait_for(lambda: kill_when(fake, first) or first.proc.poll() is not None, timeout=60, fake=fake)
     finally:
         first.kill(signal.SIGKILL)
     code = first.wait()
     killed_after = len(fake.requests)
     if fault is not None:
         # The import the dead process sent is applied now, with nobody left to hear the answer.
-        wait_for(lambda: any(r.fault == "latency" for r in fake.requests), timeout=5)
+        wait_for(lambda: any(r.fault == "latency" for r in fake.requests), timeout=5, fake=fake)
         late = next(r for r in fake.requests if r.fault == "latency")
         assert late.status == 201, late.status  # the write was applied: the import created the invoice
     emitted = first.states

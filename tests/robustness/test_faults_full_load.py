@@ -80,7 +80,7 @@ def test_timeouts_answer_later_than_request_timeout(fake, ds, config, tmp_path):
     assert fake.faults.pending() == []  # all eight delays fired
     # A delayed request is logged when its (late) answer is written, which can be after the
     # target, having retried and finished, exits: wait for the stragglers before counting.
-    wait_for(lambda: fault_figures(fake)["by_kind"] == {"latency": 8}, timeout=10)
+    wait_for(lambda: fault_figures(fake)["by_kind"] == {"latency": 8}, timeout=10, fake=fake)
 
 
 def test_storm_of_429(fake, ds, config, tmp_path):

@@ -37,7 +37,7 @@ def test_sigterm_while_writing(fake, ds, base_config, tmp_path, after_requests):
     feed.write_text(lines(messages))
 
     proc = TargetProcess(config, tmp_path / "work", input_file=feed)
-    wait_for(lambda: len(fake.requests) >= after_requests or proc.proc.poll() is not None, timeout=60)
+    wait_for(lambda: len(fake.requests) >= after_requests or proc.proc.poll() is not None, timeout=60, fake=fake)
     assert proc.proc.poll() is None, "the run ended before the signal could be sent"
     sent_at = time.monotonic()
     proc.kill(signal.SIGTERM)
@@ -79,7 +79,7 @@ def test_sigterm_while_the_batch_in_flight_is_retried_stops_at_once(fake, ds, ba
     feed.write_text(lines(messages))
 
     proc = TargetProcess(config, tmp_path / "work", input_file=feed, env={"TARGET_CHARTMOGUL_LOGLEVEL": "INFO"})
-    wait_for(lambda: fake.count("POST", r"^/customers$") >= 15 or proc.proc.poll() is not None, timeout=60)
+    wait_for(lambda: fake.count("POST", r"^/customers$") >= 15 or proc.proc.poll() is not None, timeout=60, fake=fake)
     sent_at = time.monotonic()
     proc.kill(signal.SIGTERM)
     code = proc.wait(timeout=60)
@@ -109,7 +109,7 @@ def test_sigterm_with_records_waiting_for_references_exits_non_zero_without_stat
     # nothing could be written; only what ChartMogul holds was read (the memory is new: the invoices listing starts
     # with the first invoice, docs/reliability.md)
     reads = ["/ping", f"/data_sources/{ds}", "/invoices"]
-    wait_for(lambda: [r.path for r in fake.requests] == reads, timeout=30)
+    wait_for(lambda: [r.path for r in fake.requests] == reads, timeout=30, fake=fake)
     assert write_calls(fake) == []
     proc.kill(signal.SIGTERM)
     code = proc.wait(timeout=30)
@@ -130,7 +130,7 @@ def test_sigterm_while_idle_on_stdin_exits_0_promptly(fake, ds, base_config, tmp
     proc = TargetProcess(config, tmp_path / "work")
     checkpoint = {"bookmarks": {"billing-plans": {"replication_key_value": 2}}}
     proc.send(lines([*plans_messages(), state(checkpoint)]))
-    wait_for(lambda: len(fake.plans) == len(PLANS), timeout=30)
+    wait_for(lambda: len(fake.plans) == len(PLANS), timeout=30, fake=fake)
     wait_for(proc.idle_on_stdin, timeout=30)  # the STATE line has been read and handled too
     sent_at = time.monotonic()
     proc.kill(signal.SIGTERM)
