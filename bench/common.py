@@ -220,9 +220,8 @@ class FakeProcess:
     """`bench/fake_server.py` in a child process; `stats()` asks it for its counters."""
 
     def __init__(self, *, latency: float, rate_limit: int | None, bulk: tuple[float, float] = (0.0, 0.0),
-                 switches: t.Mapping[str, str] | None = None, cheap_listings: bool = False) -> None:
-        """`switches`: the bulk import's switches by name (json_imports.py), as fake_server.py's options;
-        `cheap_listings`: fake_server.py's `--cheap-listings`."""
+                 switches: t.Mapping[str, str] | None = None) -> None:
+        """`switches`: the bulk import's switches by name (json_imports.py), as fake_server.py's options."""
         cmd = [sys.executable, str(BENCH / "fake_server.py"), "--api-key", API_KEY, "--latency", str(latency),
                "--bulk-queue-delay", str(bulk[0]), "--bulk-per-object-seconds", str(bulk[1])]
         for name, value in (switches or {}).items():  # bulk_attributes is --bulk-attributes, poll_by --bulk-poll-by
@@ -230,8 +229,6 @@ class FakeProcess:
             cmd += [f"--{option.replace('_', '-')}", value]
         if rate_limit is not None:
             cmd += ["--rate-limit", str(rate_limit)]
-        if cheap_listings:
-            cmd.append("--cheap-listings")
         self.latency, self.rate_limit = latency, rate_limit
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO)
         hello = json.loads(self._readline())

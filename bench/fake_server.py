@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import copy
 import json
 import pathlib
 import re
@@ -34,7 +33,6 @@ sys.path.insert(0, str(REPO))
 
 from tests.fake_chartmogul import FakeChartMogul  # noqa: E402
 from tests.fake_chartmogul.json_imports import add_switch_options, apply_switch_options  # noqa: E402
-from tests.fake_chartmogul.store import Page, Store  # noqa: E402
 
 _ID = re.compile(r"/(?:[a-z]+_[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})")
 _IMPORT_EXTERNAL_ID = re.compile(r"/json_imports/target-chartmogul-[0-9a-f]{32}")
@@ -81,53 +79,14 @@ def holdings(fake: FakeChartMogul) -> dict:
         }
 
 
-def cheap_listings() -> None:
-    """Serve a customers or invoices listing page at the cost of its 200 objects, not of the whole store.
-
-    The tests' fake copies every stored object of the data source for each page it serves, so a page's cost grows
-    with the store: 0.1 s at 6,000 invoices, seconds at 150,000, and the verification listings of the
-    50,000-customer backfill (1,000 pages) would take an hour of the fake's time. With this, the listing keeps
-    references under the store's lock and only the page served is copied; answers are the same.
-    """
-    list_customers, list_invoices, page = Store.list_customers, Store.list_invoices, Store.page
-
-    def customers(self: Store, data_source_uuid: str | None = None, external_id: str | None = None,
-                  status: str | None = None) -> list[dict]:
-        if external_id is not None or status is not None:
-            return list_customers(self, data_source_uuid, external_id, status)
-        with self.lock:
-            return [c for c in self.customers.values()
-                    if data_source_uuid is None or data_source_uuid in c["data_source_uuids"]]
-
-    def invoices(self: Store, data_source_uuid: str | None = None, external_id: str | None = None,
-                 customer_uuid: str | None = None) -> list[dict]:
-        if external_id is not None or customer_uuid is not None:
-            return list_invoices(self, data_source_uuid, external_id, customer_uuid)
-        with self.lock:
-            return [i for i in self.invoices.values()
-                    if data_source_uuid is None or i["data_source_uuid"] == data_source_uuid]
-
-    def one_page(self: Store, items: list[dict], cursor: str | None, per_page: str | None) -> Page:
-        with self.lock:
-            served = page(self, items, cursor, per_page)
-            served.items = copy.deepcopy(served.items)
-        return served
-
-    Store.list_customers, Store.list_invoices, Store.page = customers, invoices, one_page  # type: ignore[method-assign]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--api-key", required=True)
     parser.add_argument("--rate-limit", type=int, default=None)
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--max-connections", type=int, default=20)
-    parser.add_argument("--cheap-listings", action="store_true",
-                        help="listing pages cost what they hold, not what the store holds (see cheap_listings)")
     add_switch_options(parser)  # --bulk-queue-delay, --bulk-poll-by, ...: every switch of the bulk import
     args = parser.parse_args()
-    if args.cheap_listings:
-        cheap_listings()
     fake = FakeChartMogul(
         api_key=args.api_key, rate_limit=args.rate_limit, latency=args.latency, max_connections=args.max_connections,
     )
