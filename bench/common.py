@@ -27,6 +27,8 @@ API_KEY = "sk_bench_0123456789abcdef"
 
 STRING = {"type": ["string", "null"]}
 INTEGER = {"type": ["integer", "null"]}
+NUMBER = {"type": ["number", "null"]}
+BOOLEAN = {"type": ["boolean", "null"]}
 DATETIME = {"type": ["string", "null"], "format": "date-time"}
 STRINGS = {"type": ["array", "null"], "items": {"type": "string"}}
 OBJECTS = {"type": ["array", "null"], "items": {"type": "object"}}
@@ -47,6 +49,9 @@ CUSTOMER_PROPS = {
     "seats": INTEGER,
     "segment": STRING,
 }
+# a backfill's customers with attributes: 5 custom attributes, one of each type ChartMogul knows, and tags
+BACKFILL_ATTRIBUTES = ["seats", "segment", "health_score", "partner", "renewal_at"]
+BACKFILL_CUSTOMER_PROPS = {**CUSTOMER_PROPS, "health_score": NUMBER, "partner": BOOLEAN, "renewal_at": DATETIME}
 PLAN_PROPS = {"external_id": STRING, "name": STRING, "interval_count": INTEGER, "interval_unit": STRING}
 INVOICE_PROPS = {
     "external_id": STRING,
@@ -94,6 +99,18 @@ def customer(n: int) -> dict[str, t.Any]:
         "seats": 1 + n % 250,
         "segment": SEGMENTS[n % len(SEGMENTS)],
     }
+
+
+def backfill_customer(n: int, *, attributes: bool) -> dict[str, t.Any]:
+    """Customer n of a backfill: the standard fields of `customer`; with `attributes`, its tags and the 5 custom
+    attributes of BACKFILL_ATTRIBUTES (Integer, String, Decimal, Boolean, Timestamp).
+    """
+    row = customer(n)
+    if not attributes:
+        return {k: v for k, v in row.items() if k not in ("tags", *CUSTOM_ATTRIBUTES)}
+    month = 1 + n % 12
+    return {**row, "health_score": round(40 + (n % 600) / 10, 1), "partner": n % 3 == 0,
+            "renewal_at": f"2025-{month:02d}-15T00:00:00+00:00"}
 
 
 def invoice(n: int, customer_n: int, month: int) -> dict[str, t.Any]:
@@ -171,17 +188,16 @@ def backfill_file(path: pathlib.Path, customers: int, invoices: int, *, attribut
     """A first load as tap-postgres sends it: customers, then invoices (2 line items and a payment each), then
     plans; streams one after another, `invoices // customers` invoices per customer, a STATE at the end.
 
-    `attributes`: customers with their custom attributes and tags (else standard fields only).
+    `attributes`: customers with tags and the 5 custom attributes of BACKFILL_ATTRIBUTES (else standard fields
+    only); the config's `streams` must name them (`backfill_streams`).
     """
     per_customer = invoices // customers
     props = {**INVOICE_PROPS, "transactions": OBJECTS}
-    plain = ("tags", *CUSTOM_ATTRIBUTES)
 
     def messages() -> t.Iterator[dict[str, t.Any]]:
-        yield _schema(CUSTOMERS_STREAM, CUSTOMER_PROPS)
+        yield _schema(CUSTOMERS_STREAM, BACKFILL_CUSTOMER_PROPS if attributes else CUSTOMER_PROPS)
         for n in range(customers):
-            row = customer(n)
-            yield _record(CUSTOMERS_STREAM, row if attributes else {k: v for k, v in row.items() if k not in plain})
+            yield _record(CUSTOMERS_STREAM, backfill_customer(n, attributes=attributes))
         yield _schema(INVOICES_STREAM, props)
         for c in range(customers):
             for month in range(per_customer):
@@ -203,9 +219,14 @@ def backfill_file(path: pathlib.Path, customers: int, invoices: int, *, attribut
 class FakeProcess:
     """`bench/fake_server.py` in a child process; `stats()` asks it for its counters."""
 
-    def __init__(self, *, latency: float, rate_limit: int | None, bulk: tuple[float, float] = (0.0, 0.0)) -> None:
+    def __init__(self, *, latency: float, rate_limit: int | None, bulk: tuple[float, float] = (0.0, 0.0),
+                 switches: t.Mapping[str, str] | None = None) -> None:
+        """`switches`: the bulk import's switches by name (json_imports.py), as fake_server.py's options."""
         cmd = [sys.executable, str(BENCH / "fake_server.py"), "--api-key", API_KEY, "--latency", str(latency),
                "--bulk-queue-delay", str(bulk[0]), "--bulk-per-object-seconds", str(bulk[1])]
+        for name, value in (switches or {}).items():  # bulk_attributes is --bulk-attributes, poll_by --bulk-poll-by
+            option = name if name.startswith("bulk_") else f"bulk_{name}"
+            cmd += [f"--{option.replace('_', '-')}", value]
         if rate_limit is not None:
             cmd += ["--rate-limit", str(rate_limit)]
         self.latency, self.rate_limit = latency, rate_limit
@@ -229,6 +250,14 @@ class FakeProcess:
 
     def stats(self) -> dict[str, t.Any]:
         return self.command("stats")
+
+    def timeline(self) -> list[tuple[float, str, str, int]]:
+        """(arrival time, method, path shape, status) of every request since the last reset."""
+        return [(float(a), m, p, int(s)) for a, m, p, s in self.command("timeline")["requests"]]
+
+    def holdings(self) -> dict[str, int]:
+        """What the fake stores (customers, plans, invoices, line items, transactions)."""
+        return t.cast("dict[str, int]", self.command("holdings"))
 
     def reset(self) -> None:
         self.command("reset")
@@ -273,6 +302,7 @@ class Measurement:
     system: float
     max_rss_mb: float
     stderr_path: pathlib.Path
+    started_at: float = 0.0  # time.time() at the start, to place it on the fake's timeline
 
     @property
     def cpu(self) -> float:
@@ -297,6 +327,11 @@ def target_config(workdir: pathlib.Path, fake: FakeProcess, **extra: t.Any) -> d
     }
 
 
+def backfill_streams() -> dict[str, t.Any]:
+    """The `streams` setting of a backfill (`backfill_file`): customers' 5 custom attributes."""
+    return {CUSTOMERS_STREAM: {"custom_attributes": BACKFILL_ATTRIBUTES}}
+
+
 def write_config(path: pathlib.Path, config: dict[str, t.Any]) -> pathlib.Path:
     path.write_text(json.dumps(config, indent=2))
     return path
@@ -307,14 +342,14 @@ def run_measured(label: str, command: list[str], workdir: pathlib.Path, *, env: 
     """Run one child process, wait for it with `os.wait4` (its own rusage), time it."""
     stderr_path = workdir / f"{label}.stderr.log"
     with stderr_path.open("w") as err, open(os.devnull, "w") as out:
-        started = time.perf_counter()
+        started_at, started = time.time(), time.perf_counter()
         proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=workdir,
                                 env={**os.environ, **(env or {})})
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - started
         proc.returncode = os.waitstatus_to_exitcode(status)
     result = Measurement(label, command, proc.returncode, wall, usage.ru_utime, usage.ru_stime,
-                         usage.ru_maxrss / 1024, stderr_path)
+                         usage.ru_maxrss / 1024, stderr_path, started_at)
     if check and result.returncode != 0:
         msg = f"{label} exited with {result.returncode}:\n{result.tail(40)}"
         raise RuntimeError(msg)

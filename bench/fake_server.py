@@ -11,6 +11,8 @@ are its own. Started by `bench/common.py`; not meant to be run by hand, though i
 It prints `{"url": ..., "data_source_uuid": ...}` once, then answers each command line:
   stats                 -> counts of the requests seen since the last reset
   timeline              -> [arrival time, method, path, status] of every request seen
+  holdings              -> what the fake stores: customers (and those with custom attributes and
+                           tags), plans, invoices, line items, transactions
   reset                 -> forget the requests and counters (the stored objects stay)
   latency <seconds>     -> change the added latency
   rate_limit <n|none>   -> change the rate limit
@@ -33,11 +35,13 @@ from tests.fake_chartmogul import FakeChartMogul  # noqa: E402
 from tests.fake_chartmogul.json_imports import add_switch_options, apply_switch_options  # noqa: E402
 
 _ID = re.compile(r"/(?:[a-z]+_[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})")
+_IMPORT_EXTERNAL_ID = re.compile(r"/json_imports/target-chartmogul-[0-9a-f]{32}")
 
 
 def _shape(path: str) -> str:
-    """`/customers/cus_123/attributes` -> `/customers/{id}/attributes`, to group counts."""
-    return _ID.sub("/{id}", path)
+    """`/customers/cus_123/attributes` -> `/customers/{id}/attributes`, to group counts (an import polled by the
+    external id the target gave it -> `/json_imports/{external_id}`)."""
+    return _ID.sub("/{id}", _IMPORT_EXTERNAL_ID.sub("/json_imports/{external_id}", path))
 
 
 def stats(fake: FakeChartMogul) -> dict:
@@ -55,6 +59,24 @@ def stats(fake: FakeChartMogul) -> dict:
         "first": times[0] if times else None,
         "last": times[-1] if times else None,
     }
+
+
+def holdings(fake: FakeChartMogul) -> dict:
+    """What the fake holds, so a benchmark can check that everything it timed landed."""
+    store = fake.store
+    with store.lock:
+        customers = list(store.customers.values())
+        invoices = list(store.invoices.values())
+        return {
+            "customers": len(customers),
+            "customers_with_attributes": sum(
+                1 for c in customers if c["attributes"]["tags"] and c["attributes"]["custom"]),
+            "custom_attributes": sum(len(c["attributes"]["custom"]) for c in customers),
+            "plans": len(store.plans),
+            "invoices": len(invoices),
+            "line_items": sum(len(i["line_items"]) for i in invoices),
+            "transactions": sum(len(i["transactions"]) for i in invoices),
+        }
 
 
 def main() -> int:
@@ -80,6 +102,8 @@ def main() -> int:
                 answer: dict = stats(fake)
             elif command == "timeline":
                 answer = {"requests": [[r.time, r.method, _shape(r.path), r.status] for r in fake.requests]}
+            elif command == "holdings":
+                answer = holdings(fake)
             elif command == "reset":
                 fake.clear_requests()
                 fake.reset_stats()

@@ -37,7 +37,7 @@ if t.TYPE_CHECKING:
 
 Obj = dict[str, t.Any]
 PAGE = 200  # objects matched at a time (ChartMogul's largest page)
-AHEAD = 4  # pages read ahead of the matching, per listing
+AHEAD = 16  # pages read ahead of the matching, per listing (the invoices' reader keeps going while customers match)
 LOOKUPS_AT_ONCE = 8  # lookups by external id in flight per (data source, kind); the client paces them all
 LISTED_AS = {"customers": "customer", "invoices": "invoice", "subscription_events": "subscription_event"}
 _END = object()
@@ -61,7 +61,7 @@ class Verifier:
                 for (ds, kind), ahead in pages.items():  # customers first: they are compared (and fixed) on the way
                     for page in _drain(ahead):
                         self._match(ds, kind, page)
-                    self.context.ledger.flush()
+                        self.context.ledger.flush()  # per page: the sync memory's buffer stays one page's rows
         missing = [Entry.from_json(entry) for entry in self.spool.unverified()]
         if missing:
             self.context.logger.warning(

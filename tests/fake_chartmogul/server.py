@@ -123,9 +123,12 @@ def _page_args(query: dict[str, str]) -> tuple[str | None, str | None]:
     return query.get("cursor"), query.get("per_page")
 
 
+PageOf = Callable[[str | None, str | None], Page]  # (cursor, per_page) -> the page, its objects copied
+
+
 def _paged(
     store: Store,
-    items: list[JSON],
+    items: list[JSON] | PageOf,
     query: dict[str, str],
     key: str,
     render: Callable[[list[JSON]], list[JSON]],
@@ -134,11 +137,13 @@ def _paged(
 ) -> Result:
     """One page in the recorded shape of its endpoint.
 
+    ``items`` is the whole listing, or a function that cuts the page itself (for the
+    long listings, which copy only the page's objects rather than the whole store).
     A first page (no cursor sent) also carries the old page-number fields, and which
     ones depends on the endpoint (``legacy``); later pages carry only cursor and has_more.
     """
     cursor, per_page = _page_args(query)
-    page: Page = store.page(items, cursor, per_page)
+    page: Page = items(cursor, per_page) if callable(items) else store.page(items, cursor, per_page)
     body: JSON = dict(extra or {})
     body[key] = render(page.items)
     tail: JSON = {"cursor": page.cursor, "has_more": page.has_more}
@@ -184,8 +189,10 @@ def _create_customer(store: Store, m: re.Match[str], q: dict[str, str], b: JSON)
 
 
 def _list_customers(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:
-    items = store.list_customers(q.get("data_source_uuid"), q.get("external_id"), q.get("status"))
-    return _paged(store, items, q, "entries", store.customer_answers, "customers")
+    def page_of(cursor: str | None, per_page: str | None) -> Page:
+        return store.customers_page(q.get("data_source_uuid"), q.get("external_id"), q.get("status"), cursor, per_page)
+
+    return _paged(store, page_of, q, "entries", store.customer_answers, "customers")
 
 
 def _search_customers(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:
@@ -271,12 +278,13 @@ def _list_customer_invoices(store: Store, m: re.Match[str], q: dict[str, str], b
 
 
 def _list_invoices(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:
-    items = store.list_invoices(q.get("data_source_uuid"), q.get("external_id"), q.get("customer_uuid"))
+    def page_of(cursor: str | None, per_page: str | None) -> Page:
+        return store.invoices_page(q.get("data_source_uuid"), q.get("external_id"), q.get("customer_uuid"), cursor, per_page)
 
     def render(page: list[JSON]) -> list[JSON]:
         return store.invoice_answers(page, "list")
 
-    return _paged(store, items, q, "invoices", render, "invoices")
+    return _paged(store, page_of, q, "invoices", render, "invoices")
 
 
 def _get_invoice(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:

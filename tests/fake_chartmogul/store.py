@@ -591,22 +591,44 @@ class Store:
         status: str | None = None,
     ) -> list[JSON]:
         """Customers matching the filters, oldest first."""
-        wanted_status = status.replace("_", " ") if status else None
         with self.lock:
-            candidates: Iterable[JSON] = self.customers.values()
-            if data_source_uuid is not None and external_id is not None:
-                hit = self._customer_ext.get((data_source_uuid, external_id))
-                candidates = [] if hit is None else [self.customers[hit]]
-            found = [
-                c
-                for c in candidates
-                if (data_source_uuid is None or data_source_uuid in c["data_source_uuids"])
-                and (external_id is None or external_id in c["external_ids"])
-            ]
-            if wanted_status is not None:
-                since = self._customer_since({c["uuid"] for c in found})
-                found = [c for c in found if self._status(c, since) == wanted_status]
-            return copy.deepcopy(found)
+            return copy.deepcopy(self._select_customers(data_source_uuid, external_id, status))
+
+    def customers_page(
+        self,
+        data_source_uuid: str | None,
+        external_id: str | None,
+        status: str | None,
+        cursor: str | None,
+        per_page: str | None,
+    ) -> Page:
+        """One page of ``list_customers``: only the page's customers are copied, so a page costs what it holds."""
+        with self.lock:
+            return self._copied_page(self._select_customers(data_source_uuid, external_id, status), cursor, per_page)
+
+    def _select_customers(self, data_source_uuid: str | None, external_id: str | None, status: str | None) -> list[JSON]:
+        """The stored customers (not copies) matching the filters, oldest first; under ``self.lock``."""
+        wanted_status = status.replace("_", " ") if status else None
+        candidates: Iterable[JSON] = self.customers.values()
+        if data_source_uuid is not None and external_id is not None:
+            hit = self._customer_ext.get((data_source_uuid, external_id))
+            candidates = [] if hit is None else [self.customers[hit]]
+        found = [
+            c
+            for c in candidates
+            if (data_source_uuid is None or data_source_uuid in c["data_source_uuids"])
+            and (external_id is None or external_id in c["external_ids"])
+        ]
+        if wanted_status is not None:
+            since = self._customer_since({c["uuid"] for c in found})
+            found = [c for c in found if self._status(c, since) == wanted_status]
+        return found
+
+    def _copied_page(self, selected: list[JSON], cursor: str | None, per_page: str | None) -> Page:
+        """Cut stored objects into a page and copy only the page's; under ``self.lock``."""
+        page = self.page(selected, cursor, per_page)
+        page.items = copy.deepcopy(page.items)
+        return page
 
     def search_customers(self, email: str | None) -> list[JSON]:
         """Customers by email (case-insensitive); 404 when none, as ChartMogul does."""
@@ -1188,13 +1210,31 @@ class Store:
     ) -> list[JSON]:
         """Account-wide invoice listing with filters."""
         with self.lock:
-            return [
-                copy.deepcopy(i)
-                for i in self.invoices.values()
-                if (data_source_uuid is None or i["data_source_uuid"] == data_source_uuid)
-                and (external_id is None or i["external_id"] == external_id)
-                and (customer_uuid is None or i["customer_uuid"] == customer_uuid)
-            ]
+            return copy.deepcopy(self._select_invoices(data_source_uuid, external_id, customer_uuid))
+
+    def invoices_page(
+        self,
+        data_source_uuid: str | None,
+        external_id: str | None,
+        customer_uuid: str | None,
+        cursor: str | None,
+        per_page: str | None,
+    ) -> Page:
+        """One page of ``list_invoices``: only the page's invoices are copied, so a page costs what it holds."""
+        with self.lock:
+            return self._copied_page(self._select_invoices(data_source_uuid, external_id, customer_uuid), cursor, per_page)
+
+    def _select_invoices(
+        self, data_source_uuid: str | None, external_id: str | None, customer_uuid: str | None
+    ) -> list[JSON]:
+        """The stored invoices (not copies) matching the filters, in stored order; under ``self.lock``."""
+        return [
+            i
+            for i in self.invoices.values()
+            if (data_source_uuid is None or i["data_source_uuid"] == data_source_uuid)
+            and (external_id is None or i["external_id"] == external_id)
+            and (customer_uuid is None or i["customer_uuid"] == customer_uuid)
+        ]
 
     def get_invoice(self, inv_uuid: str) -> JSON:
         """One invoice or 404."""
