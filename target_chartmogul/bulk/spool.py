@@ -160,7 +160,15 @@ class Spool:
             return [(row[0], row[1]) for row in
                     self._db.execute("SELECT DISTINCT ds, kind FROM imported WHERE parent IS NULL ORDER BY ds, kind")]
 
-    def waiting(self, ds: str, kind: str) -> list[str]:
+    def waiting(self, ds: str, kind: str) -> int:
+        """How many imported objects of one (data source, kind) are not verified yet."""
+        with self._lock:
+            if self._db is None:
+                return 0
+            return int(self._db.execute("SELECT COUNT(*) FROM imported WHERE ds = ? AND kind = ? AND parent IS NULL",
+                                        (ds, kind)).fetchone()[0])
+
+    def waiting_ids(self, ds: str, kind: str) -> list[str]:
         """The external ids of the imported objects of one (data source, kind) not verified yet, in import order."""
         with self._lock:
             if self._db is None:

@@ -74,12 +74,12 @@ class Verifier:
         size the sync memory knows, nearly); None: list it.
         """
         waiting = self.spool.waiting(ds, kind)
-        pages = -(-(self.context.ledger.count(kind, ds) + len(waiting)) // PAGE)
-        if len(waiting) >= pages:
+        pages = -(-(self.context.ledger.count(kind, ds) + waiting) // PAGE)
+        if waiting >= pages:
             return None
         self.context.logger.info("Checking %d imported %s by external id: fewer reads than listing the data source's "
-                                 "%d page(s)", len(waiting), kind, pages)
-        return waiting
+                                 "%d page(s)", waiting, kind, pages)
+        return self.spool.waiting_ids(ds, kind)
 
     def _read_ahead(self, pool: concurrent.futures.ThreadPoolExecutor, ds: str, kind: str) -> queue.Queue[t.Any]:
         """Pages of the listing (or of the lookups, when cheaper), read in a worker thread ahead of the matching."""
