@@ -26,7 +26,7 @@ import queue
 import typing as t
 
 from target_chartmogul.api.answers import external_ids_in
-from target_chartmogul.api.resources import listing
+from target_chartmogul.api.resources import find, listing
 from target_chartmogul.bulk.entries import Entry
 from target_chartmogul.memory.holdings import identified
 
@@ -86,16 +86,15 @@ class Verifier:
         ahead: queue.Queue[t.Any] = queue.Queue(maxsize=AHEAD)
         lookups = self.cheaper_by_lookup(ds, kind)
 
-        def found(external_id: str) -> list[Obj]:
-            return list(listing(self.context.client, LISTED_AS[kind], {"data_source_uuid": ds, "external_id": external_id}))
+        def found(external_id: str) -> Obj | None:
+            return find(self.context.client, LISTED_AS[kind], ds, external_id)
 
         def objects() -> t.Iterator[Obj]:
             if lookups is None:
                 yield from listing(self.context.client, LISTED_AS[kind], {"data_source_uuid": ds})
                 return
             with concurrent.futures.ThreadPoolExecutor(LOOKUPS_AT_ONCE, thread_name_prefix="bulk-lookup") as lookup:
-                for answer in lookup.map(found, lookups):
-                    yield from answer
+                yield from (obj for obj in lookup.map(found, lookups) if obj is not None)
 
         def read() -> None:
             try:
