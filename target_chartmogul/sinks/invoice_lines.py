@@ -34,10 +34,11 @@ def map_stream_lines(context: RunContext, payload: InvoicePayload, parts: list[t
         body.setdefault("external_id", part.external_id)
         if plan_external_id:
             plan = context.refs.require("plan", payload.data_source_uuid, plan_external_id,
-                                             field=f"line_items[{part.external_id}].plan_external_id")
+                                        field=f"line_items[{part.external_id}].plan_external_id")
             body["plan_uuid"] = plan["uuid"]
         mapped.append((part, body))
     return mapped
+
 
 def line_body(part: t.Any, currency_code: str) -> tuple[Obj, str | None]:
     """A stream line's body in its invoice's currency, and the plan it names by external id.
@@ -56,6 +57,7 @@ def line_body(part: t.Any, currency_code: str) -> tuple[Obj, str | None]:
         part.owner.reject(part.record, exc.reason, field=exc.field)
     # the same refusal again, named in the invoice
     return map_line_item(part.record, f"line_items[{part.external_id}].", unit=part.unit, currency_code=currency_code)
+
 
 def merged_lines(held_lines: list[Obj], mapped: list[tuple[t.Any, Obj | None]]) -> list[Obj]:
     """ChartMogul's lines with the arrived ones replacing theirs (by external id), added, or removed.
