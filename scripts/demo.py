@@ -125,7 +125,8 @@ def reconcile(fake: FakeChartMogul, config: dict[str, t.Any], text: str) -> None
     code = run_target(path, text, "Run 3", exits=(0, 3))
     writes = [r for r in list(fake.requests)[before:] if r.method != "GET"]
     report = WORK / "reconcile.jsonl"
-    print(f"-- Run 3 exited {code} (3: the two sides differ) and made {len(writes)} write(s). "
+    meaning = "the two sides differ" if code == 3 else "the two sides agree"
+    print(f"-- Run 3 exited {code} ({code}: {meaning}) and made {len(writes)} write(s). "
           f"What differs ({shown(report)}, one JSON line each): --")
     for line in report.read_text(encoding="utf-8").splitlines():
         found = json.loads(line)
