@@ -64,7 +64,14 @@ def delete_if_present(client: ChartMogulClient, kind: str, object_id: t.Any, *,
     return True
 
 
-def listing(client: ChartMogulClient, kind: str, params: dict[str, t.Any]) -> t.Iterator[Obj]:
+class Pages(t.Protocol):
+    """What a listing needs of a client: its cursor-paginated reads (the run's client, or a read-only view of it)."""
+
+    def paginate(self, path: str, root_key: str, params: dict[str, t.Any] | None = None) -> t.Iterator[Obj]:
+        """Every entry of a list endpoint, page by page."""
+
+
+def listing(client: Pages, kind: str, params: dict[str, t.Any]) -> t.Iterator[Obj]:
     """Every object of a list query (`data_source_uuid`, `external_id`, `customer_uuid`, …), page by page."""
     found = RESOURCES[kind]
     if found.list_path is None or found.root is None:

@@ -2,7 +2,7 @@
 
 Each (kind, data source) a comparison needs is listed once, the kinds in parallel: customers
 (their answer carries custom attributes and tags), plans, invoices (with their line items and
-transactions), subscription events and contacts, by the table of resources (`config.registry.RESOURCES`). The
+transactions), subscription events and contacts, through the table's `api.resources.listing`. The
 sync memory is neither asked nor told: in a reconcile run ChartMogul's copy is the truth.
 
 The client is seen through `ReadOnly`, which has no way to write.
@@ -15,18 +15,11 @@ import threading
 import typing as t
 
 from target_chartmogul.api.answers import external_ids_in
-from target_chartmogul.config.registry import RESOURCES
+from target_chartmogul.api.resources import Pages, listing
 from target_chartmogul.memory.holdings import identified, slim
 
 Obj = dict[str, t.Any]
 MAX_PARALLEL = 4  # listings read at once (the client paces every request under the account's limits)
-
-
-class Pages(t.Protocol):
-    """The one call a reconcile run makes: a cursor-paginated listing."""
-
-    def paginate(self, path: str, root_key: str, params: dict[str, t.Any] | None = None) -> t.Iterator[Obj]:
-        """Every entry of the listing."""
 
 
 class ReadOnly:
@@ -61,9 +54,7 @@ class Listings:
             self._objects.update(found)
 
     def _list(self, kind: str, data_source_uuid: str) -> list[Obj]:
-        found = RESOURCES[kind]
-        pages = self.reader.paginate(str(found.list_path), str(found.root), {"data_source_uuid": data_source_uuid})
-        return [slim(identified(obj)) for obj in pages]
+        return [slim(identified(obj)) for obj in listing(self.reader, kind, {"data_source_uuid": data_source_uuid})]
 
     def objects(self, kind: str, data_source_uuid: str) -> list[Obj]:
         """Every listed object of (kind, data source), as answered (minus keys no comparison reads)."""
