@@ -252,11 +252,6 @@ def line_item_differences(ours: t.Sequence[Obj], held: t.Sequence[Obj]) -> list[
     return changes
 
 
-def line_item_changes(ours: t.Sequence[Obj], held: t.Sequence[Obj]) -> list[str]:
-    """What differs between our line items and ChartMogul's, named (see `line_item_differences`)."""
-    return [found.name for found in line_item_differences(ours, held)]
-
-
 def invoice_differences(ours: Obj, held: Obj) -> list[Difference]:
     """What differs between an invoice body (plans resolved) and ChartMogul's invoice, with both values
     (transactions aside; fields ChartMogul does not answer with are not compared).
