@@ -4,7 +4,9 @@ Recorded (``tests/contract/fixtures/subscription_event*.json``): ``POST /subscri
 with a ``subscription_event`` envelope answers 201 with the event (an integer ``id``,
 ``errors: {}``); ``PATCH`` with the envelope (by ``id``) answers 200 with it; ``DELETE`` by
 ``?subscription_event[id]=`` answers 204; ``GET`` pages carry ``meta`` on the first page and
-``cursor``/``has_more``. Dates come back as ``…T00:00:00Z`` (no milliseconds); fields
+``cursor``/``has_more``, newest first by id (the store's ``listing_order`` switch, ``"created"``: oldest
+first), the cursor naming the last event's key (a keyset, as the recorded ``<created_at>&<id>``
+is). Dates come back as ``…T00:00:00Z`` (no milliseconds); fields
 are echoed as sent, so a field sent as ``""`` comes back ``""`` and one left out ``null``
 (the ruby and go recordings); ``event_order`` is never answered.
 
@@ -39,7 +41,7 @@ import re
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from .store import ApiError, bad_parameter, missing_parameter, not_found, parse_timestamp, unprocessable
+from .store import ApiError, Keyset, bad_parameter, missing_parameter, not_found, parse_timestamp, unprocessable
 
 if TYPE_CHECKING:
     from .store import Store
@@ -172,19 +174,27 @@ class SubscriptionEvents:
 
     # ------------------------------------------------------------------ reads
 
+    def keyset(self) -> Keyset:
+        """Events by id: newest first (``listing_order="recorded"``, as the paging recording shows) or oldest first."""
+        return self.store.keyset("subscription_events", lambda event: (event["id"],))
+
     def listing(self, query: dict[str, str]) -> list[JSON]:
-        """Events matching the list filters, newest first (as the paging recording shows)."""
+        """Events matching the list filters, in the store's ``listing_order``."""
         with self.store.lock:
             customers = self._customer_keys(query.get("customer_uuid"))
             found = [e for e in self.items.values() if self._selected(e, query, customers)]
-            return sorted(found, key=lambda e: e["id"], reverse=True)
+            return self.keyset().sort(found)
 
     def page(self, query: dict[str, str]) -> JSON:
-        """One page: ``meta`` (deprecated, recorded) only on a first page, then cursor and has_more."""
+        """One page: ``meta`` (deprecated, recorded) only on a first page, then cursor and has_more.
+
+        The cursor names the id of the page's last event (the recorded one is ``<created_at>&<id>``):
+        the next page is the events stored then that sort after it.
+        """
         if "page" in query:
             raise bad_parameter("page", 'Parameter "page" is deprecated')
         items = self.listing(query)
-        page = self.store.page(items, query.get("cursor"), query.get("per_page"))
+        page = self.store.page(items, query.get("cursor"), query.get("per_page"), self.keyset())
         body: JSON = {"subscription_events": [self.answer(e) for e in page.items]}
         if page.first:
             last = page.items[-1]["id"] if page.items and page.has_more else None

@@ -269,12 +269,13 @@ def _import_invoices(store: Store, m: re.Match[str], q: dict[str, str], b: JSON)
 
 
 def _list_customer_invoices(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:
-    items = store.list_customer_invoices(m["id"])
+    def page_of(cursor: str | None, per_page: str | None) -> Page:
+        return store.customer_invoices_page(m["id"], cursor, per_page)
 
     def render(page: list[JSON]) -> list[JSON]:
         return store.invoice_answers(page, "customer_list")
 
-    return _paged(store, items, q, "invoices", render, "customer_invoices", {"customer_uuid": m["id"]})
+    return _paged(store, page_of, q, "invoices", render, "customer_invoices", {"customer_uuid": m["id"]})
 
 
 def _list_invoices(store: Store, m: re.Match[str], q: dict[str, str], b: JSON) -> Result:
@@ -489,6 +490,7 @@ class FakeChartMogul:
         retry_after: float | None = None,
         unset_city: str | None = "",
         line_item_order: str = "sent",
+        listing_order: str = "recorded",
     ) -> None:
         self.api_key = api_key
         self.max_connections = max_connections
@@ -502,6 +504,7 @@ class FakeChartMogul:
             last_page_cursor=last_page_cursor,
             unset_city=unset_city,
             line_item_order=line_item_order,
+            listing_order=listing_order,
         )
         self.store.lifecycle = InvoiceLifecycle(self.store)
         self.store.events = SubscriptionEvents(self.store)
@@ -667,6 +670,15 @@ class FakeChartMogul:
     @line_item_order.setter
     def line_item_order(self, mode: str) -> None:
         self.store.line_item_order = mode
+
+    @property
+    def listing_order(self) -> str:
+        """``recorded`` (invoices newest first by creation, events by id) or ``created`` (oldest first)."""
+        return self.store.listing_order
+
+    @listing_order.setter
+    def listing_order(self, mode: str) -> None:
+        self.store.listing_order = mode
 
     @property
     def retry_after(self) -> float | None:

@@ -11,10 +11,12 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+import itertools
+import json
 import re
 import threading
 import uuid as uuidlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -29,6 +31,7 @@ TAG_CASES = ("keep", "lower")
 CURSOR_MODES = ("string", "null")
 UNSET_CITIES = ("", None)
 LINE_ITEM_ORDERS = ("sent", "reversed")
+LISTING_ORDERS = ("recorded", "created")
 AUTO_CHURN_TAG = "auto-churned-delinquent-subscription"
 MERGED_TAG = "merged-customer"
 NEW_LEAD = "New Lead"
@@ -210,7 +213,7 @@ def coerce_custom(kind: str, value: Any) -> Any:
 
 
 def encode_cursor(offset: int) -> str:
-    """Opaque cursor: base64 of the next offset."""
+    """Opaque cursor of an offset listing: base64 of the next offset."""
     return base64.urlsafe_b64encode(f"offset:{offset}".encode()).decode()
 
 
@@ -225,6 +228,65 @@ def decode_cursor(cursor: str | None) -> int:
     if not text.startswith("offset:") or not text[7:].isdigit():
         raise bad_parameter("cursor", "Invalid cursor")
     return int(text[7:])
+
+
+SortKey = tuple[int | str, ...]
+
+
+@dataclass(frozen=True)
+class Keyset:
+    """How a keyset listing is ordered: ``key`` of each object, ascending or (``descending``) not.
+
+    ChartMogul's invoice and subscription event cursors name the sort key of the last object
+    of a page (``<created_at>&<uuid>``, ``<created_at>&<id>``, recorded), so the next page is
+    the objects that sort after it among those stored when it is asked for: an object created
+    mid-walk that sorts before the cursor is not seen, and none is seen twice. ``listing``
+    names the key's kind, so a cursor of another listing is refused.
+    """
+
+    listing: str
+    key: Callable[[JSON], SortKey]
+    descending: bool
+
+    def sort(self, items: Iterable[JSON]) -> list[JSON]:
+        """The objects in this listing's order (one sort)."""
+        return sorted(items, key=self.key, reverse=self.descending)
+
+    def cursor(self, item: JSON) -> str:
+        """Opaque cursor after ``item``: base64 of ``{"listing": …, "after": <its key>}``."""
+        text = json.dumps({"listing": self.listing, "after": list(self.key(item))}, separators=(",", ":"))
+        return base64.urlsafe_b64encode(text.encode()).decode()
+
+    def after(self, cursor: str, items: list[JSON]) -> SortKey:
+        """The key a cursor of this listing names; 400 when it is not one (offset cursors included)."""
+        try:
+            decoded = json.loads(base64.urlsafe_b64decode(cursor.encode()).decode())
+        except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+            raise bad_parameter("cursor", "Invalid cursor") from exc
+        if not isinstance(decoded, dict) or decoded.get("listing") != self.listing:
+            raise bad_parameter("cursor", "Invalid cursor")
+        after = decoded.get("after")
+        if not isinstance(after, list) or not after:
+            raise bad_parameter("cursor", "Invalid cursor")
+        key = tuple(after)
+        if any(isinstance(part, bool) or not isinstance(part, int | str) for part in key):
+            raise bad_parameter("cursor", "Invalid cursor")
+        if items and [type(part) for part in self.key(items[0])] != [type(part) for part in key]:
+            raise bad_parameter("cursor", "Invalid cursor")
+        return key
+
+    def start(self, items: list[JSON], after: SortKey) -> int:
+        """Index of the first object that sorts strictly after ``after`` (binary search; ``items`` sorted)."""
+        low, high = 0, len(items)
+        while low < high:
+            middle = (low + high) // 2
+            key = self.key(items[middle])
+            past = key < after if self.descending else key > after
+            if past:
+                high = middle
+            else:
+                low = middle + 1
+        return low
 
 
 def parse_per_page(raw: str | None) -> int:
@@ -252,23 +314,33 @@ class Page:
     first: bool
 
 
-def paginate(items: list[JSON], cursor: str | None, per_page: str | None, last_page_cursor: str = "string") -> Page:
+def paginate(
+    items: list[JSON],
+    cursor: str | None,
+    per_page: str | None,
+    last_page_cursor: str = "string",
+    keyset: Keyset | None = None,
+) -> Page:
     """Cut a listing into pages.
 
+    Without ``keyset`` the cursor is an offset into ``items``; with one, ``items`` are in
+    the keyset's order and the cursor names the key of the last object of its page (the
+    next page starts after that key, whatever was added or removed meanwhile).
     On the last page ``has_more`` is false; its cursor is a string pointing past the
     end (as recorded) unless ``last_page_cursor`` is ``"null"``. An empty page always
     has a null cursor (recorded too).
     """
-    offset = decode_cursor(cursor)
+    start = 0
+    if keyset is None:
+        start = decode_cursor(cursor)
+    elif cursor:
+        start = keyset.start(items, keyset.after(cursor, items))
     size = parse_per_page(per_page)
-    chunk = items[offset : offset + size]
-    has_more = offset + size < len(items)
-    if has_more:
-        next_cursor: str | None = encode_cursor(offset + size)
-    elif chunk and last_page_cursor == "string":
-        next_cursor = encode_cursor(offset + len(chunk))
-    else:
-        next_cursor = None
+    chunk = items[start : start + size]
+    has_more = start + size < len(items)
+    next_cursor: str | None = None
+    if chunk and (has_more or last_page_cursor == "string"):
+        next_cursor = encode_cursor(start + len(chunk)) if keyset is None else keyset.cursor(chunk[-1])
     total_pages = -(-len(items) // size)
     return Page(chunk, next_cursor, has_more, size, total_pages, not cursor)
 
@@ -316,6 +388,7 @@ class Store:
         last_page_cursor: str = "string",
         unset_city: str | None = "",
         line_item_order: str = "sent",
+        listing_order: str = "recorded",
     ) -> None:
         self.lock = threading.RLock()
         self.data_sources: dict[str, JSON] = {}
@@ -323,6 +396,9 @@ class Store:
         self.plans: dict[str, JSON] = {}
         self.invoices: dict[str, JSON] = {}
         self.transactions: dict[str, JSON] = {}
+        # invoice uuid -> when it was created, as a number that only grows (its answers do not show it)
+        self._invoice_created: dict[str, int] = {}
+        self._creations = itertools.count(1)
         self.invoice_batch_mode = invoice_batch_mode
         self._next_customer_id = 1
         self._custom_types: dict[str, dict[str, str]] = {}
@@ -339,6 +415,7 @@ class Store:
         self.last_page_cursor = last_page_cursor
         self.unset_city = unset_city
         self.line_item_order = line_item_order
+        self.listing_order = listing_order
         self.invoice_status_in_answers = False  # no recorded invoice answer carries status
         self.lifecycle: Any = None  # the server attaches an InvoiceLifecycle (status, transaction updates)
         self.events: Any = None  # the server attaches SubscriptionEvents (events.py)
@@ -404,13 +481,34 @@ class Store:
             raise ValueError(f"line_item_order must be one of {LINE_ITEM_ORDERS}")
         self._line_item_order = mode
 
+    @property
+    def listing_order(self) -> str:
+        """``recorded``: invoices newest first by creation, events newest first by id (as recorded);
+        ``created``: both oldest first."""
+        return self._listing_order
+
+    @listing_order.setter
+    def listing_order(self, mode: str) -> None:
+        if mode not in LISTING_ORDERS:
+            raise ValueError(f"listing_order must be one of {LISTING_ORDERS}")
+        self._listing_order = mode
+
+    def keyset(self, listing: str, key: Callable[[JSON], SortKey]) -> Keyset:
+        """The order of a keyset listing under the current ``listing_order`` switch."""
+        return Keyset(listing, key, descending=self.listing_order == "recorded")
+
+    def invoice_keyset(self) -> Keyset:
+        """Invoices by creation, ties by uuid; under ``self.lock``."""
+        created = self._invoice_created
+        return self.keyset("invoices", lambda invoice: (created[invoice["uuid"]], invoice["uuid"]))
+
     # ------------------------------------------------------------------ answers
     # HTTP answers are rendered here (the switches and derived fields live in the
     # store); tests that read the store directly keep seeing every stored field.
 
-    def page(self, items: list[JSON], cursor: str | None, per_page: str | None) -> Page:
-        """Paginate with the current ``last_page_cursor`` switch."""
-        return paginate(items, cursor, per_page, self.last_page_cursor)
+    def page(self, items: list[JSON], cursor: str | None, per_page: str | None, keyset: Keyset | None = None) -> Page:
+        """Paginate with the current ``last_page_cursor`` switch (by offset, or by ``keyset``: items in its order)."""
+        return paginate(items, cursor, per_page, self.last_page_cursor, keyset)
 
     def customer_answers(self, customers: list[JSON]) -> list[JSON]:
         """Customers as answered: ``""``/null for unset fields, derived status and customer-since."""
@@ -624,9 +722,11 @@ class Store:
             found = [c for c in found if self._status(c, since) == wanted_status]
         return found
 
-    def _copied_page(self, selected: list[JSON], cursor: str | None, per_page: str | None) -> Page:
+    def _copied_page(
+        self, selected: list[JSON], cursor: str | None, per_page: str | None, keyset: Keyset | None = None
+    ) -> Page:
         """Cut stored objects into a page and copy only the page's; under ``self.lock``."""
-        page = self.page(selected, cursor, per_page)
+        page = self.page(selected, cursor, per_page, keyset)
         page.items = copy.deepcopy(page.items)
         return page
 
@@ -1196,11 +1296,20 @@ class Store:
             self._merge_tags(customer, [AUTO_CHURN_TAG])
 
     def list_customer_invoices(self, cus_uuid: str) -> list[JSON]:
-        """Invoices of one customer (404 "Invoice not found" for unknown customers)."""
+        """Invoices of one customer in listing order (404 "Invoice not found" for unknown customers)."""
         with self.lock:
             if cus_uuid not in self.customers:
                 raise not_found("Invoice")
-            return [copy.deepcopy(i) for i in self.invoices.values() if i["customer_uuid"] == cus_uuid]
+            return copy.deepcopy(self.invoice_keyset().sort(self._select_invoices(None, None, cus_uuid)))
+
+    def customer_invoices_page(self, cus_uuid: str, cursor: str | None, per_page: str | None) -> Page:
+        """One page of ``list_customer_invoices``, with the account-wide listing's order and cursors
+        (the recorded cursor has the same ``<created_at>&<uuid>`` form)."""
+        with self.lock:
+            if cus_uuid not in self.customers:
+                raise not_found("Invoice")
+            keyset = self.invoice_keyset()
+            return self._copied_page(keyset.sort(self._select_invoices(None, None, cus_uuid)), cursor, per_page, keyset)
 
     def list_invoices(
         self,
@@ -1208,9 +1317,10 @@ class Store:
         external_id: str | None = None,
         customer_uuid: str | None = None,
     ) -> list[JSON]:
-        """Account-wide invoice listing with filters."""
+        """Account-wide invoice listing with filters, in listing order (switch ``listing_order``)."""
         with self.lock:
-            return copy.deepcopy(self._select_invoices(data_source_uuid, external_id, customer_uuid))
+            selected = self._select_invoices(data_source_uuid, external_id, customer_uuid)
+            return copy.deepcopy(self.invoice_keyset().sort(selected))
 
     def invoices_page(
         self,
@@ -1220,14 +1330,20 @@ class Store:
         cursor: str | None,
         per_page: str | None,
     ) -> Page:
-        """One page of ``list_invoices``: only the page's invoices are copied, so a page costs what it holds."""
+        """One page of ``list_invoices``: the selection is sorted once and only the page's invoices are copied.
+
+        Newest first by creation (``listing_order="recorded"``, as the ruby recording shows) or
+        oldest first (``"created"``); the cursor names the last invoice's (creation, uuid).
+        """
         with self.lock:
-            return self._copied_page(self._select_invoices(data_source_uuid, external_id, customer_uuid), cursor, per_page)
+            keyset = self.invoice_keyset()
+            selected = keyset.sort(self._select_invoices(data_source_uuid, external_id, customer_uuid))
+            return self._copied_page(selected, cursor, per_page, keyset)
 
     def _select_invoices(
         self, data_source_uuid: str | None, external_id: str | None, customer_uuid: str | None
     ) -> list[JSON]:
-        """The stored invoices (not copies) matching the filters, in stored order; under ``self.lock``."""
+        """The stored invoices (not copies) matching the filters, in stored order (not yet the listing's); under ``self.lock``."""
         return [
             i
             for i in self.invoices.values()
@@ -1261,6 +1377,7 @@ class Store:
 
     def _drop_invoice(self, inv_uuid: str) -> None:
         invoice = self.invoices.pop(inv_uuid)
+        self._invoice_created.pop(inv_uuid, None)
         ds_uuid = invoice["data_source_uuid"]
         self._invoice_ext.pop((ds_uuid, invoice["external_id"]), None)
         for item in invoice["line_items"]:
@@ -1449,6 +1566,7 @@ class Store:
         for tx in invoice["transactions"]:
             self._index_transaction(ds_uuid, inv_uuid, tx)
         self.invoices[inv_uuid] = invoice
+        self._invoice_created[inv_uuid] = next(self._creations)
         self._invoice_ext[(ds_uuid, invoice["external_id"])] = inv_uuid
         self._mark_imported(ds_uuid)
         return copy.deepcopy(invoice)
@@ -1534,6 +1652,7 @@ class Store:
         """One stored invoice with its line items' and transactions' indexes (transactions shared with its list)."""
         ds_uuid = invoice["data_source_uuid"]
         self.invoices[invoice["uuid"]] = invoice
+        self._invoice_created[invoice["uuid"]] = next(self._creations)  # in the order the state lists them
         self._invoice_ext[(ds_uuid, invoice["external_id"])] = invoice["uuid"]
         self._imported_customers.add(invoice["customer_uuid"])
         for item in invoice["line_items"]:
@@ -1557,7 +1676,7 @@ class Store:
                     "customers": list(self.customers.values()),
                     "custom_attribute_types": self._custom_types,
                     "plans": list(self.plans.values()),
-                    "invoices": list(self.invoices.values()),
+                    "invoices": sorted(self.invoices.values(), key=lambda i: self._invoice_created[i["uuid"]]),
                     "transactions": list(self.transactions.values()),
                     "subscription_events": list(self.events.items.values()) if self.events else [],
                     "contacts": list(self.contacts.items.values()) if self.contacts else [],
