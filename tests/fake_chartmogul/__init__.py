@@ -19,6 +19,18 @@ arguments of :class:`FakeChartMogul` and can be changed later as attributes
     in the app would add them (no HTTP, not subject to ``tag_case``).
 ``last_page_cursor``: ``"string"`` (default, as recorded) | ``"null"``
     The cursor on a last page (``has_more: false``). An empty page always has null.
+``listing_order``: ``"recorded"`` (default) | ``"created"``
+    The order of the invoice listings (``GET /invoices``, ``GET /import/customers/{uuid}/invoices``)
+    and of ``GET /subscription_events``. ``"recorded"``: invoices newest first by creation (ties by
+    uuid), as chartmogul-ruby's ``ChartMogul_Invoice/API_Actions/with_pagination/paginates_correctly``
+    cassette shows (page 1 the invoice created last, its cursor base64 of
+    ``<created_at>&<invoice uuid>``), and events newest first by id (``ChartMogul_SubscriptionEvent/
+    API_interactions/should_paginate_using_cursor_when_called_with_next``: ids descending, cursor
+    ``<created_at>&<id>``). ``"created"``: both oldest first (what the fake's invoice listing did
+    before). Either way these cursors are keysets: base64 of ``{"listing": …, "after": <key of the
+    page's last object>}``, the next page being the objects stored then that sort after that key,
+    so an object created mid-walk that sorts before the cursor is not seen and none is seen twice.
+    The other listings page by offset; a cursor of one listing is refused (400) by another.
 ``retry_after``: ``None`` (default: no header, as in every recorded answer) | seconds
     ``Retry-After`` on 429s (rate limit and ``status_429`` faults without their own value).
 ``unset_city``: ``""`` (default, 2017-2023 recordings) | ``None`` (2025 recording)

@@ -33,6 +33,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tag-case", choices=("keep", "lower"), default="keep")
     parser.add_argument("--auto-tags", action="store_true", help="add ChartMogul's own tags (first import, merge)")
     parser.add_argument("--last-page-cursor", choices=("string", "null"), default="string")
+    parser.add_argument("--listing-order", choices=("recorded", "created"), default="recorded",
+                        help="invoices and subscription events newest first (recorded) or oldest first")
     parser.add_argument("--retry-after", type=float, default=None, help="Retry-After seconds on 429 (default: none)")
     parser.add_argument("--unset-city", choices=("empty", "null"), default="empty", help='unset city as "" or null')
     parser.add_argument("--line-item-order", choices=("sent", "reversed"), default="sent")
@@ -55,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         tag_case=args.tag_case,
         auto_tags=args.auto_tags,
         last_page_cursor=args.last_page_cursor,
+        listing_order=args.listing_order,
         retry_after=args.retry_after,
         unset_city="" if args.unset_city == "empty" else None,
         line_item_order=args.line_item_order,
