@@ -24,6 +24,7 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 BENCH = REPO / "bench"
 DOC = REPO / "docs" / "benchmarks.md"
 API_KEY = "sk_bench_0123456789abcdef"
+FAKE_SWITCHES = ("listing_order",)  # the fake's own switches FakeProcess passes on (the others are the bulk import's)
 
 STRING = {"type": ["string", "null"]}
 INTEGER = {"type": ["integer", "null"]}
@@ -221,11 +222,13 @@ class FakeProcess:
 
     def __init__(self, *, latency: float, rate_limit: int | None, bulk: tuple[float, float] = (0.0, 0.0),
                  switches: t.Mapping[str, str] | None = None) -> None:
-        """`switches`: the bulk import's switches by name (json_imports.py), as fake_server.py's options."""
+        """`switches`: the fake's own switches (`listing_order`) and the bulk import's (json_imports.py) by name,
+        as fake_server.py's options."""
         cmd = [sys.executable, str(BENCH / "fake_server.py"), "--api-key", API_KEY, "--latency", str(latency),
                "--bulk-queue-delay", str(bulk[0]), "--bulk-per-object-seconds", str(bulk[1])]
         for name, value in (switches or {}).items():  # bulk_attributes is --bulk-attributes, poll_by --bulk-poll-by
-            option = name if name.startswith("bulk_") else f"bulk_{name}"
+            own = name in FAKE_SWITCHES  # listing_order is --listing-order
+            option = name if own or name.startswith("bulk_") else f"bulk_{name}"
             cmd += [f"--{option.replace('_', '-')}", value]
         if rate_limit is not None:
             cmd += ["--rate-limit", str(rate_limit)]

@@ -5,8 +5,10 @@ are its own. Started by `bench/common.py`; not meant to be run by hand, though i
 
     python bench/fake_server.py --api-key K --rate-limit 40 --latency 0.1 \
         [--bulk-queue-delay 0.5 --bulk-per-object-seconds 0.00005] [--bulk-poll-by id] [--bulk-validation async] ...
+        [--listing-order created]
 
-(every switch of the bulk import has a `--bulk-…` option: `python bench/fake_server.py --help`).
+(every switch of the bulk import has a `--bulk-…` option: `python bench/fake_server.py --help`; `--listing-order`
+is the fake's own `listing_order`).
 
 It prints `{"url": ..., "data_source_uuid": ...}` once, then answers each command line:
   stats                 -> counts of the requests seen since the last reset
@@ -85,10 +87,13 @@ def main() -> int:
     parser.add_argument("--rate-limit", type=int, default=None)
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--max-connections", type=int, default=20)
+    parser.add_argument("--listing-order", choices=("recorded", "created"), default="recorded",
+                        help="invoices and subscription events newest first (recorded) or oldest first")
     add_switch_options(parser)  # --bulk-queue-delay, --bulk-poll-by, ...: every switch of the bulk import
     args = parser.parse_args()
     fake = FakeChartMogul(
         api_key=args.api_key, rate_limit=args.rate_limit, latency=args.latency, max_connections=args.max_connections,
+        listing_order=args.listing_order,
     )
     apply_switch_options(fake.json_imports, args)
     fake.json_imports.background = True  # ChartMogul applies imports on its own time, not on the next poll
