@@ -248,9 +248,11 @@ VOLATILE = {"id", "uuid", "customer_uuid", "plan_uuid", "subscription_uuid", "da
 
 
 def stable(value: Any) -> Any:
-    """An answer with the ids and clock times blanked (they always differ between two copies)."""
+    """An answer with the ids and clock times blanked (they always differ between two copies), and string
+    cursors (the keyset cursors of invoices and events name an object's uuid or id; null ones are kept)."""
     if isinstance(value, dict):
-        return {k: "<volatile>" if k in VOLATILE else stable(v) for k, v in value.items()}
+        return {k: "<volatile>" if k in VOLATILE or (k == "cursor" and isinstance(v, str)) else stable(v)
+                for k, v in value.items()}
     if isinstance(value, list):
         return [stable(v) for v in value]
     return value
