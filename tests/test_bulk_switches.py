@@ -84,11 +84,17 @@ def test_imports_chartmogul_no_longer_knows_are_verified_through_its_listings(tm
     assert (counts["imported"], counts["created"]) == (CUSTOMERS, 0)
 
 
+@pytest.mark.parametrize("listing_order", ["recorded", "created"])
 @pytest.mark.parametrize("validation", ["sync", "async"])
-def test_objects_reported_imported_but_never_stored_go_through_rest_in_the_same_run(validation, tmp_path):
+def test_objects_reported_imported_but_never_stored_go_through_rest_in_the_same_run(validation, listing_order,
+                                                                                   tmp_path):
     lost = {"acct-0003", "inv-5", "inv-12"}  # a customer (with its invoices), and two invoices of other customers
-    lanes = assert_same_in_both_lanes(scenario, tmp_path, configure=json_import_switches(
-        unstored=set(lost), validation=validation))
+
+    def configure(fake: FakeChartMogul) -> None:
+        fake.listing_order = listing_order
+        json_import_switches(unstored=set(lost), validation=validation)(fake)
+
+    lanes = assert_same_in_both_lanes(scenario, tmp_path, configure=configure)
 
     fake = lanes.bulk.fake
     created = sorted(r.body["external_id"] for r in writes(fake, r"^/customers$"))

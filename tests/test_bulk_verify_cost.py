@@ -89,9 +89,14 @@ def test_an_import_the_lookups_do_not_find_goes_through_rest(fake, ds, loaded, v
     assert "not in ChartMogul's listings" in caplog.text
 
 
-def test_new_invoices_into_a_large_data_source_are_looked_up_with_their_lines_and_payments(fake, ds, base_config):
-    """1,200 invoices held, one new customer with 3 invoices: 1 customer and 3 invoice lookups instead of listing
-    3 and 7 pages; each invoice counts as landed only with the lines and payments it carried."""
+@pytest.mark.parametrize(("listing_order", "pages"), [("recorded", 1), ("created", 1)])
+def test_new_invoices_into_a_large_data_source_are_looked_up_with_their_lines_and_payments(fake, ds, base_config,
+                                                                                           listing_order, pages):
+    """1,200 invoices held, one new customer with 3 invoices: 1 customer lookup instead of listing 3 pages; the
+    invoices are at the head of ChartMogul's newest-first listing, so 1 page shows them instead of 7; where the
+    listing is oldest first, that page shows it is, and the 3 are looked up. Each invoice counts as landed only with
+    the lines and payments it carried."""
+    fake.listing_order = listing_order
     data = backfill.backfill(401, invoices_each=3)
     first = backfill.Backfill(data.customers[:400], [i for i in data.invoices if i["account_code"] != "c-00400"],
                               [], [])
@@ -104,7 +109,8 @@ def test_new_invoices_into_a_large_data_source_are_looked_up_with_their_lines_an
     result = run_target(config, backfill.messages(backfill.Backfill(data.customers, data.invoices, [], [])))
 
     invoice_reads = [r.query.get("external_id") for r in fake.requests if r.method == "GET" and r.path == "/invoices"]
-    assert sorted(invoice_reads, key=str) == sorted(new)
+    looked_up = [] if listing_order == "recorded" else sorted(new)
+    assert (invoice_reads[:pages], sorted(invoice_reads[pages:])) == ([None] * pages, looked_up)
     assert customer_reads(fake) == ["c-00400"]
     assert result.rejects == []
     assert result.counts(INVOICES_STREAM)["imported"] == 3

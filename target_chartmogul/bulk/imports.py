@@ -115,9 +115,12 @@ class ImportRunner:
         self.sending: list[Sending] = []
         self._polling: dict[str, concurrent.futures.Future[Obj | None]] = {}  # local id -> its next poll
         self._closed = threading.Event()
+        self._posting = threading.Lock()
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=MAX_IN_FLIGHT, thread_name_prefix="bulk-send")
         self._polls = concurrent.futures.ThreadPoolExecutor(max_workers=MAX_IN_FLIGHT, thread_name_prefix="bulk-poll")
         self.sent = self.completed = 0
+        self.on_idle: t.Callable[[], None] = lambda: None  # called after each round of polls (walks' pages matched)
+        self.on_complete: t.Callable[[InFlight], None] = lambda flight: None  # in the polling thread, when it finished
         # which identifier ChartMogul answered polls by: None until a poll found an import
         self.by_external_id: bool | None = None
 
@@ -126,6 +129,7 @@ class ImportRunner:
 
         It is noted in the sync memory first; its id is noted as soon as ChartMogul answers, before any poll.
         """
+        self.poll_once(block=False)  # imports sent earlier are polled while the next ones are built
         while len(self.in_flight) + len(self.sending) >= MAX_IN_FLIGHT or (
                 (busy := self.in_flight_customers()) > 0 and busy + len(request.customers) > MAX_CUSTOMERS_IN_FLIGHT):
             self.poll_once()
@@ -150,7 +154,8 @@ class ImportRunner:
         while True:
             attempts += 1
             try:
-                return self.client.request("POST", path, data=body, body=summary, once=True)
+                with self._posting:  # one at a time: they arrive in the order they were numbered (`walks`)
+                    return self.client.request("POST", path, data=body, body=summary, once=True)
             except UncertainWrite as exc:
                 found = self._look_up(ds, external_id, "")
                 if found is not None:
@@ -169,6 +174,14 @@ class ImportRunner:
                 found = self._look_up(ds, external_id, "")  # a repeat met the one that did arrive
                 return _response(found if found is not None else {"external_id": external_id, "status": UNKNOWN},
                                  attempts)
+
+    def carrying(self, ds: str, kind: str) -> int:
+        """Objects of a kind that the imports being sent or processing carry into a data source (read from the threads
+        that poll: over copies of the lists).
+        """
+        entries = [entry for s in list(self.sending) if s.request.data_source_uuid == ds for entry in s.request.entries]
+        entries += [entry for f in list(self.in_flight) if f.data_source_uuid == ds for entry in f.entries]
+        return sum(1 for entry in entries for obj, _ in entry.objects if obj == kind)
 
     def in_flight_customers(self) -> int:
         """Customers of the imports being sent or processing."""
@@ -222,15 +235,17 @@ class ImportRunner:
         self._pool.shutdown(wait=True)
         self._polls.shutdown(wait=True)
 
-    def poll_once(self) -> None:
-        """Wait for the next answer to a poll (or to a request being sent) and handle what arrived."""
+    def poll_once(self, *, block: bool = True) -> None:
+        """Wait for the next answer to a poll (or to a request being sent) and handle what arrived (`block=False`:
+        only what arrived already).
+        """
         self._collect_sent()
         if not self.in_flight:
-            if self.sending:
+            if self.sending and block:
                 self._wait(SENDING_CHECK, "while a bulk import was being sent; the next run sends its records again")
             return
         polls = {self._polling[flight.local_id]: flight for flight in self.in_flight}
-        done, _ = concurrent.futures.wait(polls, timeout=SENDING_CHECK if self.sending else STOP_CHECK,
+        done, _ = concurrent.futures.wait(polls, timeout=(SENDING_CHECK if self.sending else STOP_CHECK) if block else 0,
                                           return_when=concurrent.futures.FIRST_COMPLETED)
         if self.stop_requested.is_set():  # a poll on its way is answered first (one waiting for its time ends now)
             done, _ = concurrent.futures.wait(polls)
@@ -244,6 +259,7 @@ class ImportRunner:
             else:
                 self._later(flight, status_of(answer))
                 self._schedule(flight)
+        self.on_idle()
         if self.stop_requested.is_set() and self.in_flight:
             first = min(self.in_flight, key=lambda f: f.next_poll)
             raise StoppedError(f"stopped while bulk import {first.name} was {first.status}; "
@@ -257,7 +273,12 @@ class ImportRunner:
         while (remaining := flight.next_poll - time.monotonic()) > 0:
             if self.stop_requested.wait(min(remaining, STOP_CHECK)) or self._closed.is_set():
                 return None
-        return None if self._closed.is_set() else self._status(flight)
+        if self._closed.is_set():
+            return None
+        answer = self._status(flight)
+        if finished(answer):
+            self.on_complete(flight)  # at once: what it brought heads ChartMogul's newest-first listings now
+        return answer
 
     def _status(self, flight: InFlight) -> Obj:
         """The import's answer, polled by its external id, else by its id; `unknown` when neither finds it."""

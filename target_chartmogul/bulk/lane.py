@@ -36,6 +36,7 @@ from target_chartmogul.bulk.outcomes import describe, status_of
 from target_chartmogul.bulk.requests import ImportRequest, Unit, customers_per_request, pack
 from target_chartmogul.bulk.spool import Spool, remove_stale
 from target_chartmogul.bulk.verify import Verifier
+from target_chartmogul.bulk.walks import Walks
 from target_chartmogul.config.registry import OBJECT_OF, RESOURCES, rank_of
 from target_chartmogul.values.attributes import same_value
 from target_chartmogul.values.encoding import dumps
@@ -76,6 +77,7 @@ class BulkLane:
         self._probing: set[str] = set()  # data sources whose probe import carries attributes now
         self._unknown: dict[str, bool] = {}  # data source -> its last finished import was unknown to ChartMogul
         self._runner: ImportRunner | None = None
+        self._verifier: Verifier | None = None  # while imports are in flight: it walks listings for what finished
         self._polled_by: str | None = None
         self._refused_rows: list[tuple[str, Record]] = []  # records of import requests ChartMogul refused: REST
         context.refs.pending = self.pending
@@ -164,6 +166,10 @@ class BulkLane:
                             ", ".join(f"{n} of {stream}" for stream, n in sorted(self.spool.streams().items())))
         rest: dict[str, list[Record]] = collections.defaultdict(list)
         runner = self._runner = self._new_runner()
+        walks = Walks(context.client, runner.carrying)
+        verifier = self._verifier = Verifier(self.context, self.spool, self.writers, walks)
+        runner.on_complete = lambda flight: walks.finished(flight.data_source_uuid, flight.entries)
+        runner.on_idle = verifier.drain
         try:
             self._probe_attributes(runner, rest)
             later: list[ImportRequest] = []
@@ -178,9 +184,13 @@ class BulkLane:
                     if request.wave == wave:
                         self._send(runner, request)
                 runner.wait_all()
+        except BaseException:
+            walks.close()
+            raise
         finally:
             self._close_runner(runner)
-        self._verify(rest)
+            self._verifier = None
+        self._verify(rest, verifier)
         self._write_through_rest(rest)
         context.logger.info("Bulk import done: %d import(s) sent and finished", runner.completed)
         self._runner = None
@@ -208,6 +218,8 @@ class BulkLane:
         if request.before:
             self._write_through_rest(_by_stream(request.before))
         if request.entries:
+            if self._verifier is not None:
+                self._verifier.sending(request.data_source_uuid, request.entries)
             runner.send(request)
 
     def _requests(self, rest: dict[str, list[Record]]) -> t.Iterator[ImportRequest]:
@@ -345,19 +357,23 @@ class BulkLane:
         self.spool.stash(flight.data_source_uuid, [
             (entry.objects[0][0] if entry.objects else "", entry.objects[0][1] if entry.objects else "", entry.parent,
              entry.as_json()) for entry in flight.entries])
+        if self._verifier is not None:
+            self._verifier.stashed(flight.data_source_uuid, flight.entries)
 
     def _refused(self, entries: list[Entry], exc: APIError) -> None:
         """ChartMogul refused the import request itself: its records go through REST, which says why if it refuses."""
         self.context.logger.warning("ChartMogul refused a bulk import of %d record(s) (HTTP %s: %s): they go through REST",
                                     len(entries), exc.status, exc.message)
         self._refused_rows.extend((entry.stream, entry.record) for entry in entries)
+        if self._verifier is not None:
+            self._verifier.walks.refused(entries)
 
-    def _verify(self, rest: dict[str, list[Record]]) -> None:
+    def _verify(self, rest: dict[str, list[Record]], verifier: Verifier) -> None:
         """What the finished imports carried, matched against ChartMogul's listings; the rest goes through REST."""
         refused, self._refused_rows = self._refused_rows, []
         for stream, record in refused:
             rest[stream].append(record)
-        for entry in Verifier(self.context, self.spool, self.writers).run():
+        for entry in verifier.run():
             rest[entry.stream].append(entry.record)
 
     # A run that died while an import was processing ------------------------------------------

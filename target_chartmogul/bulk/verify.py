@@ -28,6 +28,7 @@ import typing as t
 from target_chartmogul.api.answers import external_ids_in
 from target_chartmogul.api.resources import find, listing
 from target_chartmogul.bulk.entries import Entry
+from target_chartmogul.bulk.walks import NEWEST_FIRST, PAGE, Walks
 from target_chartmogul.memory.holdings import identified
 
 if t.TYPE_CHECKING:
@@ -36,7 +37,6 @@ if t.TYPE_CHECKING:
     from target_chartmogul.bulk.spool import Spool
 
 Obj = dict[str, t.Any]
-PAGE = 200  # objects matched at a time (ChartMogul's largest page)
 AHEAD = 16  # pages read ahead of the matching, per listing (the invoices' reader keeps going while customers match)
 LOOKUPS_AT_ONCE = 8  # lookups by external id in flight per (data source, kind); the client paces them all
 LISTED_AS = {"customers": "customer", "invoices": "invoice", "subscription_events": "subscription_event"}
@@ -44,24 +44,96 @@ _END = object()
 
 
 class Verifier:
-    """Matches the listings of the data sources against the imported entries; what no listing shows is returned."""
+    """Matches the listings of the data sources against the imported entries; what no listing shows is returned.
 
-    def __init__(self, context: LaneContext, spool: Spool, writers: t.Mapping[str, BulkWriter]) -> None:
+    While imports are still processing, `walks` (when given) reads the newest-first listings for what the finished
+    ones brought, and `drain` matches those pages (an object whose import is not recorded yet waits in memory until
+    `stashed` says it is); `run` finishes the walks, walks for what no walk looked for, and lists (or looks up)
+    whatever no walk showed.
+    """
+
+    def __init__(self, context: LaneContext, spool: Spool, writers: t.Mapping[str, BulkWriter],
+                 walks: Walks | None = None) -> None:
         self.context = context
         self.spool = spool
         self.writers = writers
+        self.walks = walks or Walks(context.client, lambda ds, kind: 0)
         self.landed = 0
+        self._unrecorded: dict[tuple[str, str], set[str]] = collections.defaultdict(set)  # sent, not on disk yet
+        self._early: dict[tuple[str, str], dict[str, Obj]] = collections.defaultdict(dict)  # listed before that
 
+    def sending(self, ds: str, entries: t.Sequence[Entry]) -> None:
+        """An import is being sent: a walk may list its objects before its entries are on disk."""
+        self.walks.sending(ds, entries)
+        for entry in entries:
+            for kind, external_id in entry.objects:
+                if kind in NEWEST_FIRST:
+                    self._unrecorded[ds, kind].add(external_id)
+
+    def stashed(self, ds: str, entries: t.Sequence[Entry]) -> None:
+        """An import's entries are on disk: match what walks listed of them already."""
+        by_kind: dict[str, list[str]] = collections.defaultdict(list)
+        for entry in entries:
+            for kind, external_id in entry.objects:
+                if kind in NEWEST_FIRST:
+                    by_kind[kind].append(external_id)
+        for kind, ids in by_kind.items():
+            self._unrecorded[ds, kind].difference_update(ids)
+            early = self._early[ds, kind]
+            listed = [early.pop(external_id) for external_id in ids if external_id in early]
+            for page in _pages_of(listed):
+                self._match(ds, kind, page)
+
+    def drain(self) -> None:
+        """Match the pages walks read so far, without waiting (while imports are processing)."""
+        for ds, kind, page in self.walks.pages():
+            self._take(ds, kind, page)
+
+    def _take(self, ds: str, kind: str, page: list[Obj]) -> None:
+        """Match a walk's page; keep its objects whose import is not on disk yet."""
+        unrecorded = self._unrecorded[ds, kind]
+        for obj in page:
+            for external_id in external_ids_in(obj, ds):
+                if external_id in unrecorded:
+                    self._early[ds, kind][external_id] = obj
+        self._match(ds, kind, page)
+        self.context.ledger.flush()
+
+    def _finish_walks(self) -> None:
+        """Match every page of the walks under way, then walk for what no walk looked for (nothing is in flight)."""
+        for ds, kind, page in self.walks.pages(wait=True):
+            self._take(ds, kind, page)
+        for ds, kind in self.spool.to_verify():
+            if kind in NEWEST_FIRST:
+                self.walks.last(ds, kind, self.spool.waiting_ids(ds, kind))
+        for ds, kind, page in self.walks.pages(wait=True):
+            self._take(ds, kind, page)
+        for kind in sorted({kind for _, kind in self.walks.not_newest_first()}):
+            self.context.logger.info("ChartMogul's listing of %s did not begin with what the imports brought: what they "
+                                     "carried is verified through a full listing", kind)
+        for kind in sorted({kind for _, kind in self.walks.missed()}):
+            self.context.logger.info("A walk of ChartMogul's listing of %s did not see all that the imports brought: "
+                                     "the rest is verified through a full listing", kind)
+
+    # After the last import ----------------------------------------------------------------------
     def run(self) -> list[Entry]:
-        """List, match and record; the entries no listing showed (with those that fail with them)."""
-        listings = [(ds, kind) for ds, kind in self.spool.to_verify() if kind in LISTED_AS]
-        if listings:
-            with concurrent.futures.ThreadPoolExecutor(max_workers=len(listings), thread_name_prefix="bulk-verify") as pool:
-                pages = {listing: self._read_ahead(pool, *listing) for listing in listings}
-                for (ds, kind), ahead in pages.items():  # customers first: they are compared (and fixed) on the way
+        """Finish the walks; list (or look up) and match what no walk showed; the entries no listing showed (with
+        those that fail with them).
+        """
+        try:
+            with concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="bulk-verify") as pool:
+                # listings no walk serves are read meanwhile: customers while the invoices' last walks are under way
+                full = {(ds, kind): self._read_ahead(pool, ds, kind) for ds, kind in self.spool.to_verify()
+                        if kind in LISTED_AS and kind not in NEWEST_FIRST}
+                self._finish_walks()
+                full |= {(ds, kind): self._read_ahead(pool, ds, kind) for ds, kind in self.spool.to_verify()
+                         if kind in NEWEST_FIRST}
+                for (ds, kind), ahead in full.items():
                     for page in _drain(ahead):
                         self._match(ds, kind, page)
                         self.context.ledger.flush()  # per page: the sync memory's buffer stays one page's rows
+        finally:
+            self.walks.close()
         missing = [Entry.from_json(entry) for entry in self.spool.unverified()]
         if missing:
             self.context.logger.warning(
@@ -159,6 +231,11 @@ class Verifier:
             self.context.invoice_parts.nested(entry.memory[0].ds, external_id, "imported", uuids.get(external_id))
         self.context.summary.add(entry.stream, "imported")
         self.landed += 1
+
+
+def _pages_of(objects: list[Obj]) -> t.Iterator[list[Obj]]:
+    for start in range(0, len(objects), PAGE):
+        yield objects[start:start + PAGE]
 
 
 def _drain(ahead: queue.Queue[t.Any]) -> t.Iterator[list[Obj]]:
