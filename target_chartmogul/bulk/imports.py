@@ -10,10 +10,11 @@ not sent again blindly: its external id is looked up first, and it is sent again
 poll by external id has worked in this run (so a miss proves it never arrived); otherwise it is
 unknown too. So no customer is ever in two unfinished imports, and a run that dies while an
 import is processing leaves what the next run needs to poll it instead of sending it again.
-Requests are sent from a worker thread, so the next one
-is built while the last is on its way; at most `MAX_IN_FLIGHT` are sent or processing at
-once, with at most 4,000 customers between them (what they keep of their records stays bounded).
-Each is polled with an interval that grows with its age (a backfill's import takes
+Requests are sent from a worker thread, so the next one is built while the last is on its way
+(one at a time: ChartMogul receives them in the order they were sent, which the walks of its
+listings rely on), and imports sent earlier are polled meanwhile; at most `MAX_IN_FLIGHT` are sent
+or processing at once, with at most 4,000 customers between them (what they keep of their records
+stays bounded). Each is polled with an interval that grows with its age (a backfill's import takes
 seconds to minutes), from a worker thread that waits for the poll's time: polls go out on
 time while the main thread records what finished (eight imports finishing one after another
 cost one round of polls, not eight serial ones, and recording one never delays the poll that

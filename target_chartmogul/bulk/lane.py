@@ -13,8 +13,10 @@ the input (or when the spool is large, at a point where STATE would go out) `flu
   in ChartMogul before it is sent, or travels in it. Whether ChartMogul keeps attributes from a
   bulk body is learnt once per data source (`ATTRIBUTES_FACT` in the sync memory) from a first
   import of one customer that has them;
-- when the imports finished, what they carried is verified against ChartMogul's listings
-  (`verify`): landed means seen; what no listing shows goes through REST in the same run.
+- what the imports carried is verified against ChartMogul's listings (`verify`): landed means
+  seen; the newest-first listings are walked as each import finishes, while later ones are
+  processing (`walks`), the others listed when all finished; what no listing shows goes through
+  REST in the same run.
 
 So bulk and REST leave ChartMogul the same. No STATE goes out while records wait in the spool;
 a run that died while an import was processing polls it (`resume`) before anything else is

@@ -8,6 +8,7 @@ with no fake in between.
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import typing as t
@@ -304,3 +305,25 @@ def test_a_contact_answering_another_external_id_is_someone_else():
     same_email = _contact({"external_id": "row-9", "email": answer["email"]})
     assert best_matches(same_email, [answer]) == []
     assert best_matches(_contact({"external_id": "contact_external_id_001"}), [answer]) == [answer]
+
+
+def _cursor_keys(name: str, root: str) -> list[tuple[str, str]]:
+    """(the key a page's cursor names, the last object's uuid or id) per recorded page of a listing."""
+    found = []
+    for exchange in load(name).exchanges:
+        body = exchange.response_body
+        text = base64.b64decode(body["cursor"]).decode()
+        stamp, _, last = text.partition("&")
+        found.append((stamp, last))
+        assert last == str(body[root][-1].get("uuid") or body[root][-1]["id"])  # the keyset names the page's last
+    return found
+
+
+@pytest.mark.parametrize(("name", "root"), [("invoice_list_pagination", "invoices"),
+                                             ("subscription_event_pagination", "subscription_events")])
+def test_invoices_and_events_are_listed_newest_first_behind_a_keyset_cursor(name, root):
+    """What the bulk lane's walks rest on (target_chartmogul/bulk/walks.py): each recorded page's cursor is the
+    creation time and uuid (or id) of its last object, and the times go down from page to page: newest first."""
+    keys = _cursor_keys(name, root)
+    assert len(keys) == 2
+    assert keys[0][0] > keys[1][0]
