@@ -207,3 +207,19 @@ def test_a_last_walk_finds_what_no_walk_looked_for(fake, ds, walks):
     walks.last(ds, "invoices", [entry.objects[0][1] for entry in imports.entries[0]])
     assert len(listed(walks)) == 250
     assert invoice_pages(fake) == 2
+
+
+def test_a_walked_page_holds_only_what_the_matching_reads():
+    """Pages wait in memory until the main thread matches them: an invoice keeps its identifiers and those of its
+    line items and transactions, an event its id as uuid."""
+    invoice = {"uuid": "inv_1", "external_id": "i1", "customer_uuid": "cus_1", "currency": "EUR",
+               "line_items": [{"uuid": "li_1", "external_id": "l1", "amount_in_cents": 100, "type": "one_time"}],
+               "transactions": [{"uuid": "tr_1", "external_id": None, "result": "successful"}]}
+    event = {"id": 7, "external_id": "e1", "customer_external_id": "c1", "event_type": "subscription_start"}
+    out: queue.Queue[t.Any] = queue.Queue()
+    walk(iter([invoice, event]), DS, {"i1", "e1"}, lambda found: True, 5, out, threading.Event(), lambda found: None)
+    assert out.get() == [
+        {"uuid": "inv_1", "external_id": "i1", "line_items": [{"uuid": "li_1", "external_id": "l1"}],
+         "transactions": [{"uuid": "tr_1", "external_id": None}]},
+        {"id": 7, "external_id": "e1", "uuid": "7"},
+    ]

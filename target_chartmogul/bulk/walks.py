@@ -46,6 +46,8 @@ PAGE = 200  # ChartMogul's largest page: the walk counts pages by it
 NEWEST_FIRST = {"invoices": "invoice", "subscription_events": "subscription_event"}  # listings recorded newest first
 AT_ONCE = 4  # walks reading at once (with the polls, within 40 requests/s)
 SEEN, ORDER, BUDGET, END = "seen", "order", "budget", "end"  # how a walk ended
+IDENTIFIERS = ("uuid", "id", "external_id", "external_ids", "data_source_uuid", "data_source_uuids")
+NESTED = ("line_items", "transactions")
 STOP_CHECK = 0.05  # how often a wait for pages looks whether walks are still under way
 
 
@@ -55,6 +57,18 @@ class Ended:
 
     outcome: str
     pages: int
+
+
+def identified_only(obj: Obj) -> Obj:
+    """What the matching of a walked object reads (its identifiers, and those of its line items and transactions):
+    pages wait in memory until the main thread takes them, so they hold no more.
+    """
+    kept = {key: obj[key] for key in IDENTIFIERS if key in obj}
+    for nested in NESTED:
+        if isinstance(obj.get(nested), list):
+            kept[nested] = [{key: one.get(key) for key in ("uuid", "external_id")} if isinstance(one, dict) else one
+                            for one in obj[nested]]
+    return identified(kept)
 
 
 def pages_for(objects: int) -> int:
@@ -80,7 +94,7 @@ def walk(objects: t.Iterator[Obj], ds: str, wanted: t.AbstractSet[str], heads: t
         ids = external_ids_in(obj, ds)
         if not pages and not page and not heads(ids):
             outcome = ORDER  # the page read is matched all the same; no next one is asked for
-        page.append(identified(obj))
+        page.append(identified_only(obj))
         remaining.difference_update(ids)
         seen(ids)
         if not pages:
