@@ -47,6 +47,7 @@ if t.TYPE_CHECKING:
     from target_chartmogul.api.errors import APIError
 Record = dict[str, t.Any]
 Obj = dict[str, t.Any]
+Prepared = dict[str, tuple[list[Unit], list[Record]]]  # stream -> a customer's entries and what only REST writes
 # object -> the kind references and listings name it by ("customers" -> "customer")
 REFERENCE_KINDS = {object_name: kind for kind, object_name in OBJECT_OF.items() if RESOURCES[kind].root is not None}
 FLUSH_EARLY_AT = 100_000  # spooled records: imported at the next point where STATE may go out
@@ -54,6 +55,7 @@ ATTRIBUTES_FACT = "bulk_customer_attributes"  # "kept" or "dropped": what a bulk
 PROBE_FACT = "bulk_customer_attributes_probe"  # the customer (and its attributes) of the import that tells, in flight
 KEPT, DROPPED = "kept", "dropped"
 PROBES = 3  # imports of one customer sent to find out, at most (one ChartMogul cannot say it took tells nothing)
+PREPARED_AT_MOST = 2000  # customers whose records are mapped while the probe import is processing (memory)
 POLL_FACT = "bulk_import_polled_by"  # "external_id" or "id": what ChartMogul answered polls by (data source "")
 
 
@@ -82,6 +84,7 @@ class BulkLane:
         self._verifier: Verifier | None = None  # while imports are in flight: it walks listings for what finished
         self._polled_by: str | None = None
         self._refused_rows: list[tuple[str, Record]] = []  # records of import requests ChartMogul refused: REST
+        self._prepared: dict[tuple[str, str], Prepared] = {}  # a customer's entries mapped while the probe processed
         context.refs.pending = self.pending
         context.progress.sources.append(self.progress)
 
@@ -160,6 +163,7 @@ class BulkLane:
                 raise
             finally:
                 self.spool.clear()
+                self._prepared.clear()
                 context.ledger.flush()
 
     def _import(self) -> None:
@@ -237,10 +241,10 @@ class BulkLane:
         records to write through REST before them.
         """
         for ds, customer, rows in self.spool.by_customer():
-            yield (ds, customer, *self._customer_units(rows, rest))
+            yield (ds, customer, *self._customer_units(rows, rest, self._prepared.pop((ds, customer), {})))
 
     def _customer_units(self, rows: list[tuple[str, Record]], rest: dict[str, list[Record]],
-                        ) -> tuple[list[Unit], list[tuple[str, Record]]]:
+                        prepared: Prepared | None = None) -> tuple[list[Unit], list[tuple[str, Record]]]:
         by_stream: dict[str, list[Record]] = collections.defaultdict(list)
         for stream, record in rows:
             by_stream[stream].append(record)
@@ -248,7 +252,7 @@ class BulkLane:
         before: list[tuple[str, Record]] = []
         for stream in sorted(by_stream, key=lambda name: rank_of(self.writers[name].object_name)):
             writer = self.writers[stream]
-            got, only_rest = writer.bulk_entries(by_stream[stream])
+            got, only_rest = (prepared or {}).get(stream) or writer.bulk_entries(by_stream[stream])
             units.extend(got)
             if writer.object_name == "customers":  # what the customer's other records need: in ChartMogul first
                 before.extend((stream, record) for record in only_rest)
@@ -318,9 +322,31 @@ class BulkLane:
             self.context.ledger.set_fact(ds, PROBE_FACT, dumps({"customer": customer, "sent": sent["attributes"]}))
         for request in pack([(ds, customer, units, before)], too_large=lambda unit: self._too_large(unit, rest)):
             self._send(runner, request)
+            self._prepare(runner)
             runner.wait_all()
         self._learn_attributes(ds)
         return True
+
+    def _prepare(self, runner: ImportRunner) -> None:
+        """While the probe import is processing: map the records of the first customers whose entries do not depend
+        on its answer (all but the customers themselves), for the packing that follows it.
+        """
+        customers = self.spool.by_customer()
+        try:
+            for ds, customer, rows in customers:
+                if not (runner.in_flight or runner.sending) or len(self._prepared) >= PREPARED_AT_MOST:
+                    return
+                if (ds, customer) in self._prepared:  # (a second probe)
+                    continue
+                streams: dict[str, list[Record]] = collections.defaultdict(list)
+                for stream, record in rows:
+                    if self.writers[stream].object_name != "customers":
+                        streams[stream].append(record)
+                self._prepared[ds, customer] = {stream: self.writers[stream].bulk_entries(records)
+                                                for stream, records in streams.items()}
+                runner.poll_once(block=False)
+        finally:
+            customers.close()
 
     def _learn_attributes(self, ds: str) -> None:
         """Read what ChartMogul holds of the customer a probe import carried, and remember what it tells."""

@@ -272,7 +272,7 @@ class Spool:
                 return 0
             return int(self._db.execute("SELECT COUNT(*) FROM (SELECT DISTINCT ds, customer FROM spool)").fetchone()[0])
 
-    def by_customer(self) -> t.Iterator[tuple[str, str, list[tuple[str, Record]]]]:
+    def by_customer(self) -> t.Generator[tuple[str, str, list[tuple[str, Record]]], None, None]:
         """(data source, customer, [(stream, record)] in arrival order), customer by customer, streamed."""
         if self._db is None:
             return
