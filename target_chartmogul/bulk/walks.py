@@ -136,7 +136,7 @@ class Walks:
         self._lock = threading.Lock()
         self._sent: dict[str, int] = collections.defaultdict(int)  # imports sent per data source
         self._number: dict[Listing, dict[str, int]] = collections.defaultdict(dict)  # id -> its import's number
-        self._ids: dict[Listing, dict[int, set[str]]] = collections.defaultdict(dict)  # import's number -> its ids
+        self._ids: dict[Listing, dict[int, set[str]]] = collections.defaultdict(dict)  # number -> ids, until walked for
         self._covered: dict[Listing, set[int]] = collections.defaultdict(set)  # imports a walk waits for
         self._pending: dict[Listing, dict[int, set[str]]] = collections.defaultdict(dict)  # finished, not walked yet
         self._seen: dict[Listing, set[str]] = collections.defaultdict(set)  # read before their import was walked for
@@ -163,7 +163,7 @@ class Walks:
         with self._lock:
             for kind, ids in _by_kind(entries).items():
                 key = (ds, kind)
-                number = next((self._number[key][one] for one in ids if one in self._number[key]), 0)
+                number = self._number_of(key, ids)
                 covered, pending = self._covered[key], self._pending[key]
                 pending.update({earlier: self._ids[key][earlier] for earlier in self._ids[key]
                                 if earlier <= number and earlier not in covered})
@@ -174,9 +174,14 @@ class Walks:
         with self._lock:
             for kind, ids in _by_kind(entries).items():
                 for key in [key for key in self._number if key[1] == kind]:
-                    for number in {self._number[key][one] for one in ids if one in self._number[key]}:
+                    if number := self._number_of(key, ids):
                         self._ids[key].pop(number, None)
                         self._covered[key].add(number)
+
+    def _number_of(self, key: Listing, ids: t.Iterable[str]) -> int:
+        """The number of the import that sent these ids (0: none of this flush's)."""
+        numbers = self._number[key]
+        return next((numbers[one] for one in ids if one in numbers), 0)
 
     def last(self, ds: str, kind: str, wanted: t.Iterable[str]) -> None:
         """Walk for these ids too (nothing is in flight any more: what no walk looked for, or saw whole)."""
@@ -196,6 +201,8 @@ class Walks:
         wanted = set().union(*pending.values()) - seen
         seen.difference_update(*pending.values())  # settled: seen, or wanted now
         self._covered[key].update(pending)
+        for number in pending:
+            self._ids[key].pop(number, None)
         if not wanted:
             return
         self._walking[key] += 1
@@ -260,7 +267,7 @@ class Walks:
             for number in adopted:
                 self._pending[key].pop(number, None)
             self._begin(key)
-            return set().union(*(self._ids[key].get(number, set()) for number in adopted))
+            return set().union(*(self._ids[key].pop(number, set()) for number in adopted))
 
     def busy(self) -> bool:
         """Whether a walk is under way."""
