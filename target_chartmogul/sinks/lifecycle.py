@@ -438,15 +438,33 @@ class Lifecycle(t.Generic[P]):
 
     def landed(self, pairs: list[tuple[Record, Obj | None]]) -> None:
         """Records a bulk import reported imported, with ChartMogul's listed copy: what differs is written, each is
-        remembered and counted `imported`.
+        remembered and counted `imported`. Those ChartMogul holds as sent (nearly all) are settled here, without a
+        worker thread each; the others (and any that fails to map) go the concurrent way, which writes or refuses.
         """
-        self.sink.run_each(pairs, lambda pair: self.landed_one(*pair), records_of=lambda pair: [pair[0]])
+        rules = self.rules
+        others: list[tuple[Record, Obj | None]] = []
+        for record, held in pairs:
+            try:
+                item = None if held is None else self._landed_item(record)
+                if item is None or held is None or rules.changes(item, held):
+                    others.append((record, held))
+                    continue
+            except Exception:  # refused (or a bug) on the concurrent way, which says why
+                others.append((record, held))
+                continue
+            rules.remember(item, item.fingerprint, rules.uuid_of(held))
+            self.sink.count(IMPORTED)
+        self.sink.run_each(others, lambda pair: self.landed_one(*pair), records_of=lambda pair: [pair[0]])
+
+    def _landed_item(self, record: Record) -> Item[P]:
+        rules = self.rules
+        payload = rules.map(record)
+        return Item(record, payload, rules.key(payload), rules.fingerprint(payload), rules.record_hash(record))
 
     def landed_one(self, record: Record, held: Obj | None) -> str:
         """One imported record, brought in line with what ChartMogul holds."""
         rules = self.rules
-        payload = rules.map(record)
-        item = Item(record, payload, rules.key(payload), rules.fingerprint(payload), rules.record_hash(record))
+        item = self._landed_item(record)
         if held is None:
             msg = (f"ChartMogul's bulk import reported it imported, but the data source has no {self.resource.kind} "
                    "with this external_id")
