@@ -193,3 +193,24 @@ def test_a_lost_answer_to_post_json_imports_is_looked_up_never_sent_twice(duplic
     assert fake.json_imports.violations == []
     assert writes(fake, r"^/customers") == []
     assert rest_imported(fake) == with_status()
+
+
+def test_a_record_mapped_while_the_attributes_probe_is_processing_is_refused_once(tmp_path):
+    """The first customers' invoices are mapped while the probe import is processing (bulk/lane.py `_prepare`): an
+    invoice refused by the mapping there is refused once, with its reason, as the REST lane refuses it."""
+    def with_an_invoice_without_lines() -> Run:
+        rows = [first_load.account_row(i) for i in range(CUSTOMERS)]
+        invoices = first_load.nested_invoices(first_load.ids(rows))
+        inv_3 = next(invoice for invoice in invoices if invoice["external_id"] == "inv-3")
+        inv_3["line_items"] = []
+        return Run([*first_load.accounts_messages(rows), *first_load.nested_messages(invoices),
+                    *first_load.plans_messages()], scenario().config)
+
+    bulk = run_lane(with_an_invoice_without_lines, "always", tmp_path / "bulk", "ds_same", None)
+    rest = run_lane(with_an_invoice_without_lines, "never", tmp_path / "rest", "ds_same", None)
+
+    assert differences(bulk.snapshot, rest.snapshot) == []
+    assert [len(body["customers"]) for body in bulk.fake.json_imports.submitted] == [1, CUSTOMERS - 1]  # a probe
+    refused = [(r["record"]["external_id"], r["reason"]) for r in bulk.results[0].rejects]
+    assert refused == [("inv-3", "field 'line_items' must hold at least one line item")]
+    assert refused == [(r["record"]["external_id"], r["reason"]) for r in rest.results[0].rejects]

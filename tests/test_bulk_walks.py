@@ -223,3 +223,16 @@ def test_a_walked_page_holds_only_what_the_matching_reads():
          "transactions": [{"uuid": "tr_1", "external_id": None}]},
         {"id": 7, "external_id": "e1", "uuid": "7"},
     ]
+
+
+def test_an_import_chartmogul_refused_is_not_waited_for(fake, ds, walks):
+    """A refused request stored nothing: the walk for the imports sent around it waits for theirs only."""
+    imports = Imports(fake, ds, [200, 300, 200])
+    for entries in imports.entries:
+        walks.sending(ds, entries)
+    walks.refused(imports.entries[1])
+    imports.land(1)
+    imports.land(3)
+    walks.finished(ds, imports.entries[2])  # the imports sent before it finished too, but for the refused one
+    assert listed(walks) == {entry.objects[0][1] for entry in imports.entries[0] + imports.entries[2]}
+    assert (invoice_pages(fake), walks.missed(), walks.not_newest_first()) == (2, [], [])
