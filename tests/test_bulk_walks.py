@@ -8,7 +8,6 @@ first. Every count is exact: the pages a walk reads, and the GET /invoices reque
 
 from __future__ import annotations
 
-import queue
 import threading
 import typing as t
 
@@ -42,13 +41,10 @@ def walked(ids: list[str], wanted: set[str], *, budget: int = 100, heads: t.Call
            ) -> tuple[Ended, list[list[str]], int]:
     """(how the walk ended, the pages it put, objects it asked the listing for)."""
     source = Listing(ids)
-    out: queue.Queue[t.Any] = queue.Queue()
-    ended = walk(iter(source), DS, wanted, heads or (lambda found: True), budget, out, stop or threading.Event(),
-                 lambda found: None, *([adopt] if adopt else []))
-    pages = []
-    while not out.empty():
-        pages.append([obj["external_id"] for obj in out.get()])
-    return ended, pages, source.asked
+    out: list[list[Obj]] = []
+    ended = walk(iter(source), DS, wanted, heads or (lambda found: True), budget, out.append,
+                 stop or threading.Event(), lambda found: None, *([adopt] if adopt else []))
+    return ended, [[obj["external_id"] for obj in page] for page in out], source.asked
 
 
 def numbered(count: int, prefix: str = "inv") -> list[str]:
@@ -216,13 +212,14 @@ def test_a_walked_page_holds_only_what_the_matching_reads():
                "line_items": [{"uuid": "li_1", "external_id": "l1", "amount_in_cents": 100, "type": "one_time"}],
                "transactions": [{"uuid": "tr_1", "external_id": None, "result": "successful"}]}
     event = {"id": 7, "external_id": "e1", "customer_external_id": "c1", "event_type": "subscription_start"}
-    out: queue.Queue[t.Any] = queue.Queue()
-    walk(iter([invoice, event]), DS, {"i1", "e1"}, lambda found: True, 5, out, threading.Event(), lambda found: None)
-    assert out.get() == [
+    out: list[list[Obj]] = []
+    walk(iter([invoice, event]), DS, {"i1", "e1"}, lambda found: True, 5, out.append, threading.Event(),
+         lambda found: None)
+    assert out == [[
         {"uuid": "inv_1", "external_id": "i1", "line_items": [{"uuid": "li_1", "external_id": "l1"}],
          "transactions": [{"uuid": "tr_1", "external_id": None}]},
         {"id": 7, "external_id": "e1", "uuid": "7"},
-    ]
+    ]]
 
 
 def test_an_import_chartmogul_refused_is_not_waited_for(fake, ds, walks):

@@ -245,9 +245,7 @@ class BulkLane:
 
     def _customer_units(self, rows: list[tuple[str, Record]], rest: dict[str, list[Record]],
                         prepared: Prepared | None = None) -> tuple[list[Unit], list[tuple[str, Record]]]:
-        by_stream: dict[str, list[Record]] = collections.defaultdict(list)
-        for stream, record in rows:
-            by_stream[stream].append(record)
+        by_stream = _by_stream(rows)
         units: list[Unit] = []
         before: list[tuple[str, Record]] = []
         for stream in sorted(by_stream, key=lambda name: rank_of(self.writers[name].object_name)):
@@ -338,12 +336,9 @@ class BulkLane:
                     return
                 if (ds, customer) in self._prepared:  # (a second probe)
                     continue
-                streams: dict[str, list[Record]] = collections.defaultdict(list)
-                for stream, record in rows:
-                    if self.writers[stream].object_name != "customers":
-                        streams[stream].append(record)
                 self._prepared[ds, customer] = {stream: self.writers[stream].bulk_entries(records)
-                                                for stream, records in streams.items()}
+                                                for stream, records in _by_stream(rows).items()
+                                                if self.writers[stream].object_name != "customers"}
                 runner.poll_once(block=False)
         finally:
             customers.close()
@@ -394,7 +389,7 @@ class BulkLane:
                                     len(entries), exc.status, exc.message)
         self._refused_rows.extend((entry.stream, entry.record) for entry in entries)
         if self._verifier is not None:
-            self._verifier.walks.refused(entries)
+            self._verifier.refused(entries)
 
     def _verify(self, rest: dict[str, list[Record]], verifier: Verifier) -> None:
         """What the finished imports carried, matched against ChartMogul's listings; the rest goes through REST."""

@@ -28,7 +28,7 @@ import typing as t
 from target_chartmogul.api.answers import external_ids_in
 from target_chartmogul.api.resources import find, listing
 from target_chartmogul.bulk.entries import Entry
-from target_chartmogul.bulk.walks import NEWEST_FIRST, PAGE, Walks
+from target_chartmogul.bulk.walks import NEWEST_FIRST, PAGE, Walks, walked_ids
 from target_chartmogul.memory.holdings import identified
 
 if t.TYPE_CHECKING:
@@ -65,19 +65,20 @@ class Verifier:
     def sending(self, ds: str, entries: t.Sequence[Entry]) -> None:
         """An import is being sent: a walk may list its objects before its entries are on disk."""
         self.walks.sending(ds, entries)
-        for entry in entries:
-            for kind, external_id in entry.objects:
-                if kind in NEWEST_FIRST:
-                    self._unrecorded[ds, kind].add(external_id)
+        for kind, ids in walked_ids(entries).items():
+            self._unrecorded[ds, kind].update(ids)
+
+    def refused(self, entries: t.Sequence[Entry]) -> None:
+        """ChartMogul refused an import request: no walk waits for what it carried, and none of it will be on disk."""
+        self.walks.refused(entries)
+        for kind, ids in walked_ids(entries).items():
+            for (_, listed), unrecorded in self._unrecorded.items():
+                if listed == kind:
+                    unrecorded.difference_update(ids)
 
     def stashed(self, ds: str, entries: t.Sequence[Entry]) -> None:
         """An import's entries are on disk: match what walks listed of them already."""
-        by_kind: dict[str, list[str]] = collections.defaultdict(list)
-        for entry in entries:
-            for kind, external_id in entry.objects:
-                if kind in NEWEST_FIRST:
-                    by_kind[kind].append(external_id)
-        for kind, ids in by_kind.items():
+        for kind, ids in walked_ids(entries).items():
             self._unrecorded[ds, kind].difference_update(ids)
             early = self._early[ds, kind]
             listed = [early.pop(external_id) for external_id in ids if external_id in early]

@@ -28,6 +28,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import dataclasses
+import functools
 import queue
 import threading
 import typing as t
@@ -77,9 +78,9 @@ def pages_for(objects: int) -> int:
 
 
 def walk(objects: t.Iterator[Obj], ds: str, wanted: t.AbstractSet[str], heads: t.Callable[[list[str]], bool], budget: int,
-         out: queue.Queue[t.Any], stop: threading.Event, seen: t.Callable[[list[str]], None],
+         put: t.Callable[[list[Obj]], None], stop: threading.Event, seen: t.Callable[[list[str]], None],
          adopt: t.Callable[[set[str]], set[str]] = lambda head: set()) -> Ended:
-    """Read a listing (newest first) page by page onto `out` until every external id in `wanted` was seen. `heads`:
+    """Read a listing (newest first) page by page, each handed to `put`, until every id in `wanted` was seen. `heads`:
     whether an object's ids may head the listing (else it is not newest first); `seen` is told each object's ids; `adopt`,
     told the ids of the first page, names more ids to wait for (those of imports that finished before the walk began,
     which lie between its head and what it waits for). Stops at the end of the page where the last wanted one was
@@ -100,7 +101,7 @@ def walk(objects: t.Iterator[Obj], ds: str, wanted: t.AbstractSet[str], heads: t
         if not pages:
             head.update(ids)
         if len(page) == PAGE:
-            out.put(page)
+            put(page)
             page = []
             pages += 1
             if pages == 1 and outcome != ORDER:
@@ -108,7 +109,7 @@ def walk(objects: t.Iterator[Obj], ds: str, wanted: t.AbstractSet[str], heads: t
             if outcome == ORDER or not remaining or pages >= budget or stop.is_set():
                 break
     if page:
-        out.put(page)
+        put(page)
         pages += 1
         if pages == 1 and outcome != ORDER:
             remaining |= adopt(head) - head
@@ -152,7 +153,7 @@ class Walks:
         """An import is being sent: its objects may head the listings from now on."""
         with self._lock:
             number = self._sent[ds] = self._sent[ds] + 1
-            for kind, ids in _by_kind(entries).items():
+            for kind, ids in walked_ids(entries).items():
                 self._ids[ds, kind][number] = ids
                 self._number[ds, kind].update(dict.fromkeys(ids, number))
 
@@ -161,7 +162,7 @@ class Walks:
         before it brought (finished before it), unless a walk waits for them already.
         """
         with self._lock:
-            for kind, ids in _by_kind(entries).items():
+            for kind, ids in walked_ids(entries).items():
                 key = (ds, kind)
                 number = self._number_of(key, ids)
                 covered, pending = self._covered[key], self._pending[key]
@@ -172,7 +173,7 @@ class Walks:
     def refused(self, entries: t.Iterable[Entry]) -> None:
         """ChartMogul refused an import request: nothing it carried is walked for."""
         with self._lock:
-            for kind, ids in _by_kind(entries).items():
+            for kind, ids in walked_ids(entries).items():
                 for key in [key for key in self._number if key[1] == kind]:
                     if number := self._number_of(key, ids):
                         self._ids[key].pop(number, None)
@@ -208,12 +209,12 @@ class Walks:
         self._walking[key] += 1
         self._heading[key] += 1
         budget = pages_for(len(wanted) + self.carrying(ds, kind))
-        pages: queue.Queue[t.Any] = _Tagged(self.out, ds, kind)
+        pages = functools.partial(self._put, ds, kind)
         objects = listing(self.client, NEWEST_FIRST[kind], {"data_source_uuid": ds})
         self._pool.submit(self._walk, key, objects, wanted, (min(pending), max(pending)), budget, pages, stop)
 
     def _walk(self, key: Listing, objects: t.Iterator[Obj], wanted: set[str], imports: tuple[int, int], budget: int,
-              pages: queue.Queue[t.Any], stop: threading.Event) -> None:
+              pages: t.Callable[[list[Obj]], None], stop: threading.Event) -> None:
         """One walk (a worker thread); when it ends, the next begins for what finished meanwhile."""
         numbers = self._number[key]
         oldest, newest = imports  # the numbers of the imports it waits for
@@ -269,6 +270,10 @@ class Walks:
             self._begin(key)
             return set().union(*(self._ids[key].pop(number, set()) for number in adopted))
 
+    def _put(self, ds: str, kind: str, page: list[Obj]) -> None:
+        """A walk's page, named by its listing, for the main thread."""
+        self.out.put((ds, kind, page))
+
     def busy(self) -> bool:
         """Whether a walk is under way."""
         with self._lock:
@@ -305,22 +310,11 @@ class Walks:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _by_kind(entries: t.Iterable[Entry]) -> dict[str, set[str]]:
-    """The external ids of the newest-first kinds among the entries' objects."""
+def walked_ids(entries: t.Iterable[Entry]) -> dict[str, set[str]]:
+    """The external ids of the entries' objects, per newest-first kind (what walks look for)."""
     found: dict[str, set[str]] = collections.defaultdict(set)
     for entry in entries:
         for kind, external_id in entry.objects:
             if kind in NEWEST_FIRST:
                 found[kind].add(external_id)
     return found
-
-
-class _Tagged(queue.Queue[t.Any]):
-    """A walk's pages put on the flush's queue, named by their listing."""
-
-    def __init__(self, out: queue.Queue[t.Any], ds: str, kind: str) -> None:
-        super().__init__()
-        self._out, self._ds, self._kind = out, ds, kind
-
-    def put(self, item: t.Any, block: bool = True, timeout: float | None = None) -> None:
-        self._out.put((self._ds, self._kind, item), block, timeout)
